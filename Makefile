@@ -1,0 +1,54 @@
+# Two commands: `make run` (set up, ingest corpus/, serve the UI) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RAG    := $(VENV)/bin/rag
+STAMP  := $(VENV)/.installed
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install provision ingest run ui test test-fast eval bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU build on this disk (an unpinned torch pulls a multi-GB CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+provision: install
+	$(RAG) provision
+
+ingest: provision
+	$(RAG) ingest corpus/
+
+run: ingest
+	$(RAG) ui
+
+ui: install
+	$(RAG) ui
+
+# The whole default suite: unit, integration (real models), browser and the eval gate.
+test: provision
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Fast unit tests only (fake models).
+test-fast: install
+	$(PY) -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
+
+eval: provision
+	$(RAG) eval --dataset evals/datasets/squad-dev-mini --out evals/results/squad-dev-mini.json --report evals/results/squad-dev-mini.md
+	$(RAG) eval --dataset evals/datasets/seed --out evals/results/seed.json --report evals/results/seed.md
+
+bench: provision
+	$(PY) bench/ingest.py
+	$(PY) bench/search.py
+	$(PY) bench/answer.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,148 @@
+"""`DocQA`: the Python API, and what the CLI and the UI are built on.
+
+Example::
+
+    from rag import DocQA
+    qa = DocQA.open(home="~/.local/share/rag")
+    qa.ingest(["corpus/"])
+    for chunk in qa.retrieve("How many companies changed their business scope?", k=3):
+        print(chunk.score, chunk.source, chunk.text[:80])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings, load_settings
+from rag.errors import NoDocumentsError, UnknownSourceError
+from rag.types import Chunk, IngestReport, SourceInfo
+
+
+class DocQA:
+    """A document collection you can ingest into, search and ask questions of."""
+
+    def __init__(self, settings: Settings, *, embeddings=None, chat_model=None):
+        """Build from loaded settings; `embeddings`/`chat_model` replace the configured ones (tests)."""
+        self.settings = settings
+        if embeddings is not None:
+            self.embeddings = embeddings
+        if chat_model is not None:
+            self.chat_model = chat_model
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, *, collection: str | None = None,
+             environ=None, config_file: str | Path | None = None, **overrides: Any) -> "DocQA":
+        """Open (creating if needed) a collection under a data directory.
+
+        Args:
+            home: data directory; default `$RAG_HOME`, else the user data dir.
+            collection: collection name (default `default`).
+            environ: environment mapping to read settings from (default `os.environ`).
+            config_file: optional TOML settings file.
+            **overrides: any other setting, nested as dicts (`retrieval={"k": 8}`).
+        """
+        if home is not None:
+            overrides["home"] = Path(home).expanduser()
+        if collection is not None:
+            overrides["collection"] = collection
+        return cls(load_settings(environ=environ, config_file=config_file, **overrides))
+
+    # --- components, built lazily and once -------------------------------------------------
+    @cached_property
+    def embeddings(self):
+        from rag.embeddings import make_embeddings
+
+        return make_embeddings(self.settings)
+
+    @cached_property
+    def store(self):
+        from rag.store import ChunkStore, make_client
+
+        return ChunkStore(make_client(self.settings), self.settings.collection,
+                          model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension)
+
+    @cached_property
+    def _state_dir(self) -> Path:
+        # BM25 and locks are per collection and per store location (embedded or a server URL)
+        where = self.settings.chroma_url or "embedded"
+        tag = hashlib.sha256(where.encode()).hexdigest()[:8]
+        return self.settings.home / "index" / f"{self.settings.collection}-{tag}"
+
+    @cached_property
+    def lexical(self):
+        from rag.lexical import LexicalIndex
+
+        return LexicalIndex(self._state_dir / "bm25")
+
+    @cached_property
+    def retriever(self):
+        from rag.retrieve import HybridRetriever
+
+        return HybridRetriever(self.store, self.lexical, self.embeddings, self.settings.retrieval)
+
+    @cached_property
+    def ingestor(self):
+        from rag.ingest import Ingestor
+
+        return Ingestor(self.store, self.lexical, self.embeddings, self.settings,
+                        lock_path=self._state_dir / "ingest.lock")
+
+    # --- documents ---------------------------------------------------------------------------
+    def ingest(self, paths: Iterable[str | Path], *, sync: bool = False, progress=None) -> IngestReport:
+        """Ingest files and folders; unchanged files are skipped, changed ones replaced.
+
+        Args:
+            paths: files and/or folders (searched recursively).
+            sync: also remove documents whose files are gone from the given folders.
+            progress: optional callback `(done, total, path)`.
+        """
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return self.ingestor.ingest_paths(paths, sync=sync, progress=progress)
+
+    def ingest_texts(self, rows: Iterable[dict], *, progress=None) -> IngestReport:
+        """Ingest in-memory documents: dicts with `source`, `text`, optional `title` and `url`."""
+        return self.ingestor.ingest_texts(rows, progress=progress)
+
+    def sources(self) -> list[SourceInfo]:
+        """The indexed documents."""
+        return self.store.sources()
+
+    def resolve_source(self, name: str) -> str:
+        """Map a user's name for a document (stored name, path, or unique file name) to its source."""
+        known = [s.source for s in self.sources()]
+        if name in known:
+            return name
+        from rag.ingest import source_key
+
+        key = source_key(Path(name))
+        if key in known:
+            return key
+        matches = [s for s in known if Path(s).name == name]
+        if len(matches) == 1:
+            return matches[0]
+        hint = f"; it matches {len(matches)} documents, give the full path" if matches else ""
+        raise UnknownSourceError(f"no indexed document named {name!r}{hint}: list them with `rag sources`")
+
+    def delete(self, source: str) -> int:
+        """Remove one document's chunks; returns how many were removed."""
+        return self.ingestor.delete(self.resolve_source(source))
+
+    # --- search ------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,
+                 mode: str | None = None) -> list[Chunk]:
+        """The `k` passages most relevant to `question` (hybrid dense + BM25 by default)."""
+        return self.search(question, k, sources=sources, mode=mode).chunks
+
+    def search(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,
+               mode: str | None = None):
+        """Like `retrieve`, with the per-retriever scores (`rag.retrieve.Retrieval`)."""
+        if self.store.count() == 0:
+            raise NoDocumentsError(self.settings.collection)
+        if sources:
+            sources = [self.resolve_source(s) for s in sources]
+        return self.retriever.search(question, k, sources=sources, mode=mode)

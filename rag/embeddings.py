@@ -1,0 +1,107 @@
+"""The embedder: a LangChain `Embeddings` around a local SentenceTransformer.
+
+Loaded by path (never by hub name), once per process, lazily.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from langchain_core.embeddings import Embeddings
+
+_MODELS: dict[tuple[str, str], object] = {}
+_LOCK = threading.Lock()
+
+
+def _load(path: Path, device: str):
+    key = (str(path), device)
+    with _LOCK:
+        if key not in _MODELS:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()  # we count word-pieces of long texts on purpose
+            hf_logging.disable_progress_bar()
+            _MODELS[key] = SentenceTransformer(str(path), device=device, local_files_only=True)
+        return _MODELS[key]
+
+
+class SentenceTransformerEmbeddings(Embeddings):
+    """Normalised sentence-transformers embeddings (cosine = dot product)."""
+
+    def __init__(self, path: Path, *, name: str, device: str = "cpu", batch_size: int = 64):
+        self.path = Path(path)
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+
+    @cached_property
+    def model(self):
+        return _load(self.path, self.device)
+
+    @property
+    def dimension(self) -> int:
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    @property
+    def max_wordpieces(self) -> int:
+        """Word-pieces the model reads; longer input would be silently truncated."""
+        return int(self.model.max_seq_length)
+
+    def count_wordpieces(self, text: str) -> int:
+        """Word-pieces of `text` without the [CLS]/[SEP] the model adds."""
+        return len(self.model.tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+class FakeEmbeddings(Embeddings):
+    """Deterministic hash vectors for tests: same text, same vector; no meaning.
+
+    Word-pieces are approximated by whitespace words, with the same 256 window.
+    """
+
+    def __init__(self, size: int = 32, name: str = "fake"):
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+
+        self._fake = DeterministicFakeEmbedding(size=size)
+        self.name = name
+        self.dimension = size
+        self.max_wordpieces = 256
+
+    def count_wordpieces(self, text: str) -> int:
+        return len(text.split())
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        import numpy as np
+
+        v = np.asarray(self._fake.embed_query(text))
+        return (v / (np.linalg.norm(v) or 1.0)).tolist()
+
+
+def make_embeddings(settings) -> Embeddings:
+    """The configured embedder: the local sentence-transformers model, or `fake` for tests."""
+    if settings.embedding.provider == "fake":
+        return FakeEmbeddings(name=settings.embedding.model_name)
+    from rag.provision import embedding_model_path
+
+    return SentenceTransformerEmbeddings(
+        embedding_model_path(settings),
+        name=settings.embedding.model_name,
+        device=settings.embedding.device,
+        batch_size=settings.embedding.batch_size,
+    )

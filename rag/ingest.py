@@ -1,0 +1,282 @@
+"""Ingest: files -> documents -> chunks -> embeddings -> store, incrementally.
+
+Unchanged files (same content hash) are skipped without embedding; changed
+files have their chunks replaced; with `sync`, documents whose files vanished
+from the ingested folders are removed. Chunks of many small files are embedded
+together in large batches, so the pipeline runs close to the embedder's speed.
+One writer at a time per collection (a file lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rag.errors import DocumentError, IngestLockedError, RagError
+from rag.retrieve import index_text
+from rag.store import ChunkStore, StoredChunk
+from rag.types import Chunk, FileResult, IngestReport
+
+Progress = Callable[[int, int, str], None]
+_MAX_TITLE_CHARS = 200
+_FLUSH_CHUNKS = 512  # chunks embedded per encode call across files
+
+
+@dataclass
+class _Pending:
+    source: str
+    status: str  # "added" or "updated"
+    records: list[StoredChunk]
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def chunk_id(source: str, start: int, end: int, text: str) -> str:
+    """Deterministic: the same document text always yields the same ids."""
+    return hashlib.sha256(f"{source}\0{start}\0{end}\0{text}".encode()).hexdigest()[:32]
+
+
+def source_key(path: Path) -> str:
+    """How a file is named in the index: its absolute path, so any cwd finds the same document."""
+    return path.expanduser().resolve().as_posix()
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, Path | None]]:
+    """(file, root folder it was found under or None), hidden files and folders excluded, sorted."""
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if not name.startswith("."):
+                        yield Path(dirpath) / name, p
+        else:
+            yield p, None
+
+
+class Ingestor:
+    """Writes documents into one collection and keeps the BM25 index in step."""
+
+    def __init__(self, store: ChunkStore, lexical, embeddings, settings, *, lock_path: Path):
+        self.store = store
+        self.lexical = lexical
+        self.embeddings = embeddings
+        self.settings = settings
+        self.lock_path = lock_path
+        self._chunker = None
+
+    # --- public --------------------------------------------------------------------------
+    def ingest_paths(self, paths: Iterable[Path | str], *, sync: bool = False,
+                     progress: Progress | None = None, lock_timeout: float = 30.0) -> IngestReport:
+        """Ingest files and folders (recursively)."""
+        from rag.loaders import SUPPORTED_SUFFIXES, load_document
+
+        paths = [Path(p) for p in paths]
+        started = time.perf_counter()
+        report = IngestReport()
+        with self._locked(lock_timeout):
+            known = {s.source: s.content_hash for s in self.store.sources()}
+            files = list(iter_files(paths))
+            roots = {source_key(root) for _, root in files if root is not None}
+            roots |= {source_key(p) for p in paths if p.is_dir()}
+            max_bytes = int(self.settings.chunking.max_file_mb * 2**20)
+            batch = _Batch(self)
+            seen: set[str] = set()
+            for done, (path, _root) in enumerate(files, start=1):
+                if progress:
+                    progress(done, len(files), str(path))
+                if not path.exists():
+                    report.files.append(FileResult(str(path), "skipped", reason="no such file or folder"))
+                    continue
+                source = source_key(path)
+                seen.add(source)
+                if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    report.files.append(FileResult(source, "skipped", reason=f"unsupported file type {path.suffix or '(none)'}"))
+                    continue
+                try:
+                    size = path.stat().st_size
+                    if size > max_bytes:
+                        raise DocumentError(source, f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit "
+                                                    "(raise RAG_CHUNKING__MAX_FILE_MB to ingest it)")
+                    digest = content_hash(path.read_bytes())
+                    if known.get(source) == digest:
+                        report.files.append(FileResult(source, "unchanged"))
+                        continue
+                    doc = load_document(path, max_bytes=max_bytes)
+                    records = self._records(source, doc, digest)
+                except DocumentError as exc:
+                    report.files.append(FileResult(source, "skipped", reason=exc.reason))
+                    continue
+                except OSError as exc:
+                    report.files.append(FileResult(source, "skipped", reason=f"cannot read: {exc.strerror or exc}"))
+                    continue
+                batch.add(_Pending(source, "updated" if source in known else "added", records), report)
+            batch.flush(report)
+            if sync:
+                for source in sorted(known):
+                    if source not in seen and any(_under(source, r) for r in roots) and not Path(source).exists():
+                        ids = self.store.chunk_ids(source)
+                        self.store.delete_source(source)
+                        batch.removed.extend(ids)
+                        report.files.append(FileResult(source, "removed", chunks=len(ids)))
+            batch.commit_lexical()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def ingest_texts(self, rows: Iterable[dict], *, progress: Progress | None = None,
+                     lock_timeout: float = 30.0) -> IngestReport:
+        """Ingest in-memory documents: dicts with `source`, `text`, optional `title`, `url`."""
+        from rag.loaders import load_text
+
+        rows = list(rows)
+        started = time.perf_counter()
+        report = IngestReport()
+        with self._locked(lock_timeout):
+            known = {s.source: s.content_hash for s in self.store.sources()}
+            batch = _Batch(self)
+            for done, row in enumerate(rows, start=1):
+                if progress:
+                    progress(done, len(rows), row["source"])
+                source = str(row["source"])
+                digest = content_hash("\0".join([row.get("title") or "", row.get("url") or "", row["text"]]).encode())
+                if known.get(source) == digest:
+                    report.files.append(FileResult(source, "unchanged"))
+                    continue
+                try:
+                    doc = load_text(row["text"], name=source, title=row.get("title"), url=row.get("url"))
+                    records = self._records(source, doc, digest)
+                except DocumentError as exc:
+                    report.files.append(FileResult(source, "skipped", reason=exc.reason))
+                    continue
+                batch.add(_Pending(source, "updated" if source in known else "added", records), report)
+            batch.flush(report)
+            batch.commit_lexical()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def delete(self, source: str) -> int:
+        with self._locked(30.0):
+            batch = _Batch(self)
+            batch.removed.extend(self.store.chunk_ids(source))
+            self.store.delete_source(source)
+            batch.commit_lexical()
+            return len(batch.removed)
+
+    # --- internals ---------------------------------------------------------------------
+    def _locked(self, timeout: float):
+        from filelock import FileLock, Timeout
+
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path), timeout=timeout)
+
+        class _Guard:
+            def __enter__(_self):
+                try:
+                    lock.acquire()
+                except Timeout as exc:
+                    raise IngestLockedError(
+                        f"another ingest is writing to collection {self.store.name!r} (lock {self.lock_path}); "
+                        "wait for it to finish and run the command again"
+                    ) from exc
+
+            def __exit__(_self, *exc):
+                lock.release()
+
+        return _Guard()
+
+    def _chunk_spans(self, text: str):
+        from rag.chunking import split_text
+        from rag.provision import get_encoding
+
+        if self._chunker is None:
+            enc = get_encoding(self.settings.chunking.encoding, self.settings.cache_dir)
+            self._chunker = lambda t, hard_limit: split_text(
+                t,
+                count_tokens=lambda s: len(enc.encode(s, disallowed_special=())),
+                chunk_tokens=self.settings.chunking.chunk_tokens,
+                overlap_tokens=self.settings.chunking.overlap_tokens,
+                hard_count=self.embeddings.count_wordpieces,
+                hard_limit=hard_limit,
+            )
+        return self._chunker
+
+    def _records(self, source: str, doc, digest: str) -> list[StoredChunk]:
+        title = (doc.title or Path(source).stem)[:_MAX_TITLE_CHARS]
+        # the embedder reads "title\ntext" and adds [CLS]/[SEP]: the chunk gets what is left
+        hard_limit = self.embeddings.max_wordpieces - 2 - self.embeddings.count_wordpieces(title)
+        if hard_limit < 32:
+            title, hard_limit = title[:60], self.embeddings.max_wordpieces - 2 - self.embeddings.count_wordpieces(title[:60])
+        chunker = self._chunk_spans(doc.text)
+        regions = [(p, s, e) for p, s, e in doc.pages] if doc.pages else [(None, 0, len(doc.text))]
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        records: list[StoredChunk] = []
+        for page, start, end in regions:
+            for span in chunker(doc.text[start:end], hard_limit):
+                s, e = start + span.start, start + span.end
+                text = doc.text[s:e]
+                chunk = Chunk(chunk_id(source, s, e, text), text, source, title, page, s, e, url=doc.url)
+                records.append(StoredChunk(chunk, digest, now, len(records)))
+        if not records:
+            raise DocumentError(source, "no text to index after extraction")
+        return records
+
+
+class _Batch:
+    """Collects documents until enough chunks are pending, then embeds them in one call."""
+
+    def __init__(self, ingestor: Ingestor):
+        self.ing = ingestor
+        self.pending: list[_Pending] = []
+        self.added: list[tuple[str, str, str]] = []
+        self.removed: list[str] = []
+        # BM25 may only be patched if it matched the store before our writes
+        self.generation_before = ingestor.store.generation
+
+    def add(self, item: _Pending, report: IngestReport) -> None:
+        self.pending.append(item)
+        if sum(len(p.records) for p in self.pending) >= _FLUSH_CHUNKS:
+            self.flush(report)
+
+    def flush(self, report: IngestReport) -> None:
+        if not self.pending:
+            return
+        texts = [index_text(r.chunk) for p in self.pending for r in p.records]
+        try:
+            vectors = self.ing.embeddings.embed_documents(texts)
+        except Exception as exc:
+            raise RagError(f"embedding failed ({exc}); nothing from this batch was stored") from exc
+        offset = 0
+        for p in self.pending:
+            n = len(p.records)
+            old = self.ing.store.chunk_ids(p.source)
+            self.ing.store.replace_source(p.source, p.records, vectors[offset:offset + n])
+            offset += n
+            new = {r.chunk.chunk_id for r in p.records}
+            self.removed.extend(old - new)
+            self.added.extend((r.chunk.chunk_id, r.chunk.source, index_text(r.chunk)) for r in p.records)
+            report.files.append(FileResult(p.source, p.status, chunks=n))
+        self.pending = []
+
+    def commit_lexical(self) -> None:
+        store, lexical = self.ing.store, self.ing.lexical
+        generation = store.generation
+        if lexical.generation() == generation:
+            return
+        if lexical.generation() != self.generation_before:
+            # missing, or stale from another writer: derive it from the store
+            items = ((s.chunk.chunk_id, s.chunk.source, index_text(s.chunk)) for s in store.scan())
+            lexical.rebuild(items, generation)
+        else:
+            lexical.update(self.added, set(self.removed), generation)
+
+
+def _under(source: str, root: str) -> bool:
+    return source == root or source.startswith(root.rstrip("/") + "/")

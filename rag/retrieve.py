@@ -1,0 +1,115 @@
+"""Hybrid retrieval: dense (Chroma) + lexical (BM25), fused.
+
+Each retriever proposes `candidates` chunks. The default fusion is a convex
+combination of min-max normalised scores, w_d * dense' + w_b * bm25' (weights
+normalised to sum 1): unlike reciprocal-rank fusion it keeps *how much* better
+the top hit is, which is what wins at k=1 (ablation in evals/README.md).
+Weighted reciprocal-rank fusion, sum_i w_i / (rrf_k + rank_i), is available
+as `fusion = "rrf"`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+
+from rag.types import Chunk
+
+
+@dataclass
+class Retrieval:
+    """Fused results plus what abstention and evaluation need to know about them."""
+
+    chunks: list[Chunk]
+    dense_similarity: dict[str, float] = field(default_factory=dict)  # chunk_id -> cosine similarity
+    bm25_score: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best_similarity(self) -> float:
+        return max(self.dense_similarity.values(), default=0.0)
+
+
+def convex_fuse(scored: list[tuple[list[tuple[str, float]], float]]) -> list[tuple[str, float]]:
+    """Convex combination of min-max normalised scores: [([(id, score), ...], weight), ...].
+
+    A list whose scores are all equal normalises to 1.0 for each of its items.
+    """
+    total = sum(w for _, w in scored if w > 0) or 1.0
+    fused: dict[str, float] = {}
+    for items, weight in scored:
+        if weight <= 0 or not items:
+            continue
+        values = [v for _, v in items]
+        lo, hi = min(values), max(values)
+        for cid, value in items:
+            norm = (value - lo) / (hi - lo) if hi - lo > 1e-12 else 1.0
+            fused[cid] = fused.get(cid, 0.0) + weight / total * norm
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def fuse(rankings: list[tuple[list[str], float]], rrf_k: int) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion of id rankings: [(ids best first, weight), ...]."""
+    scores: dict[str, float] = {}
+    for ids, weight in rankings:
+        if weight <= 0:
+            continue
+        for rank, cid in enumerate(ids, start=1):
+            scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class HybridRetriever:
+    """Searches one collection; `mode` picks dense, bm25 or hybrid."""
+
+    def __init__(self, store, lexical, embeddings, settings):
+        self.store = store
+        self.lexical = lexical
+        self.embeddings = embeddings
+        self.settings = settings  # RetrievalSettings
+
+    def ensure_lexical_current(self) -> None:
+        """Rebuild BM25 from the store when another writer changed it."""
+        generation = self.store.generation
+        if self.lexical.generation() != generation:
+            items = ((s.chunk.chunk_id, s.chunk.source, index_text(s.chunk)) for s in self.store.scan())
+            self.lexical.rebuild(items, generation)
+
+    def search(self, query: str, k: int | None = None, *, sources: Iterable[str] | None = None,
+               mode: str | None = None) -> Retrieval:
+        k = k or self.settings.k
+        mode = mode or self.settings.mode
+        sources = list(sources) if sources else None
+        n = max(self.settings.candidates, k)
+        dense: list[Chunk] = []
+        lexical: list[tuple[str, float]] = []
+        if mode in ("dense", "hybrid"):
+            dense = self.store.query(self.embeddings.embed_query(query), n, sources)
+        if mode in ("bm25", "hybrid"):
+            self.ensure_lexical_current()
+            lexical = self.lexical.search(query, n, sources)
+        similarity = {c.chunk_id: c.score for c in dense}
+        bm25 = dict(lexical)
+        if mode == "dense":
+            ranked = [(c.chunk_id, c.score) for c in dense]
+        elif mode == "bm25":
+            ranked = lexical
+        elif self.settings.fusion == "rrf":
+            ranked = fuse([([c.chunk_id for c in dense], self.settings.dense_weight),
+                           ([cid for cid, _ in lexical], self.settings.bm25_weight)], self.settings.rrf_k)
+        else:
+            ranked = convex_fuse([([(c.chunk_id, c.score) for c in dense], self.settings.dense_weight),
+                                  (lexical, self.settings.bm25_weight)])
+        top = ranked[:k]
+        known = {c.chunk_id: c for c in dense}
+        missing = [cid for cid, _ in top if cid not in known]
+        if missing:
+            known.update({c.chunk_id: c for c in self.store.get(missing)})
+        chunks = [replace(known[cid], score=score) for cid, score in top if cid in known]
+        return Retrieval(chunks, similarity, bm25)
+
+
+def index_text(chunk: Chunk) -> str:
+    """What BM25 and the embedder see: the document title gives a passage its topic."""
+    if chunk.title and not chunk.text.startswith(chunk.title):
+        return f"{chunk.title}\n{chunk.text}"
+    return chunk.text

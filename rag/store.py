@@ -1,0 +1,232 @@
+"""The vector store: one Chroma collection of chunks, embedded or behind `chroma run`.
+
+This is the one place where our `Chunk` meets Chroma's records. Each chunk's
+metadata carries its document's identity (source, title, url, content hash,
+ingest time), so the collection is the single source of truth: listing sources,
+incremental ingest and the BM25 index are all derived from it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from rag.errors import ConfigError, IndexMismatchError, StoreUnavailableError
+from rag.types import Chunk, SourceInfo
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+_PAGE = 1000  # records fetched per round trip when scanning the collection
+MODEL_KEY, DIM_KEY, GEN_KEY = "rag:embedding_model", "rag:embedding_dim", "rag:generation"
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk with the document-level fields that travel in its metadata."""
+
+    chunk: Chunk
+    content_hash: str
+    ingested_at: str
+    index: int
+
+
+def check_collection_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ConfigError(
+            f"invalid collection name {name!r}: use 3-512 characters from a-z, A-Z, 0-9, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def make_client(settings):
+    """An embedded `PersistentClient` under the data dir, or an `HttpClient` for `chroma_url`."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"RAG_CHROMA_URL must look like http://host:8000, got {settings.chroma_url!r}")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https", settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectError variants
+            raise StoreUnavailableError(
+                f"cannot reach the Chroma server at {settings.chroma_url} ({exc}): start it with "
+                "`chroma run --path <dir> --port <port>` or unset RAG_CHROMA_URL"
+            ) from exc
+    path = settings.home / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class ChunkStore:
+    """Chunks of one collection, with the embedding model recorded and checked."""
+
+    def __init__(self, client, name: str, *, model_name: str, dimension: int):
+        check_collection_name(name)
+        self.name = name
+        self.model_name = model_name
+        self.dimension = dimension
+        self._client = client
+        self._collection = self._open()
+
+    def _open(self):
+        coll = self._client.get_or_create_collection(
+            self.name,
+            embedding_function=None,  # we always pass vectors: Chroma's default would download a model
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={MODEL_KEY: self.model_name, DIM_KEY: self.dimension, GEN_KEY: uuid.uuid4().hex},
+        )
+        meta = coll.metadata or {}
+        if meta.get(MODEL_KEY) != self.model_name or int(meta.get(DIM_KEY, -1)) != self.dimension:
+            raise IndexMismatchError(
+                f"collection {self.name!r} was built with embedding model {meta.get(MODEL_KEY)!r} "
+                f"(dimension {meta.get(DIM_KEY)}), but {self.model_name!r} (dimension {self.dimension}) "
+                f"is configured: re-index with `rag ingest <paths> --collection <new name>`, or "
+                f"`rag reset --collection {self.name}` and ingest again"
+            )
+        return coll
+
+    # --- reading -----------------------------------------------------------------------
+    def count(self) -> int:
+        return self._collection.count()
+
+    @property
+    def generation(self) -> str:
+        """Changes on every write; derived indexes compare it to know they are stale."""
+        return str(self._client.get_collection(self.name, embedding_function=None).metadata.get(GEN_KEY, ""))
+
+    def scan(self, *, include_text: bool = True, where: dict | None = None) -> Iterator[StoredChunk]:
+        """Every stored chunk, paged."""
+        include = ["metadatas", "documents"] if include_text else ["metadatas"]
+        offset = 0
+        while True:
+            got = self._collection.get(include=include, where=where, limit=_PAGE, offset=offset)
+            ids = got["ids"]
+            if not ids:
+                return
+            texts = got.get("documents") or [""] * len(ids)
+            for cid, meta, text in zip(ids, got["metadatas"], texts):
+                yield from_record(cid, text or "", meta)
+            offset += len(ids)
+
+    def sources(self) -> list[SourceInfo]:
+        """Indexed documents with chunk counts (one scan of the metadata)."""
+        agg: dict[str, list[StoredChunk]] = defaultdict(list)
+        for sc in self.scan(include_text=False):
+            agg[sc.chunk.source].append(sc)
+        out = []
+        for source, items in agg.items():
+            first = items[0]
+            hashes = {i.content_hash for i in items}
+            out.append(SourceInfo(
+                source=source, title=first.chunk.title, chunks=len(items),
+                # two hashes mean an interrupted update: report it so ingest redoes the file
+                content_hash=first.content_hash if len(hashes) == 1 else "inconsistent",
+                ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
+            ))
+        return sorted(out, key=lambda s: s.source)
+
+    def chunk_ids(self, source: str) -> set[str]:
+        got = self._collection.get(where={"source": source}, include=[])
+        return set(got["ids"])
+
+    def get(self, ids: list[str]) -> list[Chunk]:
+        if not ids:
+            return []
+        got = self._collection.get(ids=ids, include=["metadatas", "documents"])
+        by_id = {cid: from_record(cid, t, m).chunk for cid, t, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def query(self, embedding: list[float], n: int, sources: Iterable[str] | None = None) -> list[Chunk]:
+        """Nearest chunks by cosine similarity (score = 1 - cosine distance)."""
+        total = self.count()
+        if total == 0:
+            return []
+        got = self._collection.query(
+            query_embeddings=[embedding], n_results=min(n, total), where=source_filter(sources),
+            include=["metadatas", "documents", "distances"],
+        )
+        out = []
+        for cid, text, meta, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]):
+            chunk = from_record(cid, text, meta).chunk
+            out.append(_with_score(chunk, 1.0 - float(dist)))
+        return out
+
+    # --- writing -----------------------------------------------------------------------
+    def replace_source(self, source: str, records: list[StoredChunk], embeddings) -> int:
+        """Make `records` the chunks of `source`: upsert the new ones first, then delete the rest.
+
+        Upserting before deleting means a crash in between leaves the old and
+        the new version (detected as 'inconsistent' and redone), never neither.
+        """
+        old = self.chunk_ids(source)
+        batch = max(1, min(self._client.get_max_batch_size(), 2000))
+        for i in range(0, len(records), batch):
+            part = records[i:i + batch]
+            self._collection.upsert(
+                ids=[r.chunk.chunk_id for r in part],
+                embeddings=embeddings[i:i + batch],
+                documents=[r.chunk.text for r in part],
+                metadatas=[to_metadata(r) for r in part],
+            )
+        stale = sorted(old - {r.chunk.chunk_id for r in records})
+        if stale:
+            self._collection.delete(ids=stale)
+        self._bump()
+        return len(records)
+
+    def delete_source(self, source: str) -> int:
+        ids = sorted(self.chunk_ids(source))
+        if ids:
+            self._collection.delete(ids=ids)
+            self._bump()
+        return len(ids)
+
+    def _bump(self) -> None:
+        meta = dict(self._collection.metadata or {})
+        meta[GEN_KEY] = uuid.uuid4().hex
+        self._collection.modify(metadata=meta)
+
+
+def source_filter(sources: Iterable[str] | None) -> dict | None:
+    if not sources:
+        return None
+    sources = list(sources)
+    return {"source": sources[0]} if len(sources) == 1 else {"source": {"$in": sources}}
+
+
+def to_metadata(rec: StoredChunk) -> dict:
+    c = rec.chunk
+    meta = {
+        "source": c.source, "title": c.title, "start": c.start, "end": c.end,
+        "content_hash": rec.content_hash, "ingested_at": rec.ingested_at, "index": rec.index,
+    }
+    if c.page is not None:
+        meta["page"] = c.page
+    if c.url:
+        meta["url"] = c.url
+    return meta
+
+
+def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
+    """Chroma record -> our types (the only place this conversion happens)."""
+    chunk = Chunk(
+        chunk_id=chunk_id, text=text, source=meta.get("source", ""), title=meta.get("title", ""),
+        page=meta.get("page"), start=int(meta.get("start", 0)), end=int(meta.get("end", 0)), url=meta.get("url"),
+    )
+    return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)))
+
+
+def _with_score(chunk: Chunk, score: float) -> Chunk:
+    from dataclasses import replace
+
+    return replace(chunk, score=score)

@@ -1,0 +1,171 @@
+"""Tests for rag.llm: the provider factory, message mapping and the local llama.cpp adapter."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage
+
+from rag import llm as llm_mod
+from rag.config import default_home, load_settings
+from rag.errors import ConfigError, ModelNotInstalledError
+from rag.llm import DEFAULT_FAKE_RESPONSE, LlamaCppChat, describe_llm, make_chat_model, to_openai_messages
+
+
+def _settings(tmp_path, **llm):
+    return load_settings(environ={}, home=tmp_path, llm=llm)
+
+
+class _Tokens(BaseCallbackHandler):
+    def __init__(self):
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token, **kwargs):
+        self.tokens.append(token)
+
+
+# --------------------------------------------------------------------------- fake
+
+
+def test_fake_default_response_streams_token_by_token(tmp_path):
+    model = make_chat_model(_settings(tmp_path, provider="fake"))
+    handler = _Tokens()
+    chunks = [c.content for c in model.stream("anything", config={"callbacks": [handler]})]
+    assert "".join(chunks) == DEFAULT_FAKE_RESPONSE
+    assert len([c for c in chunks if c.strip()]) == len(DEFAULT_FAKE_RESPONSE.split())
+    assert "".join(handler.tokens) == DEFAULT_FAKE_RESPONSE
+
+
+def test_fake_cycles_through_responses(tmp_path):
+    model = make_chat_model(_settings(tmp_path, provider="fake", fake_responses=["one [1]", "two [2]"]))
+    assert [model.invoke("q").content for _ in range(3)] == ["one [1]", "two [2]", "one [1]"]
+    assert "".join(c.content for c in model.stream("q")) == "two [2]"
+
+
+# --------------------------------------------------------------------------- openai
+
+
+def test_openai_with_base_url_needs_no_key(tmp_path):
+    from langchain_openai import ChatOpenAI
+
+    model = make_chat_model(
+        _settings(tmp_path, provider="openai", base_url="http://localhost:11434/v1", model="qwen2.5:1.5b")
+    )
+    assert isinstance(model, ChatOpenAI)
+    assert model.openai_api_base == "http://localhost:11434/v1"
+    assert model.model_name == "qwen2.5:1.5b"
+    assert model.openai_api_key.get_secret_value() == "not-needed"
+    assert model.streaming is True
+    assert model.temperature == 0.0
+    assert model.max_tokens == 320
+
+
+def test_openai_key_from_settings_or_environment(tmp_path):
+    model = make_chat_model(_settings(tmp_path, provider="openai", api_key="sk-test"))
+    assert model.openai_api_key.get_secret_value() == "sk-test"
+    env = {"OPENAI_API_KEY": "sk-env", "RAG_LLM__PROVIDER": "openai", "RAG_HOME": str(tmp_path)}
+    assert make_chat_model(load_settings(environ=env)).openai_api_key.get_secret_value() == "sk-env"
+
+
+def test_openai_without_key_or_base_url_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY.*RAG_LLM__BASE_URL"):
+        make_chat_model(_settings(tmp_path, provider="openai"))
+
+
+def test_openai_package_missing(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "langchain_openai", None)
+    with pytest.raises(ModelNotInstalledError, match=r"pip install 'rag\[openai\]'"):
+        make_chat_model(_settings(tmp_path, provider="openai", api_key="k"))
+
+
+# --------------------------------------------------------------------------- local (no model loaded)
+
+
+def test_local_llama_cpp_missing(tmp_path, monkeypatch):
+    real = llm_mod.importlib.util.find_spec
+    monkeypatch.setattr(
+        llm_mod.importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a)
+    )
+    with pytest.raises(ModelNotInstalledError, match="pip install llama-cpp-python"):
+        make_chat_model(_settings(tmp_path, provider="local"))
+
+
+def test_local_with_model_path_is_lazy(tmp_path):
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    model = make_chat_model(_settings(tmp_path, provider="local", model_path=gguf, n_threads=3, n_ctx=2048))
+    assert isinstance(model, LlamaCppChat)
+    assert model.model_path == str(gguf)
+    assert (model.n_ctx, model.n_threads, model.n_batch, model.threads) == (2048, 3, 512, 3)
+    assert model._key not in llm_mod._llamas  # nothing loaded until first use
+
+
+def test_local_missing_model_path_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="RAG_LLM__MODEL_PATH"):
+        make_chat_model(_settings(tmp_path, provider="local", model_path=tmp_path / "nope.gguf"))
+
+
+def test_message_mapping():
+    messages = [
+        SystemMessage("sys"),
+        HumanMessage("hi"),
+        AIMessage("hello"),
+        HumanMessage(content=[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]),
+        ChatMessage(role="user", content="x"),
+    ]
+    assert to_openai_messages(messages) == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "ab"},
+        {"role": "user", "content": "x"},
+    ]
+
+
+def test_describe_llm(tmp_path):
+    assert describe_llm(_settings(tmp_path, provider="local", n_threads=2)) == (
+        "local: qwen2.5-coder-1.5b-instruct-q4_k_m.gguf (llama.cpp, 2 threads)"
+    )
+    openai = _settings(tmp_path, provider="openai", base_url="http://h:1/v1", model="m")
+    assert describe_llm(openai) == "openai: m @ http://h:1/v1"
+    assert describe_llm(_settings(tmp_path, provider="fake")) == "fake: 1 canned response"
+
+
+# --------------------------------------------------------------------------- local (real model)
+
+
+@pytest.fixture(scope="module")
+def local_model():
+    """The packaged Qwen model, assembled once into the user cache (or $RAG_TEST_CACHE_DIR)."""
+    from rag import provision
+
+    cache = Path(os.environ.get("RAG_TEST_CACHE_DIR") or default_home() / "cache")
+    path = provision.ensure_gguf(cache)
+    return LlamaCppChat(model_path=str(path), max_tokens=16)
+
+
+@pytest.mark.integration
+def test_local_model_answers_and_streams(local_model):
+    answer = local_model.invoke([HumanMessage("Reply with the single word: yes")])
+    assert "yes" in answer.content.lower()
+    assert answer.usage_metadata["input_tokens"] > 5
+    assert answer.usage_metadata["output_tokens"] >= 1
+
+    handler = _Tokens()
+    chunks = list(local_model.stream("Count from 1 to 5, separated by spaces.", config={"callbacks": [handler]}))
+    texts = [c.content for c in chunks if c.content]
+    assert len(texts) > 1
+    assert "1" in "".join(texts) and "5" in "".join(texts)
+    assert "".join(handler.tokens) == "".join(texts)
+    final = chunks[-1]
+    assert final.usage_metadata and final.usage_metadata["output_tokens"] >= len(texts)
+
+    # One Llama per process, shared by models with the same parameters.
+    twin = LlamaCppChat(model_path=local_model.model_path, max_tokens=4)
+    assert twin.llama is local_model.llama
+    assert local_model.count_tokens("hello world") == 2
