@@ -12,14 +12,14 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from rag.config import Settings, load_settings
 from rag.errors import NoDocumentsError, UnknownSourceError
-from rag.types import Chunk, IngestReport, SourceInfo
+from rag.types import Answer, Chunk, IngestReport, SourceInfo
 
 
 class DocQA:
@@ -131,6 +131,56 @@ class DocQA:
     def delete(self, source: str) -> int:
         """Remove one document's chunks; returns how many were removed."""
         return self.ingestor.delete(self.resolve_source(source))
+
+    @cached_property
+    def chat_model(self):
+        from rag.llm import make_chat_model
+
+        return make_chat_model(self.settings)
+
+    def describe_llm(self) -> str:
+        """One line naming the language model in use."""
+        from rag.llm import describe_llm
+
+        return describe_llm(self.settings)
+
+    # --- answers -----------------------------------------------------------------------------
+    def stream(self, question: str, *, history=None, k: int | None = None,
+               sources: Iterable[str] | None = None) -> Iterator[str | Answer]:
+        """Yield answer tokens as they are generated, then the final `Answer` (verified citations).
+
+        Args:
+            question: the question; a follow-up is rewritten into a standalone question first.
+            history: the previous `Answer` (or a list of (user, assistant) pairs).
+            k: passages to retrieve (default `retrieval.k`).
+            sources: restrict retrieval to these documents.
+        """
+        from rag.answer import AnswerDeps, answer_stream
+
+        if self.store.count() == 0:
+            raise NoDocumentsError(self.settings.collection)
+        resolved = [self.resolve_source(s) for s in sources] if sources else None
+        deps = AnswerDeps(
+            retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
+            chat_model=self.chat_model, count_tokens=self._count_tokens, settings=self.settings,
+        )
+        yield from answer_stream(question, deps, history=history, k=k, sources=resolved)
+
+    def ask(self, question: str, *, history=None, k: int | None = None,
+            sources: Iterable[str] | None = None) -> Answer:
+        """Answer a question from the documents, with `[n]` citations; see `stream`."""
+        final = None
+        for event in self.stream(question, history=history, k=k, sources=sources):
+            if isinstance(event, Answer):
+                final = event
+        return final
+
+    def _count_tokens(self, text: str) -> int:
+        if not hasattr(self, "_encoding"):
+            from rag.provision import get_encoding
+
+            self._encoding = get_encoding(self.settings.chunking.encoding, self.settings.cache_dir)
+        return len(self._encoding.encode(text, disallowed_special=()))
 
     # --- search ------------------------------------------------------------------------------
     def retrieve(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,

@@ -132,6 +132,94 @@ def delete(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question.")],
+    k: Annotated[Optional[int], typer.Option("-k", help="Passages to retrieve.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option("--source", "-s", help="Only use these documents.")] = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print tokens as they are generated.")] = True,
+    home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False,
+):
+    """Answer a question from the documents, citing passages."""
+    qa = _open(home, collection)
+    answer = _run_answer(qa, question, None, k=k, sources=source, live=stream and not as_json)
+    if as_json:
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_answer(answer)
+
+
+@app.command()
+def chat(
+    k: Annotated[Optional[int], typer.Option("-k", help="Passages to retrieve.")] = None,
+    home: HomeOpt = None, collection: CollOpt = None,
+):
+    """A conversation in the terminal; follow-up questions work. Empty line or Ctrl-D ends it."""
+    qa = _open(home, collection)
+    console = _console()
+    console.print(f"[dim]{qa.describe_llm()} · collection {qa.settings.collection} · empty line to quit[/]", markup=True)
+    previous = None
+    while True:
+        try:
+            question = console.input("[bold]you>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question:
+            break
+        previous = _run_answer(qa, question, previous, k=k, sources=None, live=True)
+        print_answer(previous)
+
+
+@app.command()
+def ui(
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; others need auth).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port (default 7860).")] = None,
+    home: HomeOpt = None, collection: CollOpt = None,
+):
+    """Serve the browser UI."""
+    from ui.app import serve
+
+    serve(_open(home, collection).settings, host=host, port=port)
+
+
+def _run_answer(qa, question: str, history, *, k, sources, live: bool):
+    from rag.types import Answer
+
+    final, streamed = None, False
+    for event in qa.stream(question, history=history, k=k, sources=sources):
+        if isinstance(event, Answer):
+            final = event
+        elif live:
+            streamed = True
+            print(event, end="", flush=True)
+    if streamed:
+        print("\n")  # the verified answer with citations follows the raw stream
+    return final
+
+
+def print_answer(answer) -> None:
+    """The answer, then each citation with its source and quote."""
+    console = _console()
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        console.print(f"[dim](searched for: {answer.standalone_question})[/]", markup=True)
+    if answer.abstained:
+        console.print(answer.text, markup=False)
+        if answer.passages:
+            console.print("[dim]Closest passages looked at:[/]", markup=True)
+            for c in answer.passages[:3]:
+                console.print(f"  - {display_source(c.source)}: " + " ".join(c.text.split())[:160] + "…", markup=False)
+        return
+    console.print(answer.text, markup=False)
+    for c in answer.citations:
+        where = display_source(c.source) + (f" p.{c.page}" if c.page else "")
+        flag = "" if c.supported else "  (weak support)"
+        console.print(f"  [{c.n}] {where} · \"{' '.join(c.quote.split())}\"{flag}", markup=False)
+    t = answer.timings
+    if t:
+        console.print(f"[dim]retrieval {t.get('retrieval_ms', 0):.0f} ms · first token {t.get('first_token_ms', 0) / 1000:.1f} s"
+                      f" · {t.get('tokens_per_s', 0):.1f} tokens/s[/]", markup=True)
+
+
+@app.command()
 def provision(home: HomeOpt = None, llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Also assemble the local LLM.")] = True):
     """Prepare the offline models (embedder, tiktoken encodings, local LLM)."""
     from rag.provision import provision_all
@@ -143,25 +231,43 @@ def provision(home: HomeOpt = None, llm: Annotated[bool, typer.Option("--llm/--n
 
 @app.command("eval")
 def eval_cmd(
-    dataset: Annotated[Path, typer.Option("--dataset", help="Folder with corpus.jsonl and questions.jsonl.")],
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Folder with corpus.jsonl and questions.jsonl.")] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Measure retrieval only (no LLM).")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions (after shuffling with --seed).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Shuffle questions with this seed before --limit.")] = None,
+    llm: Annotated[Optional[str], typer.Option("--llm", help="Chat model provider: local, openai or fake.")] = None,
     mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid, dense or bm25.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics JSON here.")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", "-k", help="Passages per answer (default retrieval.k).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics and per-question results as JSON here.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown report (and a PNG chart beside it) here.")] = None,
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option("--compare", help="Print the metric differences of two --out files (A B).")] = None,
     home: HomeOpt = None,
 ):
-    """Evaluate on a dataset folder (see evals/README.md)."""
+    """Evaluate on a dataset folder, or compare two runs (see evals/README.md)."""
+    if compare:
+        from rag.report import compare as compare_results, load_result
+
+        a, b = compare
+        _console().print(compare_results(load_result(a), load_result(b), (str(a), str(b))), markup=False)
+        return
+    if dataset is None:
+        raise typer.BadParameter("give --dataset DIR (or --compare A.json B.json)", param_hint="--dataset")
     from rag.evaluate import run_eval
 
     settings = _open(home, None).settings
     result = run_eval(settings, dataset, retrieval_only=retrieval_only, limit=limit, seed=seed, mode=mode,
-                      progress=True)
+                      llm=llm, k=k, progress=True)
     _console().print(result.table(), markup=False)
     if out:
-        out.write_text(json.dumps(result.to_json(), indent=2))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
         _console().print(f"wrote {out}", markup=False)
+    if report:
+        from rag.report import write_report
 
+        report.parent.mkdir(parents=True, exist_ok=True)
+        md, png = write_report(result, report)
+        _console().print(f"wrote {md} and {png}", markup=False)
 
 def display_source(source: str) -> str:
     """A path relative to the working directory when it is under it."""

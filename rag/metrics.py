@@ -1,14 +1,29 @@
-"""Pure metric functions (formulas in evals/README.md)."""
+"""Pure metric functions (formulas in evals/README.md).
+
+Example::
+
+    exact_match("The Denver Broncos [1].", ["Denver Broncos"])   # 1.0 (markers, case, articles dropped)
+    token_f1("Broncos won", ["Denver Broncos"])                  # 0.5
+    contains_answer("It took six months.", ["6 months", "six months"])  # True
+"""
 
 from __future__ import annotations
 
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+from rag.chunking import sentence_spans
+
+# `[1]`, `[2, 3]`: the citation markers of an answer (never part of what is scored)
+MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
+# --- retrieval ------------------------------------------------------------------------------
 def first_hit_rank(retrieved_docs: Sequence[str], gold: set[str]) -> int | None:
     """1-based rank of the first retrieved chunk whose document is gold, or None."""
     for rank, doc in enumerate(retrieved_docs, start=1):
@@ -41,34 +56,90 @@ def ndcg_at_k(retrieved_docs: Sequence[str], gold: set[str], k: int = 10) -> flo
     return dcg / ideal if ideal else 0.0
 
 
+# --- answers --------------------------------------------------------------------------------
+def strip_markers(text: str) -> str:
+    """The answer text without `[n]` markers (and without the space they leave before punctuation)."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+
+
+def _is_punct(ch: str) -> bool:
+    return ch in string.punctuation or unicodedata.category(ch).startswith("P")
+
+
 def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, drop punctuation, articles and extra whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
+    """SQuAD normalisation: lower case, drop punctuation, articles and extra whitespace.
+
+    Unlike the official script, Unicode punctuation (’ – “) is dropped too, so
+    "Shanghai’s" and "Shanghai's" compare equal.
+    """
+    text = "".join(ch for ch in text.lower() if not _is_punct(ch))
+    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def exact_match(prediction: str, golds: Sequence[str]) -> float:
-    return max((float(normalize_answer(prediction) == normalize_answer(g)) for g in golds), default=0.0)
+    """1.0 when the normalised prediction equals a normalised gold answer (markers stripped)."""
+    pred = normalize_answer(strip_markers(prediction))
+    return max((float(pred == normalize_answer(g)) for g in golds), default=0.0)
 
 
 def token_f1(prediction: str, golds: Sequence[str]) -> float:
-    """Max over gold answers of the token-overlap F1 (SQuAD)."""
+    """Max over gold answers of the token-overlap F1 (SQuAD); markers stripped first."""
     best = 0.0
-    pred = normalize_answer(prediction).split()
+    pred = normalize_answer(strip_markers(prediction)).split()
     for gold in golds:
         ref = normalize_answer(gold).split()
-        common = Counter(pred) & Counter(ref)
-        overlap = sum(common.values())
         if not pred or not ref:
             best = max(best, float(pred == ref))
             continue
+        overlap = sum((Counter(pred) & Counter(ref)).values())
         if overlap == 0:
             continue
         precision, recall = overlap / len(pred), overlap / len(ref)
         best = max(best, 2 * precision * recall / (precision + recall))
     return best
+
+
+def contains_answer(text: str, golds: Sequence[str]) -> bool:
+    """Whether a normalised gold answer occurs in the normalised text as whole words ("6" is not in "16")."""
+    haystack = f" {normalize_answer(strip_markers(text))} "
+    return any(norm and f" {norm} " in haystack for norm in (normalize_answer(g) for g in golds))
+
+
+# --- citations ------------------------------------------------------------------------------
+def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """The sentences of an answer with the marker numbers each carries.
+
+    A run of markers that `sentence_spans` leaves on its own ("… in 2016. [1]")
+    belongs to the sentence before it.
+
+    Example::
+
+        cited_sentences("Paris is big [1]. It has a river. [2]")
+        # [("Paris is big [1].", [1]), ("It has a river. [2]", [2])]
+    """
+    out: list[tuple[str, list[int]]] = []
+    for span in sentence_spans(text):
+        sentence = text[span.start:span.end]
+        numbers = [int(n) for group in MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", group)]
+        if not normalize_answer(strip_markers(sentence)):
+            if out:  # markers (and punctuation) only: they cite the previous sentence
+                prev, prev_numbers = out[-1]
+                out[-1] = (f"{prev} {sentence}", prev_numbers + numbers)
+            continue
+        out.append((sentence, numbers))
+    return out
+
+
+def faithful_sentences(text: str, supported: Iterable[int]) -> tuple[int, int]:
+    """(sentences carrying at least one supported citation, all sentences) of an answer."""
+    good = set(supported)
+    sentences = cited_sentences(text)
+    return sum(1 for _, numbers in sentences if good & set(numbers)), len(sentences)
+
+
+# --- aggregates -----------------------------------------------------------------------------
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def percentile(values: Sequence[float], q: float) -> float:

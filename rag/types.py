@@ -67,6 +67,8 @@ class Answer:
     text: str
     citations: list[Citation] = field(default_factory=list)
     abstained: bool = False
+    short_answer: str = ""
+    abstain_reason: str = ""
     question: str = ""
     standalone_question: str = ""
     passages: list[Chunk] = field(default_factory=list)
@@ -77,7 +79,9 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.text,
+            "short_answer": self.short_answer,
             "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
             "question": self.question,
             "standalone_question": self.standalone_question,
             "citations": [c.to_dict() for c in self.citations],

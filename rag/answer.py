@@ -1,0 +1,310 @@
+"""The answer path, as a flat sequence of testable steps.
+
+condense (follow-ups) -> retrieve -> relevance gate -> pack context -> generate
+(streamed) -> parse the reply -> resolve and verify citations.
+
+Citation support (documented in evals/README.md): for a sentence of the answer
+and a passage it cites, support = |T(sentence) ∩ T(passage)| / |T(sentence)|,
+where T() is the set of stemmed content words and numbers (stopwords removed,
+number words mapped to digits, so "six" matches "6"). The quote shown is the
+passage sentence with the largest overlap. A citation whose support is below
+`answer.support_threshold` is kept but flagged `supported=False`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+from rag.chunking import sentence_spans
+from rag.lexical import tokenize
+from rag.types import Answer, Chunk, Citation
+
+History = Sequence[tuple[str, str]]
+_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+_ABSTAIN = re.compile(
+    r"\b(i\s+(do\s+not|don'?t|cannot|can'?t)\s+know|not\s+(mentioned|stated|provided|specified|found|given)"
+    r"|(do|does)\s+not\s+(contain|mention|say|provide|specify|state)|no\s+(information|mention)"
+    r"|cannot\s+(be\s+)?(answer|determine)|unable\s+to\s+(answer|determine|find))",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelv": "12", "twelve": "12", "twenti": "20",
+    "thirti": "30", "forti": "40", "fifti": "50", "hundr": "100", "hundred": "100", "first": "1", "second": "2",
+    "third": "3",
+}
+
+
+@lru_cache(maxsize=None)
+def load_prompt(name: str) -> dict[str, str]:
+    """A prompt data file from rag/prompts/ (YAML)."""
+    import yaml
+
+    return yaml.safe_load(resources.files("rag.prompts").joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+# --- history and follow-ups ------------------------------------------------------------------
+def history_pairs(history) -> list[tuple[str, str]]:
+    """Accept a previous Answer or a list of (user, assistant) pairs."""
+    if history is None:
+        return []
+    if isinstance(history, Answer):
+        return list(history.history)
+    return [(str(u), str(a)) for u, a in history]
+
+
+def condense_question(question: str, history: History, chat_model, max_turns: int = 3) -> str:
+    """Rewrite a follow-up into a standalone question (unchanged when there is no history)."""
+    if not history:
+        return question
+    prompt = load_prompt("condense")
+    convo = "\n".join(f"User: {u}\nAssistant: {strip_markers(a)}" for u, a in list(history)[-max_turns:])
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    reply = chat_model.invoke([SystemMessage(prompt["system"]),
+                               HumanMessage(prompt["user"].format(history=convo, question=question))])
+    text = str(reply.content).strip().splitlines()[0].strip().strip('"') if str(reply.content).strip() else ""
+    text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.IGNORECASE).strip()
+    # a rewrite that lost the question or rambles is worse than the original
+    if not text or len(text) > 4 * len(question) + 200:
+        return question
+    return text
+
+
+# --- context ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Passage:
+    """A chunk as shown to the model: numbered, possibly trimmed at a sentence end."""
+
+    n: int
+    chunk: Chunk
+    text: str
+    trimmed: bool = False
+
+
+def pack_context(chunks: Sequence[Chunk], budget: int, count_tokens: Callable[[str], int]) -> list[Passage]:
+    """Fit the best chunks into `budget` tokens, in rank order.
+
+    A chunk that does not fit whole is cut at its last sentence end that fits
+    and marked "[…]"; one that cannot keep even a sentence is left out.
+    """
+    passages: list[Passage] = []
+    left = budget
+    for chunk in chunks:
+        cost = count_tokens(chunk.text) + 12  # the <passage> fence
+        if cost <= left:
+            passages.append(Passage(len(passages) + 1, chunk, chunk.text))
+            left -= cost
+            continue
+        kept = ""
+        for span in sentence_spans(chunk.text):
+            candidate = chunk.text[: span.end]
+            if count_tokens(candidate) + 16 > left:
+                break
+            kept = candidate
+        if kept:
+            passages.append(Passage(len(passages) + 1, chunk, kept + " […]", trimmed=True))
+            left -= count_tokens(kept) + 16
+    return passages
+
+
+def format_passages(passages: Sequence[Passage]) -> str:
+    out = []
+    for p in passages:
+        label = (p.chunk.title or p.chunk.source.rsplit("/", 1)[-1]).replace('"', "'")
+        body = p.text.replace("</passage", "</ passage")  # a document cannot close our fence
+        out.append(f'<passage id="{p.n}" source="{label}">\n{body}\n</passage>')
+    return "\n".join(out)
+
+
+def build_messages(question: str, passages: Sequence[Passage]):
+    """The exact chat messages sent to the model."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    prompt = load_prompt("answer")
+    return [SystemMessage(prompt["system"]),
+            HumanMessage(prompt["user"].format(passages=format_passages(passages), question=question))]
+
+
+# --- parsing and citations ------------------------------------------------------------------
+def strip_markers(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKER.sub("", text)).strip()
+
+
+def parse_reply(raw: str) -> tuple[str, str]:
+    """Split 'Answer: … / Details: …' into (short answer, details); tolerant of format slips."""
+    text = raw.strip().replace("**", "")  # bold labels are common: "**Answer:** six"
+    short, details = "", text
+    m = re.match(r"^\s*(?:short\s+)?answer\s*:\s*(.*?)(?:\n|$)(.*)$", text, re.IGNORECASE | re.DOTALL)
+    if m:
+        short, details = m.group(1).strip(), m.group(2).strip()
+    details = re.sub(r"^\s*(details|explanation|evidence)\s*:\s*", "", details, flags=re.IGNORECASE)
+    details = details.strip()
+    if not short:
+        first = sentence_spans(strip_markers(details))
+        short = strip_markers(details)[first[0].start:first[0].end] if first else ""
+    return short.strip(), details
+
+
+def is_abstention(short: str, details: str) -> bool:
+    """The model said the passages do not answer (checked on the short answer, or a bare reply)."""
+    if _ABSTAIN.search(short):
+        return True
+    return not short and bool(_ABSTAIN.search(details))
+
+
+def content_tokens(text: str) -> set[str]:
+    return {_NUMBER_WORDS.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
+
+
+def best_quote(claim: str, chunk_text: str) -> tuple[float, int, int]:
+    """(support of claim by the chunk, quote start, quote end) — see the module docstring."""
+    claim_tokens = content_tokens(claim)
+    spans = sentence_spans(chunk_text) or []
+    if not claim_tokens or not spans:
+        return 0.0, 0, min(len(chunk_text), 300)
+    support = len(claim_tokens & content_tokens(chunk_text)) / len(claim_tokens)
+    best = max(spans, key=lambda s: (len(claim_tokens & content_tokens(chunk_text[s.start:s.end])), -s.start))
+    return support, best.start, best.end
+
+
+def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
+                      short_answer: str = "") -> tuple[str, list[Citation], int]:
+    """Map [n] markers to passages: drop dangling ones, quote and check each, cite uncited sentences.
+
+    Returns (text with normalised markers, citations in order of first use, number dropped).
+    """
+    by_n = {p.n: p for p in passages}
+    dropped = 0
+
+    def normalise(m: re.Match) -> str:
+        nonlocal dropped
+        nums = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        valid = [n for n in dict.fromkeys(nums) if n in by_n]
+        dropped += len(nums) - len(valid)
+        return "".join(f"[{n}]" for n in valid)
+
+    text = _MARKER.sub(normalise, text).strip()
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    found: dict[int, Citation] = {}
+    pieces: list[str] = []
+    cursor = 0
+    for span in sentence_spans(text):
+        sentence = text[span.start:span.end]
+        claim = strip_markers(sentence) or short_answer
+        nums = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        if not nums and passages and claim:
+            # an uncited sentence gets the passage that supports it best, if any does
+            scored = [(best_quote(claim, p.chunk.text)[0], p.n) for p in passages]
+            support, n = max(scored, key=lambda t: (t[0], -t[1]))
+            if support >= threshold:
+                nums = [n]
+                sentence = _append_marker(sentence, n)
+        for n in nums:
+            if n not in found:
+                found[n] = _citation(n, by_n[n], claim, threshold)
+        pieces.append(text[cursor:span.start] + sentence)
+        cursor = span.end
+    pieces.append(text[cursor:])
+    return "".join(pieces).strip(), list(found.values()), dropped
+
+
+def _append_marker(sentence: str, n: int) -> str:
+    m = re.search(r"([.!?…]+[\"'”’)]*)$", sentence)
+    return f"{sentence[:m.start()]} [{n}]{m.group(1)}" if m else f"{sentence} [{n}]"
+
+
+def _citation(n: int, passage: Passage, claim: str, threshold: float) -> Citation:
+    c = passage.chunk
+    support, qs, qe = best_quote(claim, c.text)
+    return Citation(
+        n=n, chunk_id=c.chunk_id, source=c.source, title=c.title, page=c.page, quote=c.text[qs:qe],
+        score=c.score, support=round(support, 3), supported=support >= threshold, url=c.url, text=c.text,
+        quote_start=qs, quote_end=qe,
+    )
+
+
+# --- the whole path ------------------------------------------------------------------------
+@dataclass
+class AnswerDeps:
+    """What the answer path needs; built by DocQA."""
+
+    retrieve: Callable  # (question, k, sources) -> rag.retrieve.Retrieval
+    chat_model: object
+    count_tokens: Callable[[str], int]
+    settings: object  # Settings
+    extra: dict = field(default_factory=dict)
+
+
+def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | None = None,
+                  sources=None) -> Iterator[str | Answer]:
+    """Yield tokens as the model writes them, then the final Answer (always last)."""
+    started = time.perf_counter()
+    cfg = deps.settings.answer
+    pairs = history_pairs(history)
+    timings: dict[str, float] = {}
+    standalone = condense_question(question, pairs, deps.chat_model)
+    timings["condense_ms"] = _ms(started) if pairs else 0.0
+    t = time.perf_counter()
+    retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
+    timings["retrieval_ms"] = _ms(t)
+    chunks = retrieval.chunks
+    answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
+    if not chunks or retrieval.best_similarity < cfg.min_relevance:
+        yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
+        return
+    passages = pack_context(chunks, cfg.context_tokens, deps.count_tokens)
+    messages = build_messages(standalone, passages)
+    raw, n_tokens, first = [], 0, None
+    for piece in deps.chat_model.stream(messages):
+        token = _content(piece)
+        if not token:
+            continue
+        if first is None:
+            first = time.perf_counter()
+            timings["first_token_ms"] = _ms(started)
+        n_tokens += 1
+        raw.append(token)
+        yield token
+    done = time.perf_counter()
+    timings["generation_ms"] = round((done - (first or done)) * 1000, 1)
+    timings["tokens"] = float(n_tokens)
+    timings["tokens_per_s"] = round(n_tokens / (done - first), 2) if first and done > first else 0.0
+    short, details = parse_reply("".join(raw))
+    if is_abstention(short, details):
+        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it")
+        return
+    # details that are only markers ("Details: [1]") still say where the short answer came from
+    body = details if strip_markers(details) else f"{short} {details}".strip()
+    text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
+    answer.text, answer.short_answer, answer.citations, answer.dropped_citations = text, short, citations, dropped
+    timings["total_ms"] = _ms(started)
+    answer.timings = timings
+    answer.history = pairs + [(question, text)]
+    yield answer
+
+
+def _abstain(answer: Answer, pairs, timings, started, reason: str) -> Iterator[Answer]:
+    answer.abstained = True
+    answer.text = load_prompt("answer")["abstain_text"]
+    answer.abstain_reason = reason
+    timings["total_ms"] = _ms(started)
+    answer.timings = timings
+    answer.history = pairs + [(answer.question, answer.text)]
+    yield answer
+
+
+def _content(piece) -> str:
+    content = getattr(piece, "content", piece)
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content or "")
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)

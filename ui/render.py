@@ -1,0 +1,301 @@
+"""HTML for the chat: the conversation, citations and the sources panel.
+
+Every piece of document or model text goes through `html.escape` here; the
+only markup is ours. `[n]` markers become `<a class="cite-ref">` links to a
+`<details class="cite">` block below the answer holding the cited passage with
+its quote in `<mark>`; `CITE_JS` (run by the browser once, on the conversation
+component) opens the block on click. Without JavaScript the link is a plain
+fragment link, and Chromium opens a closed `<details>` around a fragment target.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html import escape
+from pathlib import PurePath
+from urllib.parse import urlparse
+
+from rag.types import Answer, Chunk, Citation
+
+_MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+@dataclass
+class Turn:
+    """One question and what came back: streamed text so far, the final Answer, or an error."""
+
+    question: str
+    partial: str = ""
+    answer: Answer | None = None
+    error: str = ""
+
+
+def e(text) -> str:
+    """Escape any text for HTML element content and attribute values."""
+    return escape("" if text is None else str(text), quote=True)
+
+
+def display_name(source: str) -> str:
+    """The file name of a source path (the whole string for non-path sources)."""
+    name = PurePath(source).name
+    return name or source
+
+
+def safe_url(url: str | None) -> str | None:
+    """`url` if it is http(s), else None: a document must not smuggle in `javascript:` links."""
+    if not url:
+        return None
+    parsed = urlparse(url.strip())
+    return url.strip() if parsed.scheme in ("http", "https") and parsed.netloc else None
+
+
+# --- the conversation -------------------------------------------------------------------------
+EMPTY_CHAT = (
+    '<div class="rag-chat"><div class="rag-empty">Ask a question about your documents. '
+    "Answers cite the passages they come from: click a <b>[n]</b> to read it. "
+    "Add documents in the <b>Documents</b> tab.</div></div>"
+)
+
+
+def render_conversation(turns: list[Turn]) -> str:
+    """The whole conversation as one HTML fragment."""
+    if not turns:
+        return EMPTY_CHAT
+    return '<div class="rag-chat">' + "".join(render_turn(i, t) for i, t in enumerate(turns, start=1)) + "</div>"
+
+
+def render_turn(i: int, turn: Turn) -> str:
+    user = f'<div class="rag-msg rag-user"><div class="rag-who">You</div><div class="rag-text">{e(turn.question)}</div></div>'
+    if turn.error:
+        bot = (f'<div class="rag-msg rag-bot rag-error" role="alert"><div class="rag-who">Error</div>'
+               f'<div class="rag-text">{e(turn.error)}</div></div>')
+    elif turn.answer is not None:
+        bot = render_answer(i, turn.answer)
+    elif turn.partial:
+        bot = (f'<div class="rag-msg rag-bot rag-streaming"><div class="rag-who">Answer</div>'
+               f'<div class="rag-text">{e(turn.partial)}<span class="rag-cursor"></span></div></div>')
+    else:
+        bot = ('<div class="rag-msg rag-bot rag-waiting"><div class="rag-who">Answer</div>'
+               '<div class="rag-text">Searching the documents…</div></div>')
+    return f'<div class="rag-turn" id="turn-{i}">{user}{bot}</div>'
+
+
+def render_answer(i: int, answer: Answer) -> str:
+    """One final answer: text with linked markers, citations, and what was searched and how long it took."""
+    parts = ['<div class="rag-msg rag-bot' + (' rag-abstained' if answer.abstained else '') + '">',
+             '<div class="rag-who">Answer</div>']
+    standalone = (answer.standalone_question or "").strip()
+    if standalone and _norm(standalone) != _norm(answer.question):
+        parts.append(f'<div class="rag-standalone">Searched for: <q>{e(standalone)}</q></div>')
+    if answer.abstained:
+        parts.append(f'<div class="rag-text">{e(answer.text)}</div>')
+        parts.append(render_looked_at(i, answer.passages))
+    else:
+        short = (answer.short_answer or "").strip()
+        if short and not _norm(_strip_markers(answer.text)).startswith(_norm(short)):
+            parts.append(f'<div class="rag-short">{e(short)}</div>')
+        parts.append(f'<div class="rag-text">{link_markers(answer.text, i, answer.citations)}</div>')
+        if answer.citations:
+            parts.append('<div class="rag-cites">' + "".join(render_citation(i, c) for c in answer.citations) + "</div>")
+    parts.append(render_timings(answer.timings))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def link_markers(text: str, turn: int, citations: list[Citation]) -> str:
+    """Escape `text`, turning each `[n]` that has a citation into a link to it."""
+    known = {c.n for c in citations}
+    out, cursor = [], 0
+    for m in _MARKER.finditer(text):
+        out.append(e(text[cursor:m.start()]))
+        nums = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        if all(n in known for n in nums):
+            out.append("".join(_cite_link(turn, n) for n in nums))
+        else:
+            out.append(e(m.group(0)))
+        cursor = m.end()
+    out.append(e(text[cursor:]))
+    return "".join(out)
+
+
+def _cite_link(turn: int, n: int) -> str:
+    target = cite_id(turn, n)
+    return (f'<a class="cite-ref" href="#{target}" data-cite="{target}" '
+            f'title="show source passage {n}">[{n}]</a>')
+
+
+def cite_id(turn: int, n: int) -> str:
+    return f"cite-{turn}-{n}"
+
+
+def render_citation(turn: int, c: Citation) -> str:
+    """A collapsed block: `[n] file · page · support`, opening to the passage with the quote marked."""
+    where = [e(display_name(c.source))]
+    if c.page:
+        where.append(f"p. {int(c.page)}")
+    support = (f'<span class="rag-support">support {c.support:.2f}</span>' if c.supported
+               else f'<span class="rag-support rag-weak" title="few words of the sentence appear in this passage">'
+                    f'weak support {c.support:.2f}</span>')
+    summary = f'<summary><b>[{c.n}]</b> {" · ".join(where)} {support}</summary>'
+    meta = [f'<div class="rag-meta"><span class="rag-label">file</span> {e(c.source)}']
+    if c.title and c.title != display_name(c.source):
+        meta.append(f' · <span class="rag-label">title</span> {e(c.title)}')
+    if c.page:
+        meta.append(f' · <span class="rag-label">page</span> {int(c.page)}')
+    meta.append(f' · <span class="rag-label">score</span> {c.score:.3f}')
+    url = safe_url(c.url)
+    if url:
+        meta.append(f' · <a href="{e(url)}" target="_blank" rel="noopener noreferrer nofollow">{e(url)}</a>')
+    elif c.url:
+        meta.append(f' · <span class="rag-label">url</span> {e(c.url)}')
+    meta.append("</div>")
+    return (f'<details class="rag-cite" id="{cite_id(turn, c.n)}" data-n="{c.n}">{summary}'
+            f'<div class="rag-cite-body">{"".join(meta)}'
+            f'<blockquote class="rag-passage">{highlight(c)}</blockquote></div></details>')
+
+
+def highlight(c: Citation) -> str:
+    """The cited passage, escaped, with the supporting quote wrapped in `<mark>`."""
+    text, quote = c.text or "", c.quote or ""
+    start, end = c.quote_start, c.quote_end
+    if not (0 <= start < end <= len(text)) or (quote and text[start:end].strip() != quote.strip()):
+        found = text.find(quote) if quote else -1
+        start, end = (found, found + len(quote)) if found >= 0 else (0, 0)
+    if not text:
+        return f"<mark>{e(quote)}</mark>" if quote else ""
+    if start == end:
+        lead = f'<div class="rag-quote"><mark>{e(quote)}</mark></div>' if quote else ""
+        return lead + e(text)
+    return f"{e(text[:start])}<mark>{e(text[start:end])}</mark>{e(text[end:])}"
+
+
+def render_looked_at(turn: int, passages: list[Chunk]) -> str:
+    if not passages:
+        return '<div class="rag-looked">No passage was found to look at.</div>'
+    items = "".join(
+        f'<details class="rag-cite" id="looked-{turn}-{j}"><summary>{e(display_name(p.source))}'
+        f'{f" · p. {int(p.page)}" if p.page else ""} <span class="rag-support">score {p.score:.3f}</span></summary>'
+        f'<div class="rag-cite-body"><blockquote class="rag-passage">{e(p.text)}</blockquote></div></details>'
+        for j, p in enumerate(passages, start=1)
+    )
+    return f'<div class="rag-looked"><div>The documents do not seem to answer this. What I looked at:</div>{items}</div>'
+
+
+def render_timings(t: dict) -> str:
+    """`retrieval 12 ms · first token 0.4 s · 18.3 tokens/s · total 2.1 s` (the parts that exist)."""
+    if not t:
+        return ""
+    parts = []
+    if "retrieval_ms" in t:
+        parts.append(f"retrieval {t['retrieval_ms']:.0f} ms")
+    if t.get("first_token_ms"):
+        parts.append(f"first token {_secs(t['first_token_ms'])}")
+    if t.get("tokens_per_s"):
+        parts.append(f"{t['tokens_per_s']:.1f} tokens/s")
+    if "total_ms" in t:
+        parts.append(f"total {_secs(t['total_ms'])}")
+    data = "".join(f' data-{k.replace("_", "-")}="{float(v):.1f}"' for k, v in t.items()
+                   if isinstance(v, (int, float)))
+    return f'<div class="rag-timing"{data}>{" · ".join(parts)}</div>'
+
+
+def _secs(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+# --- the sources panel ------------------------------------------------------------------------
+EMPTY_SOURCES = '<div class="rag-sources"><div class="rag-empty">The passages behind the latest answer appear here.</div></div>'
+
+
+def render_sources(answer: Answer | None, *, searching: bool = False) -> str:
+    """The passages the latest answer was built from, best first, with scores and which were cited."""
+    if searching:
+        return '<div class="rag-sources"><div class="rag-empty">Searching…</div></div>'
+    if answer is None:
+        return EMPTY_SOURCES
+    if not answer.passages:
+        return '<div class="rag-sources"><div class="rag-empty">No passages were retrieved.</div></div>'
+    cited = {c.chunk_id: c.n for c in answer.citations}
+    rows = []
+    for rank, p in enumerate(answer.passages, start=1):
+        n = cited.get(p.chunk_id)
+        tag = f'<span class="rag-cited">cited [{n}]</span>' if n else ""
+        page = f" · p. {int(p.page)}" if p.page else ""
+        snippet = " ".join(p.text.split())
+        rows.append(
+            f'<details class="rag-source{" rag-is-cited" if n else ""}"><summary>'
+            f'<span class="rag-rank">#{rank}</span> <span class="rag-score">{p.score:.3f}</span> '
+            f'{e(display_name(p.source))}{page} {tag}<div class="rag-snippet">{e(snippet[:160])}'
+            f'{"…" if len(snippet) > 160 else ""}</div></summary>'
+            f'<blockquote class="rag-passage">{e(p.text)}</blockquote></details>'
+        )
+    head = f'<div class="rag-sources-head">{len(answer.passages)} passages retrieved (score: higher is better)</div>'
+    return f'<div class="rag-sources">{head}{"".join(rows)}</div>'
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def _strip_markers(text: str) -> str:
+    return _MARKER.sub("", text)
+
+
+# --- client-side behaviour and styles (ours, static) ------------------------------------------
+CITE_JS = """
+if (!element.dataset.citeBound) {
+  element.dataset.citeBound = "1";
+  element.addEventListener("click", (ev) => {
+    const link = ev.target.closest("a.cite-ref");
+    if (!link || !element.contains(link)) return;
+    ev.preventDefault();
+    const box = element.querySelector("#" + CSS.escape(link.dataset.cite));
+    if (!box) return;
+    box.open = true;
+    box.classList.remove("rag-flash");
+    void box.offsetWidth;
+    box.classList.add("rag-flash");
+    box.scrollIntoView({block: "nearest", behavior: "smooth"});
+  });
+}
+"""
+
+CSS = """
+.rag-chat, .rag-sources { display: flex; flex-direction: column; gap: 10px; font-size: 15px; }
+.rag-empty { color: var(--body-text-color-subdued); padding: 12px; }
+.rag-turn { display: flex; flex-direction: column; gap: 6px; }
+.rag-msg { border-radius: 10px; padding: 10px 12px; border: 1px solid var(--border-color-primary); }
+.rag-user { background: var(--background-fill-secondary); align-self: flex-end; max-width: 85%; }
+.rag-bot { background: var(--background-fill-primary); }
+.rag-who { font-size: 12px; font-weight: 600; color: var(--body-text-color-subdued); margin-bottom: 4px; }
+.rag-text { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.5; }
+.rag-short { font-weight: 600; margin-bottom: 4px; }
+.rag-error { border-color: #d33; background: rgba(221, 51, 51, 0.08); }
+.rag-abstained { border-style: dashed; }
+.rag-standalone, .rag-timing, .rag-meta, .rag-sources-head { font-size: 12px; color: var(--body-text-color-subdued); }
+.rag-standalone { margin-bottom: 4px; }
+.rag-timing { margin-top: 8px; }
+.rag-cursor::after { content: "▍"; animation: rag-blink 1s steps(2) infinite; }
+@keyframes rag-blink { 50% { opacity: 0; } }
+a.cite-ref { font-weight: 600; text-decoration: none; padding: 0 1px; color: var(--color-accent); cursor: pointer; }
+a.cite-ref:hover { text-decoration: underline; }
+.rag-cites { margin-top: 8px; display: flex; flex-direction: column; gap: 4px; }
+.rag-cite, .rag-source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 4px 8px; }
+.rag-cite summary, .rag-source summary { cursor: pointer; font-size: 13px; }
+.rag-cite-body { margin-top: 6px; }
+.rag-passage { white-space: pre-wrap; overflow-wrap: anywhere; margin: 6px 0 2px; padding: 6px 10px;
+  border-left: 3px solid var(--border-color-accent); font-size: 13px; max-height: 320px; overflow: auto; }
+.rag-passage mark, .rag-quote mark { background: #ffe066; color: #111; padding: 0 1px; }
+.rag-support { font-size: 11px; color: var(--body-text-color-subdued); margin-left: 6px; }
+.rag-weak { color: #b35900; }
+.rag-flash { animation: rag-flash 1.2s ease-out; }
+@keyframes rag-flash { from { box-shadow: 0 0 0 3px #ffe066; } to { box-shadow: none; } }
+.rag-label { font-weight: 600; }
+.rag-looked { margin-top: 8px; display: flex; flex-direction: column; gap: 4px; font-size: 13px; }
+.rag-rank { color: var(--body-text-color-subdued); }
+.rag-score { font-family: var(--font-mono); font-size: 12px; }
+.rag-cited { font-size: 11px; font-weight: 600; color: var(--color-accent); margin-left: 4px; }
+.rag-is-cited { border-color: var(--color-accent); }
+.rag-snippet { font-size: 12px; color: var(--body-text-color-subdued); margin-top: 2px; }
+"""
