@@ -177,7 +177,8 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
                       short_answer: str = "") -> tuple[str, list[Citation], int]:
     """Map [n] markers to passages: drop dangling ones, quote and check each, cite uncited sentences.
 
-    Returns (text with normalised markers, citations in order of first use, number dropped).
+    Returns (text with normalised markers, citations in order of first use, markers removed:
+    dangling ones, and unsupported ones beside a supported marker in the same sentence).
     """
     by_n = {p.n: p for p in passages}
     dropped = 0
@@ -193,10 +194,11 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
     found: dict[int, Citation] = {}
     pieces: list[str] = []
-    cursor = 0
+    cursor, claim = 0, short_answer
     for span in sentence_spans(text):
         sentence = text[span.start:span.end]
-        claim = strip_markers(sentence) or short_answer
+        # a segment of markers only ("… [1]. [2][3]") cites the sentence before it
+        claim = strip_markers(sentence) or claim or short_answer
         nums = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
         if not nums and passages and claim:
             # an uncited sentence gets the passage that supports it best, if any does
@@ -205,13 +207,20 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
             if support >= threshold:
                 nums = [n]
                 sentence = _append_marker(sentence, n)
-        for n in nums:
-            if n not in found:
-                found[n] = _citation(n, by_n[n], claim, threshold)
+        checked = {n: found.get(n) or _citation(n, by_n[n], claim, threshold) for n in dict.fromkeys(nums)}
+        if any(c.supported for c in checked.values()):
+            # an unsupported marker beside a supported one adds nothing but doubt: remove it
+            for n, c in checked.items():
+                if not c.supported and n not in found:
+                    sentence = re.sub(rf"\s*\[{n}\]", "", sentence)
+                    dropped += 1
+            checked = {n: c for n, c in checked.items() if c.supported or n in found}
+        for n, c in checked.items():
+            found.setdefault(n, c)
         pieces.append(text[cursor:span.start] + sentence)
         cursor = span.end
     pieces.append(text[cursor:])
-    return "".join(pieces).strip(), list(found.values()), dropped
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(pieces)).strip(), list(found.values()), dropped
 
 
 def _append_marker(sentence: str, n: int) -> str:
@@ -227,6 +236,44 @@ def _citation(n: int, passage: Passage, claim: str, threshold: float) -> Citatio
         score=c.score, support=round(support, 3), supported=support >= threshold, url=c.url, text=c.text,
         quote_start=qs, quote_end=qe,
     )
+
+
+def is_relevant(question: str, chunks: Sequence[Chunk], best_similarity: float, min_similarity: float) -> bool:
+    """Worth asking the model: a passage is semantically close, or holds most of the question's words.
+
+    Dense similarity alone misses questions about names ("Who is Chen Li?"),
+    whose embeddings are far from any passage; word coverage catches those.
+    """
+    if not chunks:
+        return False
+    if best_similarity >= min_similarity:
+        return True
+    wanted = content_tokens(question)
+    if not wanted:
+        return False
+    return max(len(wanted & content_tokens(c.text)) / len(wanted) for c in chunks) >= 0.5
+
+
+def coverage(wanted: set[str], text: str) -> float:
+    return len(wanted & content_tokens(text)) / len(wanted) if wanted else 1.0
+
+
+def grounding_problem(question: str, short: str, citations: Sequence[Citation], passages: Sequence[Passage],
+                      min_question_coverage: float) -> str:
+    """Why the model's answer cannot be trusted, or "" when it is grounded.
+
+    Two checks, both on stemmed content words: the short answer must occur in the
+    passages (catches invented figures), and the cited passages must hold at least
+    `min_question_coverage` of the question's words (catches an answer to a
+    different question, e.g. a person's role in another company).
+    """
+    evidence = " ".join(c.text for c in citations) or " ".join(p.chunk.text for p in passages)
+    yes_no = short.strip(" .!").lower() in ("yes", "no")
+    if not yes_no and coverage(content_tokens(short), " ".join(p.chunk.text for p in passages)) < 0.5:
+        return "the model's answer does not occur in the passages"
+    if coverage(content_tokens(question), evidence) < min_question_coverage:
+        return "the cited passages do not mention what was asked"
+    return ""
 
 
 # --- the whole path ------------------------------------------------------------------------
@@ -255,7 +302,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     timings["retrieval_ms"] = _ms(t)
     chunks = retrieval.chunks
     answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
-    if not chunks or retrieval.best_similarity < cfg.min_relevance:
+    if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
         yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
         return
     passages = pack_context(chunks, cfg.context_tokens, deps.count_tokens)
@@ -282,6 +329,11 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     # details that are only markers ("Details: [1]") still say where the short answer came from
     body = details if strip_markers(details) else f"{short} {details}".strip()
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
+    ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
+    if ungrounded:
+        answer.draft = text
+        yield from _abstain(answer, pairs, timings, started, reason=ungrounded)
+        return
     answer.text, answer.short_answer, answer.citations, answer.dropped_citations = text, short, citations, dropped
     timings["total_ms"] = _ms(started)
     answer.timings = timings

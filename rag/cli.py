@@ -24,7 +24,8 @@ class _Group(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except RagError as exc:
-            raise click.ClickException(str(exc)) from exc
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
 
 
 app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True,

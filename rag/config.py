@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -83,6 +84,8 @@ class AnswerSettings(BaseModel):
     context_tokens: int = Field(1400, ge=128, description="Token budget for the passages in the prompt.")
     min_relevance: float = Field(0.25, description="Abstain when the best passage's dense similarity is below this.")
     support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
+    min_question_coverage: float = Field(
+        0.34, ge=0, le=1, description="Abstain when the cited passages hold less than this share of the question's content words.")
 
 
 class UISettings(BaseModel):
@@ -136,8 +139,18 @@ def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 break
         else:
-            node[path[-1]] = value
+            node[path[-1]] = _parse_env_value(value)
     return tree
+
+
+def _parse_env_value(value: str) -> Any:
+    """Lists and tables may be given as JSON (`RAG_LLM__FAKE_RESPONSES='["a", "b"]'`)."""
+    if value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return value
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

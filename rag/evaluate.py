@@ -266,8 +266,8 @@ def score_answer(q: dict, answer) -> dict:
     if q["answerable"]:
         row |= {"em": metrics.exact_match(answer.text, golds), "f1": round(metrics.token_f1(answer.text, golds), 4),
                 "short_em": metrics.exact_match(short, golds), "short_f1": round(metrics.token_f1(short, golds), 4)}
-        row["correct"] = not answer.abstained and (
-            metrics.contains_answer(f"{short} \n {answer.text}", golds) or row["short_f1"] >= 0.5)
+        # right = a gold answer (or alias) appears as whole words in the short answer or the full text
+        row["correct"] = not answer.abstained and metrics.contains_answer(f"{short} \n {answer.text}", golds)
     row["category"] = categorize(row)
     return row
 
@@ -388,6 +388,26 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
     return result
 
 
+def check_floors(scores: dict[str, float], floors: dict[str, Any]) -> list[str]:
+    """The metrics that break their committed bound (evals/floors.json), as readable lines.
+
+    A number is a floor (the metric must be at least that); `{"max": x}` is a
+    ceiling, for metrics where lower is better.
+    """
+    problems = []
+    for key, bound in floors.items():
+        if key not in scores:
+            problems.append(f"{key}: not measured")
+            continue
+        value = scores[key]
+        if isinstance(bound, dict):
+            if value > bound["max"]:
+                problems.append(f"{key} = {value} is above its ceiling {bound['max']}")
+        elif value < bound:
+            problems.append(f"{key} = {value} is below its floor {bound}")
+    return problems
+
+
 def _bar(label: str, total: int):
     from tqdm import tqdm
 
@@ -400,3 +420,4 @@ def _bar(label: str, total: int):
             bar.close()
 
     return tick
+

@@ -21,6 +21,7 @@ from rag.chunking import sentence_spans
 # `[1]`, `[2, 3]`: the citation markers of an answer (never part of what is scored)
 MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_TRAILING_MARKERS = re.compile(r"([.!?]+)((?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
 
 
 # --- retrieval ------------------------------------------------------------------------------
@@ -100,9 +101,18 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
 
 
 def contains_answer(text: str, golds: Sequence[str]) -> bool:
-    """Whether a normalised gold answer occurs in the normalised text as whole words ("6" is not in "16")."""
-    haystack = f" {normalize_answer(strip_markers(text))} "
-    return any(norm and f" {norm} " in haystack for norm in (normalize_answer(g) for g in golds))
+    """Whether a gold answer occurs in the text as whole words ("6" is not in "16").
+
+    Both sides are normalised as in `normalize_answer`, except that punctuation
+    becomes a space, so "Germany" is found in "Germany-headquartered".
+    """
+    haystack = f" {_loose(strip_markers(text))} "
+    return any(norm and f" {norm} " in haystack for norm in map(_loose, golds))
+
+
+def _loose(text: str) -> str:
+    text = "".join(" " if _is_punct(ch) else ch for ch in text.lower())
+    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 # --- citations ------------------------------------------------------------------------------
@@ -117,6 +127,8 @@ def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
         cited_sentences("Paris is big [1]. It has a river. [2]")
         # [("Paris is big [1].", [1]), ("It has a river. [2]", [2])]
     """
+    # "… river.[2] Next" hides the sentence end from the splitter: move the markers before the stop
+    text = _TRAILING_MARKERS.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", text)
     out: list[tuple[str, list[int]]] = []
     for span in sentence_spans(text):
         sentence = text[span.start:span.end]

@@ -69,6 +69,7 @@ class Answer:
     abstained: bool = False
     short_answer: str = ""
     abstain_reason: str = ""
+    draft: str = ""  # what the model said when a grounding check made us abstain
     question: str = ""
     standalone_question: str = ""
     passages: list[Chunk] = field(default_factory=list)

@@ -137,3 +137,22 @@ def test_follow_up_is_condensed_before_retrieval(fake_settings, docs):
 
 def test_strip_markers():
     assert strip_markers("It was six [1][2].") == "It was six."
+
+
+def test_marker_only_segment_cites_previous_sentence():
+    ps = passages("The pilot covers eight cities, including Beijing.", "Unrelated text about ducks.")
+    text, cites, dropped = resolve_citations("The pilot covers eight cities [1]. [2]", ps, 0.35)
+    assert [c.n for c in cites] == [1] and dropped == 1 and "[2]" not in text
+
+
+def test_grounding_catches_invented_answers_and_off_question_citations():
+    from rag.answer import grounding_problem
+
+    ps = passages("Chen Li is executive assistant to the president of Neukio Biotherapeutics.",
+                  "Merck Testing is headquartered in Germany.")
+    _, cites, _ = resolve_citations("Merck Testing is headquartered in Germany [2].", ps, 0.35)
+    assert grounding_problem("Where is Merck Testing headquartered?", "Germany", cites, ps, 0.34) == ""
+    assert "does not occur" in grounding_problem("How much did Merck invest?", "100 million yuan", cites, ps, 0.34)
+    _, cites, _ = resolve_citations("Chen Li is executive assistant [1].", ps, 0.35)
+    assert "do not mention" in grounding_problem("Who is the chief executive of Frontera Therapeutics?", "Chen Li", cites, ps, 0.34)
+    assert grounding_problem("Is Merck Testing headquartered in Germany?", "Yes", cites[:0], ps, 0.34) == ""

@@ -130,29 +130,44 @@ def cite_id(turn: int, n: int) -> str:
 
 
 def render_citation(turn: int, c: Citation) -> str:
-    """A collapsed block: `[n] file · page · support`, opening to the passage with the quote marked."""
-    where = [e(display_name(c.source))]
+    """A collapsed block: `[n] title · file · page · support`, opening to the passage with the quote marked."""
+    name = display_name(c.source)
+    where = [e(_short(c.title, 70)), f'<span class="rag-file">{e(name)}</span>'] if c.title and c.title != name \
+        else [f'<span class="rag-file">{e(name)}</span>']
     if c.page:
         where.append(f"p. {int(c.page)}")
     support = (f'<span class="rag-support">support {c.support:.2f}</span>' if c.supported
                else f'<span class="rag-support rag-weak" title="few words of the sentence appear in this passage">'
                     f'weak support {c.support:.2f}</span>')
     summary = f'<summary><b>[{c.n}]</b> {" · ".join(where)} {support}</summary>'
-    meta = [f'<div class="rag-meta"><span class="rag-label">file</span> {e(c.source)}']
-    if c.title and c.title != display_name(c.source):
-        meta.append(f' · <span class="rag-label">title</span> {e(c.title)}')
-    if c.page:
-        meta.append(f' · <span class="rag-label">page</span> {int(c.page)}')
-    meta.append(f' · <span class="rag-label">score</span> {c.score:.3f}')
+    meta = [_meta("File", e(c.source))]
+    if c.title and c.title != name:
+        meta.append(_meta("Title", e(c.title)))
+    line = [_meta_item("Page", str(int(c.page)))] if c.page else []
+    line.append(_meta_item("Retrieval score", f"{c.score:.3f}"))
+    line.append(_meta_item("Support", f"{c.support:.2f}" + ("" if c.supported else " (weak)")))
+    meta.append(f'<div>{" · ".join(line)}</div>')
     url = safe_url(c.url)
     if url:
-        meta.append(f' · <a href="{e(url)}" target="_blank" rel="noopener noreferrer nofollow">{e(url)}</a>')
+        meta.append(_meta("URL", f'<a href="{e(url)}" target="_blank" rel="noopener noreferrer nofollow">{e(url)}</a>'))
     elif c.url:
-        meta.append(f' · <span class="rag-label">url</span> {e(c.url)}')
-    meta.append("</div>")
+        meta.append(_meta("URL", e(c.url)))
     return (f'<details class="rag-cite" id="{cite_id(turn, c.n)}" data-n="{c.n}">{summary}'
-            f'<div class="rag-cite-body">{"".join(meta)}'
+            f'<div class="rag-cite-body"><div class="rag-meta">{"".join(meta)}</div>'
             f'<blockquote class="rag-passage">{highlight(c)}</blockquote></div></details>')
+
+
+def _meta(label: str, value_html: str) -> str:
+    return f"<div>{_meta_item(label, value_html)}</div>"
+
+
+def _meta_item(label: str, value_html: str) -> str:
+    return f'<span class="rag-label">{label}</span> {value_html}'
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
 def highlight(c: Citation) -> str:
@@ -226,8 +241,8 @@ def render_sources(answer: Answer | None, *, searching: bool = False) -> str:
         rows.append(
             f'<details class="rag-source{" rag-is-cited" if n else ""}"><summary>'
             f'<span class="rag-rank">#{rank}</span> <span class="rag-score">{p.score:.3f}</span> '
-            f'{e(display_name(p.source))}{page} {tag}<div class="rag-snippet">{e(snippet[:160])}'
-            f'{"…" if len(snippet) > 160 else ""}</div></summary>'
+            f'<span class="rag-file">{e(display_name(p.source))}</span>{page} {tag}'
+            f'<div class="rag-snippet">{e(_short(snippet, 160))}</div></summary>'
             f'<blockquote class="rag-passage">{e(p.text)}</blockquote></details>'
         )
     head = f'<div class="rag-sources-head">{len(answer.passages)} passages retrieved (score: higher is better)</div>'
@@ -291,7 +306,9 @@ a.cite-ref:hover { text-decoration: underline; }
 .rag-weak { color: #b35900; }
 .rag-flash { animation: rag-flash 1.2s ease-out; }
 @keyframes rag-flash { from { box-shadow: 0 0 0 3px #ffe066; } to { box-shadow: none; } }
-.rag-label { font-weight: 600; }
+.rag-meta { display: flex; flex-direction: column; gap: 1px; overflow-wrap: anywhere; }
+.rag-label { font-weight: 600; font-size: inherit; }
+.rag-file { font-family: var(--font-mono); font-size: 12px; }
 .rag-looked { margin-top: 8px; display: flex; flex-direction: column; gap: 4px; font-size: 13px; }
 .rag-rank { color: var(--body-text-color-subdued); }
 .rag-score { font-family: var(--font-mono); font-size: 12px; }

@@ -1,0 +1,360 @@
+"""The browser UI: chat with citations, document upload and management.
+
+A thin client of `DocQA`: callbacks parse what the page sends, call one DocQA
+method, and render the result (`ui.render`). Errors the user can act on
+(`RagError`) are shown in the page; anything else surfaces as `gr.Error`.
+
+Example::
+
+    from rag import DocQA
+    from ui.app import build_app
+    build_app(DocQA.open()).launch()      # or: serve(settings), what `rag ui` runs
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from rag.api import DocQA
+from rag.config import Settings, UISettings
+from rag.errors import ConfigError, RagError
+from rag.loaders import SUPPORTED_SUFFIXES
+from rag.types import Answer, FileResult, IngestReport
+from ui.render import (CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, Turn, display_name, render_conversation,
+                       render_sources)
+from ui.uploads import save_uploads
+
+log = logging.getLogger(__name__)
+
+DOC_HEADERS = ["document", "title", "chunks", "ingested", "source"]
+RESULT_HEADERS = ["file", "status", "chunks", "reason"]
+STREAM_EVERY_S = 0.05  # re-render the streaming answer at most this often (the first token always at once)
+
+
+class Handlers:
+    """The callbacks, around one `DocQA` per collection (all sharing the models of the first)."""
+
+    def __init__(self, qa: DocQA):
+        self.base = qa
+        self._open: dict[str, DocQA] = {qa.settings.collection: qa}
+        self._lock = threading.Lock()
+
+    # --- collections ---------------------------------------------------------------------
+    def qa_for(self, collection: str | None) -> DocQA:
+        """The DocQA of `collection`, opened on first use with the same settings and models."""
+        name = (collection or "").strip() or self.base.settings.collection
+        # Chroma's embedded client is not safe to create from two threads at once (two tabs
+        # loading, an upload during page load): open every store under one lock.
+        with self._lock:
+            qa = self._open.get(name)
+            if qa is None:
+                qa = DocQA(self.base.settings.model_copy(update={"collection": name}),
+                           embeddings=self.base.embeddings, chat_model=self.base.chat_model)
+            qa.store  # noqa: B018 -- opens the collection: a bad name or model mismatch fails here, not later
+            self._open[name] = qa
+            return qa
+
+    def collections(self) -> list[str]:
+        """Names of the collections in the store, and any opened in this process."""
+        lister = getattr(self.base, "collections", None)
+        if callable(lister):
+            names = list(lister())
+        else:  # DocQA has no collections() yet: ask a Chroma client of the same store
+            from rag.store import make_client
+
+            self.qa_for(None)
+            with self._lock:
+                client = make_client(self.base.settings)
+                names = [getattr(c, "name", c) for c in client.list_collections()]
+        return sorted(set(names) | set(self._open))
+
+    # --- chat ----------------------------------------------------------------------------
+    def chat(self, question: str, turns: list[Turn] | None, k: float, sources: list[str] | None,
+             collection: str | None):
+        """Stream one answer into the conversation; yields (textbox, conversation, sources panel, turns)."""
+        turns = list(turns or [])
+        question = (question or "").strip()
+        if not question:
+            gr.Warning("Type a question first.")
+            yield gr.update(), render_conversation(turns), gr.update(), turns
+            return
+        previous = next((t.answer for t in reversed(turns) if t.answer is not None), None)
+        turn = Turn(question)
+        turns.append(turn)
+        yield "", render_conversation(turns), render_sources(None, searching=True), turns
+        try:
+            qa = self.qa_for(collection)
+            shown = 0.0
+            for event in qa.stream(question, history=previous, k=int(k) if k else None, sources=sources or None):
+                if isinstance(event, Answer):
+                    turn.answer, turn.partial = event, ""
+                    continue
+                turn.partial += event
+                now = time.monotonic()
+                if now - shown >= STREAM_EVERY_S:
+                    shown = now
+                    yield gr.update(), render_conversation(turns), gr.update(), turns
+            if turn.answer is None:
+                raise RuntimeError("the answer stream ended without a final answer")
+        except RagError as exc:
+            turn.error = str(exc)
+            gr.Warning(str(exc))
+            yield gr.update(), render_conversation(turns), render_sources(None), turns
+            return
+        except Exception as exc:
+            log.exception("answering %r failed", question)
+            turn.error = f"unexpected error: {exc}"
+            yield gr.update(), render_conversation(turns), render_sources(None), turns
+            raise gr.Error(f"unexpected error: {exc}") from exc
+        yield gr.update(), render_conversation(turns), render_sources(turn.answer), turns
+
+    def new_conversation(self):
+        return EMPTY_CHAT, EMPTY_SOURCES, []
+
+    def ask_api(self, question: str, k: int | None = None, sources: list[str] | None = None,
+                collection: str | None = None, history: list[list[str]] | None = None) -> dict:
+        """Answer one question; returns the answer as JSON. Pass the returned `history` back for a follow-up.
+
+        Args:
+            question: the question.
+            k: passages to retrieve (default: the configured `retrieval.k`).
+            sources: only use these documents (as listed in the Documents tab).
+            collection: the collection to ask (default: the one the UI was started with).
+            history: the conversation so far, `[[user, assistant], ...]`.
+        """
+        pairs = [tuple(p) for p in history or []] or None
+        answer = self._surface(lambda: self.qa_for(collection).ask(question, history=pairs, k=int(k) if k else None,
+                                                                   sources=sources or None))
+        out = answer.to_dict()
+        out["history"] = [list(p) for p in answer.history]
+        return out
+
+    # --- documents -----------------------------------------------------------------------
+    def upload(self, files: list[str] | None, collection: str | None, progress=gr.Progress()):
+        """Store and ingest uploaded files; returns (results table, documents table, sources choices, delete choices, file input)."""
+        files = [f for f in (files or []) if f]
+        if not files:
+            return (gr.update(), *self._document_views(collection), None)
+        qa = self._surface(self.qa_for, collection)
+        limit = upload_limit(qa.settings)
+        progress(0, desc="saving uploads")
+        stored, rejected = self._surface(save_uploads, files, qa.settings.uploads_dir, allowed=SUPPORTED_SUFFIXES,
+                                         max_bytes=limit)
+        _forget_temp_copies(files)
+        report = IngestReport()
+        if stored:
+            def tick(done: int, total: int, path: str) -> None:
+                progress((done - 1, total), desc=f"ingesting {Path(path).name}", unit="files")
+
+            report = self._surface(qa.ingest, stored, progress=tick)
+            progress(1.0, desc="done")
+        results = [*report.files, *rejected]
+        gr.Info(f"{len(files)} file{'s' if len(files) != 1 else ''}: {_summary(results)}")
+        return (result_rows(results), *self._document_views(collection), None)
+
+    def delete(self, source: str | None, collection: str | None):
+        """Remove one document; returns (documents table, sources choices, delete choices)."""
+        if not source:
+            gr.Warning("Choose a document to delete first.")
+            return self._document_views(collection)
+        n = self._surface(lambda: self.qa_for(collection).delete(source))
+        gr.Info(f"removed {display_name(source)} ({n} chunks)")
+        return self._document_views(collection)
+
+    def switch_collection(self, collection: str | None):
+        """Open another collection; resets the conversation.
+
+        Returns (collection dropdown, documents table, sources choices, delete choices,
+        conversation, sources panel, turns).
+        """
+        name = (collection or "").strip() or self.base.settings.collection
+        self._surface(self.qa_for, name)
+        return (gr.update(choices=self._surface(self.collections), value=name), *self._document_views(name),
+                EMPTY_CHAT, EMPTY_SOURCES, [])
+
+    def refresh(self, collection: str | None):
+        """Page load: (collection dropdown, documents table, sources choices, delete choices)."""
+        return (gr.update(choices=self._surface(self.collections)), *self._document_views(collection))
+
+    def _document_views(self, collection: str | None):
+        items = self._surface(lambda: self.qa_for(collection).sources())
+        rows = [[display_name(s.source), s.title, s.chunks, s.ingested_at[:19].replace("T", " "), s.source] for s in items]
+        choices = [(display_name(s.source), s.source) for s in items]
+        return (gr.update(value=rows or None), gr.update(choices=choices, value=[]),
+                gr.update(choices=choices, value=None))
+
+    @staticmethod
+    def _surface(fn, *args, **kwargs):
+        """Call `fn`; our errors become their message in the page, anything else an 'unexpected error'."""
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except RagError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            log.exception("%s failed", getattr(fn, "__name__", fn))
+            raise gr.Error(f"unexpected error: {exc}") from exc
+
+
+def _forget_temp_copies(files: list[str]) -> None:
+    """Delete Gradio's temp copies of uploads: Gradio serves its cache, and we keep our own copy."""
+    from gradio.utils import get_upload_folder
+
+    cache = Path(get_upload_folder()).resolve()
+    for f in files:
+        path = Path(f).resolve()
+        if path.is_relative_to(cache):
+            path.unlink(missing_ok=True)
+
+
+def upload_limit(settings: Settings) -> int:
+    """The largest accepted upload in bytes."""
+    return int(settings.ui.upload_max_mb * 2**20)
+
+
+def result_rows(results: list[FileResult]) -> list[list]:
+    return [[display_name(r.path), r.status, r.chunks, r.reason] for r in results]
+
+
+def _summary(results: list[FileResult]) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
+
+
+def build_app(qa: DocQA) -> gr.Blocks:
+    """The Gradio app around `qa` (its collection is the initial one)."""
+    h = Handlers(qa)
+    settings = qa.settings
+    with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"## Document Q&A\nAnswers from your documents; every claim cites its passage. "
+                        f"<small>Model: {_md_escape(qa.describe_llm())}</small>")
+            collection = gr.Dropdown([settings.collection], value=settings.collection, label="Collection",
+                                     allow_custom_value=True, scale=0, min_width=220,
+                                     info="Pick, or type a new name + Enter.")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        conversation = gr.HTML(EMPTY_CHAT, elem_id="conversation", css_template=CSS,
+                                               js_on_load=CITE_JS, autoscroll=True, min_height=320)
+                        with gr.Row(equal_height=True):
+                            question = gr.Textbox(placeholder="Ask a question about your documents…",
+                                                  show_label=False, scale=5, elem_id="question", autofocus=True)
+                            ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                        new = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Sources")
+                        sources_panel = gr.HTML(EMPTY_SOURCES, elem_id="sources-panel", css_template=CSS,
+                                                js_on_load=None)
+                        with gr.Accordion("Settings", open=False, elem_id="settings"):
+                            k = gr.Slider(1, 20, value=settings.retrieval.k, step=1, label="Passages to retrieve (top-k)")
+                            only = gr.Dropdown([], value=[], multiselect=True, label="Only these documents",
+                                               info="Empty: search all documents.", elem_id="only-sources")
+                            gr.Textbox(qa.describe_llm(), label="Language model", interactive=False)
+            with gr.Tab("Documents", id="documents"):
+                upload = gr.File(file_count="multiple", label="Add documents (drop several at once)",
+                                 elem_id="upload")
+                gr.Markdown(f"Accepted: {', '.join(sorted(SUPPORTED_SUFFIXES))}; "
+                            f"up to {settings.ui.upload_max_mb:g} MB each.")
+                results = gr.Dataframe(headers=RESULT_HEADERS, label="Last upload", interactive=False,
+                                       elem_id="upload-results")
+                documents = gr.Dataframe(headers=DOC_HEADERS, label="Indexed documents", interactive=False,
+                                         elem_id="documents")
+                with gr.Row(equal_height=True):
+                    to_delete = gr.Dropdown([], value=None, label="Document to delete", scale=3, elem_id="to-delete")
+                    delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
+
+        doc_views = [documents, only, to_delete]
+        chat_io = dict(inputs=[question, turns, k, only, collection],
+                       outputs=[question, conversation, sources_panel, turns], show_progress="hidden")
+        ask.click(h.chat, **chat_io, api_name="chat", api_visibility="undocumented")
+        question.submit(h.chat, **chat_io, api_visibility="private")
+        new.click(h.new_conversation, outputs=[conversation, sources_panel, turns], api_visibility="private")
+        upload.upload(h.upload, inputs=[upload, collection], outputs=[results, *doc_views, upload],
+                      show_progress_on=results, api_visibility="private")
+        delete.click(h.delete, inputs=[to_delete, collection], outputs=doc_views, api_visibility="private")
+        documents.select(_selected_source, inputs=documents, outputs=to_delete, api_visibility="private")
+        collection.input(h.switch_collection, inputs=collection,
+                         outputs=[collection, *doc_views, conversation, sources_panel, turns],
+                         api_visibility="private")
+        demo.load(h.refresh, inputs=collection, outputs=[collection, *doc_views], api_visibility="private")
+        gr.api(h.ask_api, api_name="ask")
+    return demo
+
+
+def _md_escape(text: str) -> str:
+    import html
+
+    return html.escape(text).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+
+
+def _selected_source(table, evt: gr.SelectData):
+    """Clicking a row of the documents table picks it for deletion."""
+    row = evt.row_value if getattr(evt, "row_value", None) else None
+    return gr.update(value=row[-1]) if row else gr.update()
+
+
+# --- serving ------------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_auth(ui: UISettings) -> list[tuple[str, str]]:
+    """The `user:password` pairs from `ui.auth` and `ui.auth_file` (empty when neither is set)."""
+    lines: list[tuple[str, str]] = []
+    if ui.auth:
+        lines.append(("RAG_UI__AUTH", ui.auth))
+    if ui.auth_file:
+        path = Path(ui.auth_file).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the UI auth file {path} ({exc.strerror or exc}): "
+                              "fix RAG_UI__AUTH_FILE or create the file with `user:password` lines") from exc
+        lines += [(f"{path}", ln.strip()) for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    pairs = []
+    for where, line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ConfigError(f"bad UI credentials in {where}: expected `user:password`")
+        pairs.append((user.strip(), password))
+    return pairs
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Launch the UI and block. Binding anything but loopback requires credentials.
+
+    Raises:
+        ConfigError: a non-loopback `host` without `RAG_UI__AUTH` / `RAG_UI__AUTH_FILE`.
+    """
+    host = host or settings.ui.host
+    port = port or settings.ui.port
+    auth = load_auth(settings.ui)
+    if not is_loopback(host) and not auth:
+        raise ConfigError(
+            f"serving the UI on {host} makes it reachable from other machines, so it needs a login: "
+            "set RAG_UI__AUTH=user:password or RAG_UI__AUTH_FILE=/path/to/file (one user:password per line), "
+            "or bind 127.0.0.1"
+        )
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    demo = build_app(DocQA(settings))
+    demo.launch(server_name=host, server_port=port, auth=auth or None, ssr_mode=False,
+                max_file_size=upload_limit(settings), show_error=True,
+                auth_message="Document Q&A: sign in")
