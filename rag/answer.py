@@ -194,11 +194,14 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
     text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
     found: dict[int, Citation] = {}
     pieces: list[str] = []
-    cursor, claim = 0, short_answer
+    cursor, claim, claim_supported = 0, short_answer, False
     for span in sentence_spans(text):
         sentence = text[span.start:span.end]
         # a segment of markers only ("… [1]. [2][3]") cites the sentence before it
+        markers_only = not strip_markers(sentence)
         claim = strip_markers(sentence) or claim or short_answer
+        if not markers_only:
+            claim_supported = False
         nums = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
         if not nums and passages and claim:
             # an uncited sentence gets the passage that supports it best, if any does
@@ -208,7 +211,8 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
                 nums = [n]
                 sentence = _append_marker(sentence, n)
         checked = {n: found.get(n) or _citation(n, by_n[n], claim, threshold) for n in dict.fromkeys(nums)}
-        if any(c.supported for c in checked.values()):
+        claim_supported = claim_supported or any(c.supported for c in checked.values())
+        if claim_supported:
             # an unsupported marker beside a supported one adds nothing but doubt: remove it
             for n, c in checked.items():
                 if not c.supported and n not in found:
