@@ -82,7 +82,7 @@ class LLMSettings(BaseModel):
 
 class AnswerSettings(BaseModel):
     context_tokens: int = Field(1400, ge=128, description="Token budget for the passages in the prompt.")
-    min_relevance: float = Field(0.25, description="Abstain when the best passage's dense similarity is below this.")
+    min_relevance: float = Field(0.25, description="Abstain without asking the model when no passage reaches this cosine similarity and none holds half of the question's words.")
     support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
     min_question_coverage: float = Field(
         0.34, ge=0, le=1, description="Abstain when the cited passages hold less than this share of the question's content words.")
