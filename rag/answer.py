@@ -70,9 +70,9 @@ def condense_question(question: str, history: History, chat_model, max_turns: in
                                HumanMessage(prompt["user"].format(history=convo, question=question))])
     text = str(reply.content).strip().splitlines()[0].strip().strip('"') if str(reply.content).strip() else ""
     text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.IGNORECASE).strip()
-    # a rewrite that lost the question or rambles is worse than the original
-    if not text or len(text) > 4 * len(question) + 200:
-        return question
+    # a rewrite that rambles, or answers instead of asking, is worse than the original
+    if not text or len(text) > 4 * len(question) + 200 or (question.rstrip().endswith("?") and "?" not in text):
+        return f"{history[-1][0]} {question}"
     return text
 
 
@@ -139,15 +139,24 @@ def strip_markers(text: str) -> str:
 def parse_reply(raw: str) -> tuple[str, str]:
     """Split 'Answer: … / Details: …' into (short answer, details); tolerant of format slips."""
     text = raw.strip().replace("**", "")  # bold labels are common: "**Answer:** six"
-    short, details = "", text
-    m = re.match(r"^\s*(?:short\s+)?answer\s*:\s*(.*?)(?:\n|$)(.*)$", text, re.IGNORECASE | re.DOTALL)
+    label = re.compile(r"(?:^|\s)(?:details|explanation|evidence)\s*:\s*", re.IGNORECASE)
+    m = re.match(r"^\s*(?:short\s+)?answer\s*:\s*(.*)$", text, re.IGNORECASE | re.DOTALL)
     if m:
-        short, details = m.group(1).strip(), m.group(2).strip()
-    details = re.sub(r"^\s*(details|explanation|evidence)\s*:\s*", "", details, flags=re.IGNORECASE)
-    details = details.strip()
+        rest = m.group(1)
+        # the details may follow on the same line ("Answer: X Details: …") or the next
+        cut = label.search(rest)
+        if cut:
+            short, details = rest[:cut.start()], rest[cut.end():]
+        else:
+            first, _, after = rest.partition("\n")
+            short, details = first, after
+    else:
+        short, details = "", label.sub(" ", text, count=1)
+    short, details = strip_markers(short).strip(), details.strip()
     if not short:
-        first = sentence_spans(strip_markers(details))
-        short = strip_markers(details)[first[0].start:first[0].end] if first else ""
+        plain = strip_markers(details)
+        first = sentence_spans(plain)
+        short = plain[first[0].start:first[0].end] if first else ""
     return short.strip(), details
 
 

@@ -219,7 +219,8 @@ def evaluate_retrieval(qa, questions: list[dict], *, k: int = 5, mode: str | Non
         ranked.append(docs)
         golds.append(gold)
         rank = metrics.first_hit_rank(docs, gold)
-        rows.append({"qid": q["qid"], "question": q["question"], "gold_docs": sorted(gold), "retrieved": docs[:10],
+        rows.append({"qid": q["qid"], "question": q["question"], "answerable": True, "gold": q["answers"],
+                     "gold_docs": sorted(gold), "retrieved": docs[:10],
                      "hit_rank": rank, "category": "retrieval miss" if rank is None or rank > k else None})
         if tick:
             tick(i, len(answerable), "")

@@ -72,10 +72,13 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
     lines += ["", "## Failures by category", "", "| category | questions |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in counts.items()]
     lines += [f"| **total** | {len(failed)} of {len(result.per_question)} |", ""]
-    lines += ["Categories: *retrieval miss* = no gold document among the passages; *model error* = gold document "
-              "retrieved but the answer is wrong; *citation error* = answer right but no citation points at a gold "
-              "document or a passage holding the answer; *wrong abstention* = abstained on an answerable question; "
-              "*missed abstention* = answered an unanswerable one.", ""]
+    if cfg.get("retrieval_only"):
+        lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]
+    else:
+        lines += ["Categories: *retrieval miss* = answer wrong and no gold document among the passages; *model error* "
+                  "= answer wrong although a gold document was retrieved; *citation error* = answer right but no "
+                  "citation points at a gold document or a passage holding the answer; *wrong abstention* = "
+                  "abstained on an answerable question; *missed abstention* = answered an unanswerable one.", ""]
     for category in CATEGORIES:
         rows = [r for r in failed if r["category"] == category]
         if rows:

@@ -156,3 +156,16 @@ def test_grounding_catches_invented_answers_and_off_question_citations():
     _, cites, _ = resolve_citations("Chen Li is executive assistant [1].", ps, 0.35)
     assert "do not mention" in grounding_problem("Who is the chief executive of Frontera Therapeutics?", "Chen Li", cites, ps, 0.34)
     assert grounding_problem("Is Merck Testing headquartered in Germany?", "Yes", cites[:0], ps, 0.34) == ""
+
+
+def test_parse_reply_details_on_the_same_line():
+    short, details = parse_reply("Answer: Shanghai Details: It is in Shanghai [2].")
+    assert short == "Shanghai" and details == "It is in Shanghai [2]."
+
+
+def test_condense_falls_back_when_the_model_answers_instead():
+    from rag.answer import condense_question
+
+    model = GenericFakeChatModel(messages=iter(["Merck Testing"]))
+    out = condense_question("Where is the first one headquartered?", [("Which two companies are named?", "Merck [1].")], model)
+    assert out == "Which two companies are named? Where is the first one headquartered?"

@@ -92,7 +92,7 @@ def write_dataset(folder: Path, corpus: list[dict], questions: list[dict]) -> Pa
 CORPUS = [
     {"doc_id": "paris", "title": "Paris", "text": "Paris is the capital of France. The Seine flows through Paris."},
     {"doc_id": "berlin", "title": "Berlin", "text": "Berlin is the capital of Germany. It has 3.7 million inhabitants."},
-    {"doc_id": "rome", "title": "Rome", "text": "Rome is the capital of Italy. The Tiber flows through Rome."},
+    {"doc_id": "rome", "title": "Rome", "text": "Rome is the capital of Italy. The Tiber is the river that flows through Rome."},
 ]
 
 
@@ -114,7 +114,7 @@ REPLIES = [
     "Answer: Paris\nDetails: Paris is the capital of France [1].",             # right, cited
     "Answer: 5 million\nDetails: Berlin has 5 million inhabitants [1].",       # model error
     "Answer: I don't know based on the documents.",                           # wrong abstention
-    "Answer: the Seine\nDetails: The Seine flows through Paris [2].",          # right, cites Rome: citation error
+    "Answer: the Seine\nDetails: The Seine flows through Paris [2].",          # right, but cites the Rome passage: citation error
     "Answer: I don't know based on the documents.",                           # right abstention
     "Answer: Rome\nDetails: Rome is the capital of Italy [1].",                # missed abstention
 ]
@@ -356,3 +356,23 @@ def test_check_floors_reports_floors_and_ceilings():
         "retrieval.recall@5 = 0.9 is below its floor 0.95",
         "abstention.answerable_abstained = 0.3 is above its ceiling 0.2",
         "answer.f1: not measured"]
+
+
+def test_ablation_ranks_like_the_retriever(settings, dataset):
+    """evals/ablate.py's methods rank exactly as `DocQA.retrieve` does in each mode."""
+    import importlib.util
+
+    from rag.evaluate import load_dataset, open_dataset_index
+
+    spec = importlib.util.spec_from_file_location("ablate", REPO / "evals" / "ablate.py")
+    ablate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablate)
+    qa = open_dataset_index(settings, load_dataset(dataset))
+    qa.retriever.ensure_lexical_current()
+    for question in QUESTIONS:
+        ranked = ablate.rankings(qa, question["question"], 50)
+        for method, mode in (("dense", "dense"), ("bm25", "bm25"), ("hybrid (convex)", "hybrid")):
+            assert [c.chunk_id for c in qa.retrieve(question["question"], k=10, mode=mode)] == ranked[method][:10]
+    table = ablate.markdown([{"method": "a", "retrieval.mrr": 0.5}, {"method": "b", "retrieval.mrr": 0.75}],
+                            ["method"], ("retrieval.mrr",))
+    assert table.splitlines() == ["| method | mrr |", "|---|---:|", "| a | 0.5000 |", "| b | **0.7500** |"]
