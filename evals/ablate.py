@@ -14,8 +14,10 @@ k = 1, 5, 10 are the recall@k columns.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rag.config import load_settings
@@ -49,32 +51,40 @@ def rankings(qa, question: str, n: int) -> dict[str, list[str]]:
     }
 
 
-def ablate_retrieval(dataset, sizes: list[tuple[int, int]], environ=None) -> list[dict]:
-    answerable = [q for q in dataset.questions if q["answerable"] and q["gold_doc_ids"]]
-    golds = [set(q["gold_doc_ids"]) for q in answerable]
+def ablate_retrieval(dataset, sizes: list[tuple[int, int]]) -> list[dict]:
+    # One fresh process per index: a process that already searched another collection can return slightly
+    # different approximate-nearest-neighbour results, and the rows should match `rag eval --retrieval-only`.
     rows = []
-    for chunk_tokens, overlap in sizes:
-        settings = load_settings(environ=environ, chunking={"chunk_tokens": chunk_tokens, "overlap_tokens": overlap})
-        started = time.perf_counter()
-        qa = open_dataset_index(settings, dataset, progress=True)
-        print(f"index {chunk_tokens}/{overlap}: {qa.store.count()} chunks ({time.perf_counter() - started:.0f}s)",
-              file=sys.stderr)
-        qa.retriever.ensure_lexical_current()
-        n = max(settings.retrieval.candidates, 10)
-        per_method: dict[str, list[list[str]]] = {}
-        for q in answerable:
-            for method, ids in rankings(qa, q["question"], n).items():
-                per_method.setdefault(method, []).append(ids[:10])
-        source = {c.chunk_id: c.source for c in qa.store.get(sorted({i for r in per_method.values() for ids in r for i in ids}))}
-        for method, ranked in per_method.items():
-            docs = [[source[i] for i in ids] for ids in ranked]
-            rows.append({"chunk_tokens": chunk_tokens, "overlap_tokens": overlap, "chunks": qa.store.count(),
-                         "method": method, **retrieval_metrics(docs, golds)})
+    for size in sizes:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows += pool.submit(ablate_one_size, dataset, size).result()
     return rows
 
 
-def ablate_answer_k(dataset, n_questions: int, ks: list[int], seed: int, environ=None) -> list[dict]:
-    settings = load_settings(environ=environ)
+def ablate_one_size(dataset, size: tuple[int, int]) -> list[dict]:
+    chunk_tokens, overlap = size
+    answerable = [q for q in dataset.questions if q["answerable"] and q["gold_doc_ids"]]
+    golds = [set(q["gold_doc_ids"]) for q in answerable]
+    settings = load_settings(chunking={"chunk_tokens": chunk_tokens, "overlap_tokens": overlap})
+    started = time.perf_counter()
+    qa = open_dataset_index(settings, dataset, progress=True)
+    print(f"index {chunk_tokens}/{overlap}: {qa.store.count()} chunks ({time.perf_counter() - started:.0f}s)",
+          file=sys.stderr)
+    qa.retriever.ensure_lexical_current()
+    n = max(settings.retrieval.candidates, 10)
+    per_method: dict[str, list[list[str]]] = {}
+    for q in answerable:
+        for method, ids in rankings(qa, q["question"], n).items():
+            per_method.setdefault(method, []).append(ids[:10])
+    ids = sorted({i for ranked in per_method.values() for top in ranked for i in top})
+    source = {c.chunk_id: c.source for c in qa.store.get(ids)}
+    return [{"chunk_tokens": chunk_tokens, "overlap_tokens": overlap, "chunks": qa.store.count(), "method": method,
+             **retrieval_metrics([[source[i] for i in top] for top in ranked], golds)}
+            for method, ranked in per_method.items()]
+
+
+def ablate_answer_k(dataset, n_questions: int, ks: list[int], seed: int) -> list[dict]:
+    settings = load_settings()
     qa = open_dataset_index(settings, dataset, progress=True)
     questions = select_questions(dataset.questions, n_questions, seed)
     rows = []

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 from rag.config import Settings, load_settings
 from rag.errors import NoDocumentsError, UnknownSourceError
 from rag.types import Answer, Chunk, IngestReport, SourceInfo
+
+_OPEN_LOCK = threading.RLock()
 
 
 class DocQA:
@@ -62,8 +65,26 @@ class DocQA:
     def store(self):
         from rag.store import ChunkStore, make_client
 
-        return ChunkStore(make_client(self.settings), self.settings.collection,
-                          model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension)
+        # Chroma's embedded client fails when two threads open the same folder at once
+        with _OPEN_LOCK:
+            return ChunkStore(make_client(self.settings), self.settings.collection,
+                              model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension)
+
+    def collections(self) -> list[str]:
+        """Names of the collections in this store (embedded folder or Chroma server)."""
+        from rag.store import make_client
+
+        with _OPEN_LOCK:
+            client = make_client(self.settings)
+        return sorted(getattr(c, "name", c) for c in client.list_collections())
+
+    def with_collection(self, name: str) -> "DocQA":
+        """The same settings and loaded models, another collection."""
+        other = DocQA(self.settings.model_copy(update={"collection": name}))
+        for attr in ("embeddings", "chat_model"):
+            if attr in self.__dict__:
+                setattr(other, attr, self.__dict__[attr])
+        return other
 
     @cached_property
     def _state_dir(self) -> Path:

@@ -124,7 +124,7 @@ def test_bad_files_are_skipped_and_index_kept(qa, docs, tmp_path):
     assert "limit" in reasons["huge.txt"] and "unsupported" in reasons["image.png"]
     assert report.count("added") == 1  # the wrongly-encoded file still lands
     assert set(before) <= set(all_ids(qa))
-    assert "Café" in qa.retrieve("zebras", k=1)[0].text
+    assert "Café" in qa.retrieve("zebras", k=1, mode="bm25")[0].text
 
 
 def test_missing_path_is_reported(qa, tmp_path):
@@ -190,3 +190,12 @@ def test_dataset_rows_ingest(qa):
     assert report.count("added") == 1 and report.count("skipped") == 1
     assert qa.retrieve("capital of France", k=1)[0].source == "d1"
     assert qa.ingest_texts([{"source": "d1", "text": "Paris is the capital of France.", "title": "France"}]).count("unchanged") == 1
+
+
+def test_collections_listing_and_switching(qa, docs):
+    qa.ingest([docs])
+    notes = qa.with_collection("notes")
+    assert notes.embeddings is qa.embeddings  # models shared, not reloaded
+    notes.ingest([docs / "alpha.txt"])
+    assert qa.collections() == ["default", "notes"]
+    assert len(notes.sources()) == 1 and len(qa.sources()) == 2
