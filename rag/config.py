@@ -46,7 +46,7 @@ class ChunkSettings(BaseModel):
     chunk_tokens: int = Field(160, ge=16, description="Target chunk size in tiktoken tokens.")
     overlap_tokens: int = Field(32, ge=0, description="Tokens shared by consecutive chunks (< chunk_tokens).")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
-    max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped.")
+    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are skipped (a 20 MB text is ~30k chunks).")
 
 
     @model_validator(mode="after")

@@ -115,8 +115,8 @@ def test_bad_files_are_skipped_and_index_kept(qa, docs, tmp_path):
     (bad / "latin1.txt").write_bytes("Caf\xe9 na\xefve r\xe9sum\xe9 about zebras.".encode("latin-1"))
     (bad / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     huge = bad / "huge.txt"
-    with open(huge, "wb") as fh:  # sparse: over the limit without writing 50 MB
-        fh.truncate(int(qa.settings.chunking.max_file_mb * 2**20) + 1)
+    with open(huge, "wb") as fh:  # a sparse 50 MB file: the size is checked before anything is read
+        fh.truncate(50 * 2**20)
     report = qa.ingest([bad])
     reasons = {Path(f.path).name: f.reason for f in report.files if f.status == "skipped"}
     assert set(reasons) == {"empty.txt", "binary.txt", "corrupt.pdf", "corrupt.docx", "image.png", "huge.txt"}
