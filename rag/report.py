@@ -144,7 +144,9 @@ def compare(a: EvalResult, b: EvalResult, names: tuple[str, str] = ("A", "B")) -
              f"{'metric':<{width}}  {'A':>10}  {'B':>10}  {'B - A':>10}"]
     for key in keys:
         va, vb = a.metrics.get(key), b.metrics.get(key)
-        delta = f"{vb - va:+.4f}" if _num(va) and _num(vb) else ""
+        delta = ""
+        if _num(va) and _num(vb):
+            delta = f"{vb - va:+d}" if isinstance(va, int) and isinstance(vb, int) else f"{vb - va:+.4f}"
         lines.append(f"{key:<{width}}  {_col(va):>10}  {_col(vb):>10}  {delta:>10}")
     return "\n".join(lines)
 
