@@ -124,11 +124,14 @@ def format_passages(passages: Sequence[Passage]) -> str:
 
 def build_messages(question: str, passages: Sequence[Passage]):
     """The exact chat messages sent to the model."""
-    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
     prompt = load_prompt("answer")
-    return [SystemMessage(prompt["system"]),
-            HumanMessage(prompt["user"].format(passages=format_passages(passages), question=question))]
+    messages = [SystemMessage(prompt["system"])]
+    for ex in prompt.get("examples", []):  # earlier turns: the small model imitates them
+        messages += [HumanMessage(prompt["user"].format(passages=ex["passages"], question=ex["question"])),
+                     AIMessage(ex["reply"])]
+    return messages + [HumanMessage(prompt["user"].format(passages=format_passages(passages), question=question))]
 
 
 # --- parsing and citations ------------------------------------------------------------------
@@ -150,8 +153,11 @@ def parse_reply(raw: str) -> tuple[str, str]:
         else:
             first, _, after = rest.partition("\n")
             short, details = first, after
+    elif label.search(text):  # "Germany\nDetails: …": the label of the first line was left out
+        cut = label.search(text)
+        short, details = text[:cut.start()], text[cut.end():]
     else:
-        short, details = "", label.sub(" ", text, count=1)
+        short, details = "", text
     short, details = strip_markers(short).strip(), details.strip()
     if not short:
         plain = strip_markers(details)
@@ -234,6 +240,17 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
         cursor = span.end
     pieces.append(text[cursor:])
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(pieces)).strip(), list(found.values()), dropped
+
+
+def drop_unsupported_sentences(text: str, passages: Sequence[Passage], threshold: float) -> str:
+    """Remove sentences no passage supports (a small model sometimes echoes its examples or invents)."""
+    kept = []
+    for span in sentence_spans(text):
+        sentence = text[span.start:span.end]
+        claim = strip_markers(sentence)
+        if not claim or max((best_quote(claim, p.chunk.text)[0] for p in passages), default=0.0) >= threshold:
+            kept.append(sentence)
+    return " ".join(kept)
 
 
 def _append_marker(sentence: str, n: int) -> str:
@@ -339,7 +356,8 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     if is_abstention(short, details):
         yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it")
         return
-    # details that are only markers ("Details: [1]") still say where the short answer came from
+    details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
+    # details that are only markers ("Details: [1]"), or none left, still say where the short answer came from
     body = details if strip_markers(details) else f"{short} {details}".strip()
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
     ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)

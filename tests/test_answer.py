@@ -78,7 +78,7 @@ def test_passages_cannot_close_the_fence():
 
 def test_prompt_frames_passages_as_untrusted():
     msgs = build_messages("Q?", passages("text"))
-    assert "untrusted" in msgs[0].content and "Question: Q?" in msgs[1].content
+    assert "untrusted" in msgs[0].content and "Question: Q?" in msgs[-1].content
 
 
 @pytest.fixture
@@ -169,3 +169,21 @@ def test_condense_falls_back_when_the_model_answers_instead():
     model = GenericFakeChatModel(messages=iter(["Merck Testing"]))
     out = condense_question("Where is the first one headquartered?", [("Which two companies are named?", "Merck [1].")], model)
     assert out == "Which two companies are named? Where is the first one headquartered?"
+
+
+def test_parse_reply_without_the_answer_label():
+    assert parse_reply("Germany\nDetails: Merck Testing is German [1].") == ("Germany", "Merck Testing is German [1].")
+
+
+def test_examples_are_earlier_turns_and_the_question_comes_last():
+    msgs = build_messages("Where?", passages("text"))
+    assert [m.type for m in msgs][:3] == ["system", "human", "ai"]
+    assert msgs[-1].type == "human" and "Question: Where?" in msgs[-1].content
+
+
+def test_sentences_no_passage_supports_are_dropped():
+    from rag.answer import drop_unsupported_sentences
+
+    ps = passages("Germany-headquartered Merck Testing plans to localize technologies.")
+    out = drop_unsupported_sentences("The Colosseum could hold 80,000 spectators [1]. Merck Testing is Germany-headquartered [1].", ps, 0.35)
+    assert out == "Merck Testing is Germany-headquartered [1]."

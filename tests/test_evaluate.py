@@ -362,7 +362,7 @@ def test_ablation_ranks_like_the_retriever(settings, dataset):
     """evals/ablate.py's methods rank exactly as `DocQA.retrieve` does in each mode."""
     import importlib.util
 
-    from rag.evaluate import load_dataset, open_dataset_index
+    from rag.evaluate import open_dataset_index
 
     spec = importlib.util.spec_from_file_location("ablate", REPO / "evals" / "ablate.py")
     ablate = importlib.util.module_from_spec(spec)
