@@ -192,7 +192,8 @@ class Ingestor:
 
         return _Guard()
 
-    def _chunk_spans(self, text: str):
+    def _chunk_spans(self):
+        """The configured splitter, built once: (text, hard_limit) -> spans."""
         from rag.chunking import split_text
         from rag.provision import get_encoding
 
@@ -214,7 +215,7 @@ class Ingestor:
         hard_limit = self.embeddings.max_wordpieces - 2 - self.embeddings.count_wordpieces(title)
         if hard_limit < 32:
             title, hard_limit = title[:60], self.embeddings.max_wordpieces - 2 - self.embeddings.count_wordpieces(title[:60])
-        chunker = self._chunk_spans(doc.text)
+        chunker = self._chunk_spans()
         regions = [(p, s, e) for p, s, e in doc.pages] if doc.pages else [(None, 0, len(doc.text))]
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         records: list[StoredChunk] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,19 @@ def fake_settings(tmp_path):
 def real_settings(tmp_path):
     """Settings with the real embedding model (and the real local LLM where used)."""
     return load_settings(environ={}, home=tmp_path / "home", cache=shared_cache())
+
+
+@contextmanager
+def serving(qa):
+    """The UI app for `qa` on a free loopback port, in a background thread; yields its URL."""
+    from ui.app import build_app
+
+    demo = build_app(qa)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, ssr_mode=False, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -7,7 +7,6 @@ running app through `gradio_client`. The browser tests are in test_ui_browser.py
 from __future__ import annotations
 
 import itertools
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,7 +20,7 @@ from rag.config import load_settings
 from rag.errors import ConfigError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.types import Answer, Chunk, Citation
-from tests.conftest import shared_cache
+from tests.conftest import serving, shared_cache
 from ui.app import Handlers, build_app, is_loopback, load_auth, serve
 from ui.render import highlight, link_markers, render_citation, render_sources
 from ui.uploads import safe_filename, save_uploads
@@ -305,13 +304,8 @@ def test_gradio_client_can_ask(qa, doc):
     from gradio_client import Client
 
     qa.ingest([doc])
-    demo = build_app(qa)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, ssr_mode=False, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    with serving(qa) as url:
+        client = Client(url, verbose=False)
         result = client.predict("How many companies changed their business scope?", api_name="/ask")
         assert result["answer"].endswith("[1].") and result["citations"][0]["n"] == 1
         assert result["history"][0][0] == "How many companies changed their business scope?"
@@ -322,7 +316,6 @@ def test_gradio_client_can_ask(qa, doc):
         secret.parent.mkdir(parents=True, exist_ok=True)
         secret.write_text("private")
         with pytest.raises(urllib.error.HTTPError) as err:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/file={secret}")
+            urllib.request.urlopen(f"{url}gradio_api/file={secret}")
         assert err.value.code in (403, 404)
-    finally:
-        demo.close()
+

@@ -8,7 +8,6 @@ on the seed article and saves docs/screenshot.png.
 from __future__ import annotations
 
 import re
-import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from rag.api import DocQA
 from rag.config import load_settings
-from tests.conftest import REPO, SEED_DIR, shared_cache
+from tests.conftest import REPO, SEED_DIR, serving, shared_cache
 from ui.app import build_app
 
 pytestmark = pytest.mark.browser
@@ -70,20 +69,6 @@ def browser():
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-@contextmanager
-def serving(qa: DocQA):
-    """The app on a free loopback port, in a background thread; yields its URL."""
-    demo = build_app(qa)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, ssr_mode=False, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
 
 
 @contextmanager
