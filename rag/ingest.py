@@ -242,6 +242,8 @@ class _Batch:
         self.generation_before = ingestor.store.generation
 
     def add(self, item: _Pending, report: IngestReport) -> None:
+        if any(p.source == item.source for p in self.pending):
+            self.flush(report)  # the same source twice (in-memory rows): the later one replaces the earlier
         self.pending.append(item)
         if sum(len(p.records) for p in self.pending) >= _FLUSH_CHUNKS:
             self.flush(report)
@@ -254,16 +256,11 @@ class _Batch:
             vectors = self.ing.embeddings.embed_documents(texts)
         except Exception as exc:
             raise RagError(f"embedding failed ({exc}); nothing from this batch was stored") from exc
-        offset = 0
+        removed = self.ing.store.replace_sources([(p.source, p.records) for p in self.pending], vectors)
         for p in self.pending:
-            n = len(p.records)
-            old = self.ing.store.chunk_ids(p.source)
-            self.ing.store.replace_source(p.source, p.records, vectors[offset:offset + n])
-            offset += n
-            new = {r.chunk.chunk_id for r in p.records}
-            self.removed.extend(old - new)
+            self.removed.extend(removed.get(p.source, ()))
             self.added.extend((r.chunk.chunk_id, r.chunk.source, index_text(r.chunk)) for r in p.records)
-            report.files.append(FileResult(p.source, p.status, chunks=n))
+            report.files.append(FileResult(p.source, p.status, chunks=len(p.records)))
         self.pending = []
 
     def commit_lexical(self) -> None:

@@ -162,14 +162,38 @@ class ChunkStore:
         return out
 
     # --- writing -----------------------------------------------------------------------
-    def replace_source(self, source: str, records: list[StoredChunk], embeddings) -> int:
-        """Make `records` the chunks of `source`: upsert the new ones first, then delete the rest.
+    def ids_by_source(self, sources: Iterable[str]) -> dict[str, set[str]]:
+        """The stored chunk ids of each given source, in one round trip."""
+        sources = list(dict.fromkeys(sources))
+        out: dict[str, set[str]] = {s: set() for s in sources}
+        if not sources:
+            return out
+        got = self._collection.get(where=source_filter(sources), include=["metadatas"])
+        for cid, meta in zip(got["ids"], got["metadatas"]):
+            out.setdefault(meta.get("source", ""), set()).add(cid)
+        return out
 
-        Upserting before deleting means a crash in between leaves the old and
-        the new version (detected as 'inconsistent' and redone), never neither.
+    def replace_source(self, source: str, records: list[StoredChunk], embeddings) -> int:
+        """Make `records` the chunks of `source` (see `replace_sources`)."""
+        self.replace_sources([(source, records)], embeddings)
+        return len(records)
+
+    def replace_sources(self, docs: list[tuple[str, list[StoredChunk]]], embeddings) -> dict[str, set[str]]:
+        """Make each document's records its chunks: upsert all new ones first, then delete the rest.
+
+        `embeddings` lines up with the records of all documents in order. Writes
+        go in as few round trips as Chroma allows (many small documents cost
+        one upsert, not one each). Upserting before deleting means a crash in
+        between leaves the old and the new version of a document (detected as
+        'inconsistent' and redone), never neither. Returns the removed ids per source.
         """
-        old = self.chunk_ids(source)
-        batch = max(1, min(self._client.get_max_batch_size(), 2000))
+        if not docs:
+            return {}
+        old = self.ids_by_source(source for source, _ in docs)
+        records = [r for _, recs in docs for r in recs]
+        if len(embeddings) != len(records):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        batch = max(1, min(self._client.get_max_batch_size(), 5000))
         for i in range(0, len(records), batch):
             part = records[i:i + batch]
             self._collection.upsert(
@@ -178,11 +202,12 @@ class ChunkStore:
                 documents=[r.chunk.text for r in part],
                 metadatas=[to_metadata(r) for r in part],
             )
-        stale = sorted(old - {r.chunk.chunk_id for r in records})
+        removed = {source: old.get(source, set()) - {r.chunk.chunk_id for r in recs} for source, recs in docs}
+        stale = sorted(set().union(*removed.values()))
         if stale:
             self._collection.delete(ids=stale)
         self._bump()
-        return len(records)
+        return removed
 
     def delete_source(self, source: str) -> int:
         ids = sorted(self.chunk_ids(source))
