@@ -39,9 +39,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def rankings(qa, question: str, n: int) -> dict[str, list[str]]:
     """Chunk ids best first for each method, from one dense and one BM25 candidate list."""
     cfg = qa.settings.retrieval
-    dense = qa.store.query(qa.embeddings.embed_query(question), n)
+    dense_scored = qa.store.nearest(qa.embeddings.embed_query(question), n)
     lexical = qa.lexical.search(question, n)
-    dense_scored = [(c.chunk_id, c.score) for c in dense]
     return {
         "dense": [cid for cid, _ in dense_scored],
         "bm25": [cid for cid, _ in lexical],

@@ -24,7 +24,7 @@ from rag.types import Chunk, FileResult, IngestReport
 
 Progress = Callable[[int, int, str], None]
 _MAX_TITLE_CHARS = 200
-_FLUSH_CHUNKS = 512  # chunks embedded per encode call across files
+_FLUSH_CHUNKS = 256  # chunks per embed-and-store batch; the writer overlaps the next batch's reading and chunking
 
 
 @dataclass
@@ -77,48 +77,26 @@ class Ingestor:
     def ingest_paths(self, paths: Iterable[Path | str], *, sync: bool = False,
                      progress: Progress | None = None, lock_timeout: float = 30.0) -> IngestReport:
         """Ingest files and folders (recursively)."""
-        from rag.loaders import SUPPORTED_SUFFIXES, load_document
-
         paths = [Path(p) for p in paths]
         started = time.perf_counter()
         report = IngestReport()
-        with self._locked(lock_timeout):
+        with self._locked(lock_timeout), _Batch(self) as batch:
             known = {s.source: s.content_hash for s in self.store.sources()}
             files = list(iter_files(paths))
             roots = {source_key(root) for _, root in files if root is not None}
             roots |= {source_key(p) for p in paths if p.is_dir()}
             max_bytes = int(self.settings.chunking.max_file_mb * 2**20)
-            batch = _Batch(self)
             seen: set[str] = set()
             for done, (path, _root) in enumerate(files, start=1):
                 if progress:
                     progress(done, len(files), str(path))
-                if not path.exists():
-                    report.files.append(FileResult(str(path), "skipped", reason="no such file or folder"))
-                    continue
-                source = source_key(path)
-                seen.add(source)
-                if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    report.files.append(FileResult(source, "skipped", reason=f"unsupported file type {path.suffix or '(none)'}"))
-                    continue
-                try:
-                    size = path.stat().st_size
-                    if size > max_bytes:
-                        raise DocumentError(source, f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit "
-                                                    "(raise RAG_CHUNKING__MAX_FILE_MB to ingest it)")
-                    digest = content_hash(path.read_bytes())
-                    if known.get(source) == digest:
-                        report.files.append(FileResult(source, "unchanged"))
-                        continue
-                    doc = load_document(path, max_bytes=max_bytes)
-                    records = self._records(source, doc, digest)
-                except DocumentError as exc:
-                    report.files.append(FileResult(source, "skipped", reason=exc.reason))
-                    continue
-                except OSError as exc:
-                    report.files.append(FileResult(source, "skipped", reason=f"cannot read: {exc.strerror or exc}"))
-                    continue
-                batch.add(_Pending(source, "updated" if source in known else "added", records), report)
+                result = self._prepare(path, known, max_bytes)
+                if path.exists():
+                    seen.add(source_key(path))
+                if isinstance(result, FileResult):
+                    report.files.append(result)
+                else:
+                    batch.add(result, report)
             batch.flush(report)
             if sync:
                 for source in sorted(known):
@@ -139,9 +117,8 @@ class Ingestor:
         rows = list(rows)
         started = time.perf_counter()
         report = IngestReport()
-        with self._locked(lock_timeout):
+        with self._locked(lock_timeout), _Batch(self) as batch:
             known = {s.source: s.content_hash for s in self.store.sources()}
-            batch = _Batch(self)
             for done, row in enumerate(rows, start=1):
                 if progress:
                     progress(done, len(rows), row["source"])
@@ -192,6 +169,31 @@ class Ingestor:
 
         return _Guard()
 
+    def _prepare(self, path: Path, known: dict[str, str], max_bytes: int) -> FileResult | _Pending:
+        """Read, hash, parse and chunk one file: its chunks to embed, or why it is skipped or unchanged."""
+        from rag.loaders import SUPPORTED_SUFFIXES, load_document
+
+        if not path.exists():
+            return FileResult(str(path), "skipped", reason="no such file or folder")
+        source = source_key(path)
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            return FileResult(source, "skipped", reason=f"unsupported file type {path.suffix or '(none)'}")
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise DocumentError(source, f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit "
+                                            "(raise RAG_CHUNKING__MAX_FILE_MB to ingest it)")
+            digest = content_hash(path.read_bytes())
+            if known.get(source) == digest:
+                return FileResult(source, "unchanged")
+            doc = load_document(path, max_bytes=max_bytes)
+            records = self._records(source, doc, digest)
+        except DocumentError as exc:
+            return FileResult(source, "skipped", reason=exc.reason)
+        except OSError as exc:
+            return FileResult(source, "skipped", reason=f"cannot read: {exc.strerror or exc}")
+        return _Pending(source, "updated" if source in known else "added", records)
+
     def _chunk_spans(self):
         """The configured splitter, built once: (text, hard_limit) -> spans."""
         from rag.chunking import split_text
@@ -231,7 +233,14 @@ class Ingestor:
 
 
 class _Batch:
-    """Collects documents until enough chunks are pending, then embeds them in one call."""
+    """Collects documents until enough chunks are pending, then embeds and stores them together.
+
+    Full batches are written (embedded, then stored) by one writer thread while
+    the caller goes on reading and chunking the next files; at most one more
+    batch waits for the writer. `flush` writes what is left and waits for all.
+    A failed write stops the writer, and the error is raised to the caller at
+    its next `add` or `flush`; batches written before it stay stored.
+    """
 
     def __init__(self, ingestor: Ingestor):
         self.ing = ingestor
@@ -240,28 +249,74 @@ class _Batch:
         self.removed: list[str] = []
         # BM25 may only be patched if it matched the store before our writes
         self.generation_before = ingestor.store.generation
+        self._queue = None
+        self._writer = None
+        self._error: BaseException | None = None
 
     def add(self, item: _Pending, report: IngestReport) -> None:
         if any(p.source == item.source for p in self.pending):
-            self.flush(report)  # the same source twice (in-memory rows): the later one replaces the earlier
+            self._send(report)  # the same source twice (in-memory rows): the later one replaces the earlier
         self.pending.append(item)
         if sum(len(p.records) for p in self.pending) >= _FLUSH_CHUNKS:
-            self.flush(report)
+            self._send(report)
 
     def flush(self, report: IngestReport) -> None:
+        """Write everything pending and wait until it is stored."""
+        self._send(report)
+        self.close()
+        self._raise_error()
+
+    def close(self) -> None:
+        """Let the writer finish what it was given, and stop it (no error raised)."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = self._queue = None
+
+    def __enter__(self) -> _Batch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # never leave a writer running past the ingest lock
+
+    def _send(self, report: IngestReport) -> None:
+        self._raise_error()
         if not self.pending:
             return
-        texts = [index_text(r.chunk) for p in self.pending for r in p.records]
+        items, self.pending = self.pending, []
+        if self._writer is None:
+            import queue
+            import threading
+
+            self._queue = queue.Queue(maxsize=1)
+            self._writer = threading.Thread(target=self._write_loop, name="rag-ingest-writer", daemon=True)
+            self._writer.start()
+        self._queue.put((items, report))
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            self.close()
+            raise self._error
+
+    def _write_loop(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(*job)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def _write(self, items: list[_Pending], report: IngestReport) -> None:
+        texts = [index_text(r.chunk) for p in items for r in p.records]
         try:
             vectors = self.ing.embeddings.embed_documents(texts)
         except Exception as exc:
             raise RagError(f"embedding failed ({exc}); nothing from this batch was stored") from exc
-        removed = self.ing.store.replace_sources([(p.source, p.records) for p in self.pending], vectors)
-        for p in self.pending:
+        removed = self.ing.store.replace_sources([(p.source, p.records) for p in items], vectors)
+        for p in items:
             self.removed.extend(removed.get(p.source, ()))
             self.added.extend((r.chunk.chunk_id, r.chunk.source, index_text(r.chunk)) for r in p.records)
             report.files.append(FileResult(p.source, p.status, chunks=len(p.records)))
-        self.pending = []
 
     def commit_lexical(self) -> None:
         store, lexical = self.ing.store, self.ing.lexical

@@ -80,30 +80,27 @@ class HybridRetriever:
         mode = mode or self.settings.mode
         sources = list(sources) if sources else None
         n = max(self.settings.candidates, k)
-        dense: list[Chunk] = []
+        dense: list[tuple[str, float]] = []
         lexical: list[tuple[str, float]] = []
         if mode in ("dense", "hybrid"):
-            dense = self.store.query(self.embeddings.embed_query(query), n, sources)
+            dense = self.store.nearest(self.embeddings.embed_query(query), n, sources)
         if mode in ("bm25", "hybrid"):
             self.ensure_lexical_current()
             lexical = self.lexical.search(query, n, sources)
-        similarity = {c.chunk_id: c.score for c in dense}
+        similarity = dict(dense)
         bm25 = dict(lexical)
         if mode == "dense":
-            ranked = [(c.chunk_id, c.score) for c in dense]
+            ranked = dense
         elif mode == "bm25":
             ranked = lexical
         elif self.settings.fusion == "rrf":
-            ranked = fuse([([c.chunk_id for c in dense], self.settings.dense_weight),
+            ranked = fuse([([cid for cid, _ in dense], self.settings.dense_weight),
                            ([cid for cid, _ in lexical], self.settings.bm25_weight)], self.settings.rrf_k)
         else:
-            ranked = convex_fuse([([(c.chunk_id, c.score) for c in dense], self.settings.dense_weight),
-                                  (lexical, self.settings.bm25_weight)])
+            ranked = convex_fuse([(dense, self.settings.dense_weight), (lexical, self.settings.bm25_weight)])
         top = ranked[:k]
-        known = {c.chunk_id: c for c in dense}
-        missing = [cid for cid, _ in top if cid not in known]
-        if missing:
-            known.update({c.chunk_id: c for c in self.store.get(missing)})
+        # text and metadata only for the chunks returned: one round trip
+        known = {c.chunk_id: c for c in self.store.get([cid for cid, _ in top])}
         chunks = [replace(known[cid], score=score) for cid, score in top if cid in known]
         return Retrieval(chunks, similarity, bm25)
 

@@ -76,6 +76,7 @@ class ChunkStore:
         self.model_name = model_name
         self.dimension = dimension
         self._client = client
+        self._counted: tuple[str, int] | None = None  # (generation, count)
         self._collection = self._open()
 
     def _open(self):
@@ -97,7 +98,11 @@ class ChunkStore:
 
     # --- reading -----------------------------------------------------------------------
     def count(self) -> int:
-        return self._collection.count()
+        """Stored chunks; counted once per generation (a count is a round trip, a query needs it)."""
+        generation = self.generation
+        if self._counted is None or self._counted[0] != generation:
+            self._counted = (generation, self._collection.count())
+        return self._counted[1]
 
     @property
     def generation(self) -> str:
@@ -148,18 +153,24 @@ class ChunkStore:
 
     def query(self, embedding: list[float], n: int, sources: Iterable[str] | None = None) -> list[Chunk]:
         """Nearest chunks by cosine similarity (score = 1 - cosine distance)."""
+        hits = self.nearest(embedding, n, sources)
+        by_id = {c.chunk_id: c for c in self.get([cid for cid, _ in hits])}
+        return [_with_score(by_id[cid], score) for cid, score in hits if cid in by_id]
+
+    def nearest(self, embedding: list[float], n: int, sources: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity) of the nearest chunks, best first, without their text.
+
+        Fetching text and metadata for every candidate costs more than the
+        vector search itself; callers fetch (`get`) only the chunks they keep.
+        """
         total = self.count()
         if total == 0:
             return []
         got = self._collection.query(
             query_embeddings=[embedding], n_results=min(n, total), where=source_filter(sources),
-            include=["metadatas", "documents", "distances"],
+            include=["distances"],
         )
-        out = []
-        for cid, text, meta, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]):
-            chunk = from_record(cid, text, meta).chunk
-            out.append(_with_score(chunk, 1.0 - float(dist)))
-        return out
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0])]
 
     # --- writing -----------------------------------------------------------------------
     def ids_by_source(self, sources: Iterable[str]) -> dict[str, set[str]]:

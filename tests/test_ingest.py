@@ -199,3 +199,42 @@ def test_collections_listing_and_switching(qa, docs):
     notes.ingest([docs / "alpha.txt"])
     assert qa.collections() == ["default", "notes"]
     assert len(notes.sources()) == 1 and len(qa.sources()) == 2
+
+
+class FailingAfter(CountingEmbeddings):
+    """Embeds the first `ok` calls, then fails like a crashed model."""
+
+    def __init__(self, inner, ok):
+        super().__init__(inner)
+        self.ok, self.calls = ok, 0
+
+    def embed_documents(self, texts):
+        self.calls += 1
+        if self.calls > self.ok:
+            raise RuntimeError("out of memory")
+        return super().embed_documents(texts)
+
+
+def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fake_settings, tmp_path, monkeypatch):
+    from rag import ingest as ingest_mod
+    from rag.embeddings import make_embeddings
+    from rag.errors import RagError
+
+    monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 2)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"doc{i}.txt").write_text(f"Document number {i} talks about topic {i}.")
+    threads_before = threading.active_count()
+    qa = DocQA(fake_settings, embeddings=FailingAfter(make_embeddings(fake_settings), ok=2))
+    with pytest.raises(RagError, match="embedding failed .*out of memory"):
+        qa.ingest([folder])
+    stored = {s.source for s in qa.sources()}
+    assert len(stored) == 4  # the two batches embedded before the failure are stored whole
+    assert threading.active_count() == threads_before  # no writer thread left behind
+    # the lock is free and a healthy embedder finishes the job, re-embedding only what is missing
+    qa2 = DocQA(fake_settings, embeddings=CountingEmbeddings(make_embeddings(fake_settings)))
+    report = qa2.ingest([folder])
+    assert report.count("unchanged") == 4 and report.count("added") == 4
+    assert len(qa2.sources()) == 8
+    assert qa2.retrieve("topic 7", k=1)[0].source.endswith("doc7.txt")

@@ -34,3 +34,23 @@ def test_web_page_leftovers_are_not_indexed(real_settings):
     qa.ingest([SEED_DIR])
     text = " ".join(s.chunk.text for s in qa.store.scan())
     assert "Be the first to share" not in text and "Coupons" not in text
+
+
+def test_query_fast_path_gives_the_same_vector_as_encode(real_settings):
+    import numpy as np
+
+    emb = DocQA(real_settings).embeddings
+    for text in ["How many companies changed their business scope?", "word " * 600, "é 中文 ☃"]:
+        fast = np.asarray(emb.embed_query(text))
+        full = np.asarray(emb.embed_documents([text])[0])
+        assert fast.shape == full.shape == (emb.dimension,)
+        assert np.allclose(fast, full, atol=1e-5)
+        assert abs(np.linalg.norm(fast) - 1.0) < 1e-5
+
+
+def test_wordpiece_count_matches_the_model_tokenizer(real_settings):
+    emb = DocQA(real_settings).embeddings
+    tok = emb.model.tokenizer
+    for text in ["Merck Testing, headquartered in Germany.", "word " * 900, "é 中文 ☃ CAR-T", ""]:
+        expected = len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
+        assert emb.count_wordpieces(text) == expected
