@@ -1,7 +1,8 @@
 """The answer path, as a flat sequence of testable steps.
 
-condense (follow-ups) -> retrieve -> relevance gate -> pack context -> generate
-(streamed) -> parse the reply -> resolve and verify citations.
+condense (follow-ups) -> retrieve -> relevance gate -> pack context -> focus on the
+sentences that bear on the question -> generate (streamed) -> parse the reply ->
+resolve and verify citations.
 
 Citation support (documented in evals/README.md): for a sentence of the answer
 and a passage it cites, support = |T(sentence) ∩ T(passage)| / |T(sentence)|,
@@ -111,6 +112,65 @@ def pack_context(chunks: Sequence[Chunk], budget: int, count_tokens: Callable[[s
             passages.append(Passage(len(passages) + 1, chunk, kept + " […]", trimmed=True))
             left -= count_tokens(kept) + 16
     return passages
+
+
+def focus_passages(question: str, passages: Sequence[Passage], budget: int,
+                   count_tokens: Callable[[str], int]) -> list[Passage]:
+    """Show the model only the sentences that bear on the question, within `budget` tokens.
+
+    Every sentence of the packed passages is scored by the question words it
+    holds, each weighted by how rare it is among these sentences (a local IDF),
+    so "CAR-T" counts more than "Pudong" in an article about Pudong. Sentences
+    are taken best first until the budget is spent; each passage then shows its
+    chosen sentences in document order, gaps marked "…". Passages left with no
+    sentence are dropped and the rest renumbered. A small model reads a short,
+    focused prompt faster and picks the answering sentence more reliably; the
+    citations still point at whole chunks, and quotes come from the whole chunk.
+    With budget 0, or a question with no content words, passages are unchanged.
+    """
+    import math
+
+    wanted = content_tokens(question)
+    if budget <= 0 or not wanted or not passages:
+        return list(passages)
+    sentences = []  # (passage index, start, end, tokens)
+    for i, p in enumerate(passages):
+        for span in sentence_spans(p.text):
+            sentences.append((i, span.start, span.end, content_tokens(p.text[span.start:span.end])))
+    df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}
+    weight = {w: math.log(1 + len(sentences) / df[w]) for w in wanted if df[w]}
+    scored = sorted(
+        ((sum(weight.get(w, 0.0) for w in toks & wanted), -n, n) for n, (*_, toks) in enumerate(sentences)),
+        reverse=True,
+    )
+    chosen: set[int] = set()
+    left = budget
+    for score, _, n in scored:
+        if score <= 0:
+            break
+        i, a, b, _ = sentences[n]
+        cost = count_tokens(passages[i].text[a:b]) + 2
+        if cost > left and chosen:
+            continue
+        chosen.add(n)
+        left -= cost
+    if not chosen:
+        return list(passages)
+    out: list[Passage] = []
+    for i, p in enumerate(passages):
+        picks = [(a, b) for n, (j, a, b, _) in enumerate(sentences) if j == i and n in chosen]
+        if not picks:
+            continue
+        parts, prev_end = [], None
+        for a, b in picks:
+            if prev_end is not None:
+                parts.append(" " if not p.text[prev_end:a].strip() else " … ")
+            parts.append(p.text[a:b])
+            prev_end = b
+        text = ("… " if p.text[:picks[0][0]].strip() else "") + "".join(parts)
+        text += " …" if p.text[picks[-1][1]:].strip() else ""
+        out.append(Passage(len(out) + 1, p.chunk, text, trimmed=text != p.text))
+    return out
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
@@ -336,6 +396,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
         yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
         return
     passages = pack_context(chunks, cfg.context_tokens, deps.count_tokens)
+    passages = focus_passages(standalone, passages, cfg.focus_tokens, deps.count_tokens)
     messages = build_messages(standalone, passages)
     raw, n_tokens, first = [], 0, None
     for piece in deps.chat_model.stream(messages):
@@ -357,8 +418,15 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
         yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it")
         return
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
-    # details that are only markers ("Details: [1]"), or none left, still say where the short answer came from
-    body = details if strip_markers(details) else f"{short} {details}".strip()
+    # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
+    # from; details that leave the short answer out (a small model sometimes quotes a neighbouring
+    # sentence) get it put in front, so the text a user reads always holds the answer
+    if not strip_markers(details):
+        body = f"{short} {details}".strip()
+    elif short and coverage(content_tokens(short), details) < 0.5:
+        body = f"{short.rstrip(' .')}. {details}"
+    else:
+        body = details
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
     ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
     if ungrounded:

@@ -187,3 +187,54 @@ def test_sentences_no_passage_supports_are_dropped():
     ps = passages("Germany-headquartered Merck Testing plans to localize technologies.")
     out = drop_unsupported_sentences("The Colosseum could hold 80,000 spectators [1]. Merck Testing is Germany-headquartered [1].", ps, 0.35)
     assert out == "Merck Testing is Germany-headquartered [1]."
+
+
+def words(text):
+    return len(text.split())
+
+
+def test_focus_keeps_the_sentences_that_bear_on_the_question():
+    from rag.answer import focus_passages
+
+    ps = passages(
+        "Pudong is a district of Shanghai. The weather in Pudong is mild. "
+        "Pudong has seen three CAR-T products approved for the market. Pudong hosts a park.",
+        "The cafeteria serves lunch at noon. Nothing else happens here.",
+        "Pudong has a new airport terminal.",
+    )
+    focused = focus_passages("How many CAR-T products were approved in Pudong?", ps, 20, words)
+    shown = format_passages(focused)
+    assert "three CAR-T products approved" in shown  # the rare question words win
+    assert "cafeteria" not in shown  # no question word: dropped
+    assert "…" in focused[0].text and focused[0].trimmed  # gaps are marked, not hidden
+    assert [p.n for p in focused] == list(range(1, len(focused) + 1))  # renumbered
+    assert focused[0].chunk is ps[0].chunk  # citations still point at the whole chunk
+    assert sum(words(p.text.replace("…", "")) for p in focused) <= 20 + 2 * len(focused)
+
+
+def test_focus_budget_zero_or_no_content_words_leaves_passages_whole():
+    from rag.answer import focus_passages
+
+    ps = passages("Alpha is one thing. Beta is another.", "Gamma is third.")
+    assert focus_passages("What is alpha?", ps, 0, words) == ps
+    assert focus_passages("What is it?", ps, 50, words) == ps  # only stopwords
+    assert focus_passages("Where is the zebra?", ps, 50, words) == ps  # nothing matches: keep all
+
+
+def test_focus_keeps_document_order_within_a_passage():
+    from rag.answer import focus_passages
+
+    ps = passages("Omega comes last in order. Filler sentence here. Alpha omega start. More filler.")
+    text = focus_passages("alpha omega", ps, 100, words)[0].text
+    assert text.index("Omega comes last") < text.index("Alpha omega start")
+
+
+def test_short_answer_left_out_of_the_details_is_put_in_front(fake_settings, docs):
+    qa = make_qa(fake_settings, ["Answer: Beijing, Shanghai and Hainan province\n"
+                                 "Details: The notice was issued in September by the Ministry of Commerce [1]."])
+    qa.ingest([docs])
+    ans = qa.ask("Which cities does the pilot cover?")
+    assert not ans.abstained
+    assert ans.text.startswith("Beijing, Shanghai and Hainan province")
+    assert "Ministry of Commerce" in ans.text
+    assert ans.citations and all(c.supported for c in ans.citations)  # the added sentence is cited too

@@ -55,15 +55,10 @@ def test_six_companies_and_date(qa):
     assert quote in " ".join(ans.citations[0].text.split())
 
 
-# The 1.5B model's answers to these two regressed with the few-shot prompt (they passed with the
-# earlier one); kept running and reported, not hidden: XPASS shows when a change fixes them.
-_MODEL_QUALITY = pytest.mark.xfail(strict=False, reason="known 1.5B-model miss with the current prompt (see issue note)")
-
-
 @pytest.mark.parametrize("question, expected", [
     ("Where is Merck Testing headquartered?", [r"german"]),
-    pytest.param("How many CAR-T products have been approved in Pudong?", [r"\b(three|3)\b"], marks=_MODEL_QUALITY),
-    pytest.param("Who is Chen Li?", [r"executive assistant|neukio"], marks=_MODEL_QUALITY),
+    ("How many CAR-T products have been approved in Pudong?", [r"\b(three|3)\b"]),
+    ("Who is Chen Li?", [r"executive assistant|neukio"]),
     ("In how many cities can foreign-invested companies take part in these technologies?", [r"\b(eight|8)\b"]),
     ("What is the Zhangjiang Cell and Gene Industry Park meant to become?", [r"hub"]),
 ])
