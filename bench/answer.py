@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
 
-    from rag.answer import build_messages, pack_context
+    from rag.answer import build_messages, prompt_passages
     from rag.api import DocQA
     from rag.config import load_settings
     from rag.llm import to_openai_messages
@@ -52,7 +52,7 @@ def main() -> None:
                 ttft_ours = final.timings["first_token_ms"]
                 tps.append(final.timings["tokens_per_s"])
 
-                passages = pack_context(final.passages, qa.settings.answer.context_tokens, qa._count_tokens)
+                passages = prompt_passages(final.standalone_question, final.passages, qa.settings.answer, qa._count_tokens)
                 messages = to_openai_messages(build_messages(final.standalone_question, passages))
                 llama.reset()
                 t = time.perf_counter()

@@ -173,6 +173,12 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     return out
 
 
+def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: Callable[[str], int]) -> list[Passage]:
+    """The passages exactly as the answer path shows them to the model: packed, then focused."""
+    passages = pack_context(chunks, cfg.context_tokens, count_tokens)
+    return focus_passages(question, passages, cfg.focus_tokens, count_tokens)
+
+
 def format_passages(passages: Sequence[Passage]) -> str:
     out = []
     for p in passages:
@@ -395,8 +401,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
         yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
         return
-    passages = pack_context(chunks, cfg.context_tokens, deps.count_tokens)
-    passages = focus_passages(standalone, passages, cfg.focus_tokens, deps.count_tokens)
+    passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
     messages = build_messages(standalone, passages)
     raw, n_tokens, first = [], 0, None
     for piece in deps.chat_model.stream(messages):
