@@ -151,12 +151,6 @@ class ChunkStore:
         by_id = {cid: from_record(cid, t, m).chunk for cid, t, m in zip(got["ids"], got["documents"], got["metadatas"])}
         return [by_id[i] for i in ids if i in by_id]
 
-    def query(self, embedding: list[float], n: int, sources: Iterable[str] | None = None) -> list[Chunk]:
-        """Nearest chunks by cosine similarity (score = 1 - cosine distance)."""
-        hits = self.nearest(embedding, n, sources)
-        by_id = {c.chunk_id: c for c in self.get([cid for cid, _ in hits])}
-        return [_with_score(by_id[cid], score) for cid, score in hits if cid in by_id]
-
     def nearest(self, embedding: list[float], n: int, sources: Iterable[str] | None = None) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity) of the nearest chunks, best first, without their text.
 
@@ -260,9 +254,3 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
         page=meta.get("page"), start=int(meta.get("start", 0)), end=int(meta.get("end", 0)), url=meta.get("url"),
     )
     return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)))
-
-
-def _with_score(chunk: Chunk, score: float) -> Chunk:
-    from dataclasses import replace
-
-    return replace(chunk, score=score)
