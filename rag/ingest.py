@@ -90,9 +90,12 @@ class Ingestor:
             for done, (path, _root) in enumerate(files, start=1):
                 if progress:
                     progress(done, len(files), str(path))
-                result = self._prepare(path, known, max_bytes)
-                if path.exists():
-                    seen.add(source_key(path))
+                if not path.exists():
+                    report.files.append(FileResult(str(path), "skipped", reason="no such file or folder"))
+                    continue
+                source = source_key(path)
+                seen.add(source)
+                result = self._prepare(path, source, known, max_bytes)
                 if isinstance(result, FileResult):
                     report.files.append(result)
                 else:
@@ -169,13 +172,10 @@ class Ingestor:
 
         return _Guard()
 
-    def _prepare(self, path: Path, known: dict[str, str], max_bytes: int) -> FileResult | _Pending:
+    def _prepare(self, path: Path, source: str, known: dict[str, str], max_bytes: int) -> FileResult | _Pending:
         """Read, hash, parse and chunk one file: its chunks to embed, or why it is skipped or unchanged."""
         from rag.loaders import SUPPORTED_SUFFIXES, load_document
 
-        if not path.exists():
-            return FileResult(str(path), "skipped", reason="no such file or folder")
-        source = source_key(path)
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             return FileResult(source, "skipped", reason=f"unsupported file type {path.suffix or '(none)'}")
         try:

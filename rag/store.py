@@ -141,8 +141,7 @@ class ChunkStore:
         return sorted(out, key=lambda s: s.source)
 
     def chunk_ids(self, source: str) -> set[str]:
-        got = self._collection.get(where={"source": source}, include=[])
-        return set(got["ids"])
+        return self.ids_by_source([source])[source]
 
     def get(self, ids: list[str]) -> list[Chunk]:
         if not ids:
@@ -157,11 +156,9 @@ class ChunkStore:
         Fetching text and metadata for every candidate costs more than the
         vector search itself; callers fetch (`get`) only the chunks they keep.
         """
-        total = self.count()
-        if total == 0:
-            return []
+        # Chroma returns what there is when asked for more (or from an empty collection)
         got = self._collection.query(
-            query_embeddings=[embedding], n_results=min(n, total), where=source_filter(sources),
+            query_embeddings=[embedding], n_results=n, where=source_filter(sources),
             include=["distances"],
         )
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0])]
