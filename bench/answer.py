@@ -31,7 +31,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
 
-    from rag.answer import build_messages, prompt_passages
+    from rag.answer import build_messages
+    from rag.context import prompt_passages
     from rag.api import DocQA
     from rag.config import load_settings
     from rag.llm import to_openai_messages

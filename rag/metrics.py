@@ -17,9 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from rag.chunking import sentence_spans
+from rag.markers import marker_numbers, strip_markers
 
-# `[1]`, `[2, 3]`: the citation markers of an answer (never part of what is scored)
-MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _TRAILING_MARKERS = re.compile(r"([.!?]+)((?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
 
@@ -58,11 +57,6 @@ def ndcg_at_k(retrieved_docs: Sequence[str], gold: set[str], k: int = 10) -> flo
 
 
 # --- answers --------------------------------------------------------------------------------
-def strip_markers(text: str) -> str:
-    """The answer text without `[n]` markers (and without the space they leave before punctuation)."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
-
-
 def _is_punct(ch: str) -> bool:
     return ch in string.punctuation or unicodedata.category(ch).startswith("P")
 
@@ -132,7 +126,7 @@ def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
     out: list[tuple[str, list[int]]] = []
     for span in sentence_spans(text):
         sentence = text[span.start:span.end]
-        numbers = [int(n) for group in MARKER.findall(sentence) for n in re.split(r"\s*[,;]\s*", group)]
+        numbers = marker_numbers(sentence)
         if not normalize_answer(strip_markers(sentence)):
             if out:  # markers (and punctuation) only: they cite the previous sentence
                 prev, prev_numbers = out[-1]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.answer import (
-    Passage, build_messages, format_passages, pack_context, parse_reply, resolve_citations, strip_markers,
-)
+from rag.answer import build_messages
+from rag.citations import resolve_citations
+from rag.context import Passage, format_passages, pack_context
+from rag.markers import strip_markers
+from rag.replies import parse_reply
 from rag.api import DocQA
 from rag.types import Answer, Chunk
 
@@ -146,7 +148,7 @@ def test_marker_only_segment_cites_previous_sentence():
 
 
 def test_grounding_catches_invented_answers_and_off_question_citations():
-    from rag.answer import grounding_problem
+    from rag.grounding import grounding_problem
 
     ps = passages("Chen Li is executive assistant to the president of Neukio Biotherapeutics.",
                   "Merck Testing is headquartered in Germany.")
@@ -182,7 +184,7 @@ def test_examples_are_earlier_turns_and_the_question_comes_last():
 
 
 def test_sentences_no_passage_supports_are_dropped():
-    from rag.answer import drop_unsupported_sentences
+    from rag.citations import drop_unsupported_sentences
 
     ps = passages("Germany-headquartered Merck Testing plans to localize technologies.")
     out = drop_unsupported_sentences("The Colosseum could hold 80,000 spectators [1]. Merck Testing is Germany-headquartered [1].", ps, 0.35)
@@ -194,7 +196,7 @@ def words(text):
 
 
 def test_focus_keeps_the_sentences_that_bear_on_the_question():
-    from rag.answer import focus_passages
+    from rag.context import focus_passages
 
     ps = passages(
         "Pudong is a district of Shanghai. The weather in Pudong is mild. "
@@ -213,7 +215,7 @@ def test_focus_keeps_the_sentences_that_bear_on_the_question():
 
 
 def test_focus_budget_zero_or_no_content_words_leaves_passages_whole():
-    from rag.answer import focus_passages
+    from rag.context import focus_passages
 
     ps = passages("Alpha is one thing. Beta is another.", "Gamma is third.")
     assert focus_passages("What is alpha?", ps, 0, words) == ps
@@ -222,7 +224,7 @@ def test_focus_budget_zero_or_no_content_words_leaves_passages_whole():
 
 
 def test_focus_keeps_document_order_within_a_passage():
-    from rag.answer import focus_passages
+    from rag.context import focus_passages
 
     ps = passages("Omega comes last in order. Filler sentence here. Alpha omega start. More filler.")
     text = focus_passages("alpha omega", ps, 100, words)[0].text

@@ -1,0 +1,125 @@
+"""Citations: `[n]` markers mapped to the passages they point at, each quoted and checked.
+
+Citation support (documented in evals/README.md): for a sentence of the answer
+and a passage it cites, support = |T(sentence) ∩ T(passage)| / |T(sentence)|,
+where T() is the set of stemmed content words and numbers (stopwords removed,
+number words mapped to digits, so "six" matches "6"). The quote shown is the
+passage sentence with the largest overlap. A citation whose support is below
+`answer.support_threshold` is kept but flagged `supported=False`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rag.chunking import sentence_spans
+from rag.lexical import tokenize
+from rag.markers import MARKER, strip_markers
+from rag.types import Citation
+
+if TYPE_CHECKING:
+    from rag.context import Passage
+
+_NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelv": "12", "twelve": "12", "twenti": "20",
+    "thirti": "30", "forti": "40", "fifti": "50", "hundr": "100", "hundred": "100", "first": "1", "second": "2",
+    "third": "3",
+}
+
+
+def content_tokens(text: str) -> set[str]:
+    return {_NUMBER_WORDS.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
+
+
+def best_quote(claim: str, chunk_text: str) -> tuple[float, int, int]:
+    """(support of claim by the chunk, quote start, quote end) — see the module docstring."""
+    claim_tokens = content_tokens(claim)
+    spans = sentence_spans(chunk_text) or []
+    if not claim_tokens or not spans:
+        return 0.0, 0, min(len(chunk_text), 300)
+    support = len(claim_tokens & content_tokens(chunk_text)) / len(claim_tokens)
+    best = max(spans, key=lambda s: (len(claim_tokens & content_tokens(chunk_text[s.start:s.end])), -s.start))
+    return support, best.start, best.end
+
+
+def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
+                      short_answer: str = "") -> tuple[str, list[Citation], int]:
+    """Map [n] markers to passages: drop dangling ones, quote and check each, cite uncited sentences.
+
+    Returns (text with normalised markers, citations in order of first use, markers removed:
+    dangling ones, and unsupported ones beside a supported marker in the same sentence).
+    """
+    by_n = {p.n: p for p in passages}
+    dropped = 0
+
+    def normalise(m: re.Match) -> str:
+        nonlocal dropped
+        nums = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        valid = [n for n in dict.fromkeys(nums) if n in by_n]
+        dropped += len(nums) - len(valid)
+        return "".join(f"[{n}]" for n in valid)
+
+    text = MARKER.sub(normalise, text).strip()
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    found: dict[int, Citation] = {}
+    pieces: list[str] = []
+    cursor, claim, claim_supported = 0, short_answer, False
+    for span in sentence_spans(text):
+        sentence = text[span.start:span.end]
+        # a segment of markers only ("… [1]. [2][3]") cites the sentence before it
+        markers_only = not strip_markers(sentence)
+        claim = strip_markers(sentence) or claim or short_answer
+        if not markers_only:
+            claim_supported = False
+        nums = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        if not nums and passages and claim:
+            # an uncited sentence gets the passage that supports it best, if any does
+            scored = [(best_quote(claim, p.chunk.text)[0], p.n) for p in passages]
+            support, n = max(scored, key=lambda t: (t[0], -t[1]))
+            if support >= threshold:
+                nums = [n]
+                sentence = _append_marker(sentence, n)
+        checked = {n: found.get(n) or _citation(n, by_n[n], claim, threshold) for n in dict.fromkeys(nums)}
+        claim_supported = claim_supported or any(c.supported for c in checked.values())
+        if claim_supported:
+            # an unsupported marker beside a supported one adds nothing but doubt: remove it
+            for n, c in checked.items():
+                if not c.supported and n not in found:
+                    sentence = re.sub(rf"\s*\[{n}\]", "", sentence)
+                    dropped += 1
+            checked = {n: c for n, c in checked.items() if c.supported or n in found}
+        for n, c in checked.items():
+            found.setdefault(n, c)
+        pieces.append(text[cursor:span.start] + sentence)
+        cursor = span.end
+    pieces.append(text[cursor:])
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(pieces)).strip(), list(found.values()), dropped
+
+
+def drop_unsupported_sentences(text: str, passages: Sequence[Passage], threshold: float) -> str:
+    """Remove sentences no passage supports (a small model sometimes echoes its examples or invents)."""
+    kept = []
+    for span in sentence_spans(text):
+        sentence = text[span.start:span.end]
+        claim = strip_markers(sentence)
+        if not claim or max((best_quote(claim, p.chunk.text)[0] for p in passages), default=0.0) >= threshold:
+            kept.append(sentence)
+    return " ".join(kept)
+
+
+def _append_marker(sentence: str, n: int) -> str:
+    m = re.search(r"([.!?…]+[\"'”’)]*)$", sentence)
+    return f"{sentence[:m.start()]} [{n}]{m.group(1)}" if m else f"{sentence} [{n}]"
+
+
+def _citation(n: int, passage: Passage, claim: str, threshold: float) -> Citation:
+    c = passage.chunk
+    support, qs, qe = best_quote(claim, c.text)
+    return Citation(
+        n=n, chunk_id=c.chunk_id, source=c.source, title=c.title, page=c.page, quote=c.text[qs:qe],
+        score=c.score, support=round(support, 3), supported=support >= threshold, url=c.url, text=c.text,
+        quote_start=qs, quote_end=qe,
+    )

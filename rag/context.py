@@ -1,0 +1,120 @@
+"""What the model is shown: the retrieved chunks packed into a token budget, focused on the
+sentences that bear on the question, and fenced as untrusted data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rag.chunking import sentence_spans
+from rag.citations import content_tokens
+from rag.types import Chunk
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk as shown to the model: numbered, possibly trimmed at a sentence end."""
+
+    n: int
+    chunk: Chunk
+    text: str
+    trimmed: bool = False
+
+
+def pack_context(chunks: Sequence[Chunk], budget: int, count_tokens: Callable[[str], int]) -> list[Passage]:
+    """Fit the best chunks into `budget` tokens, in rank order.
+
+    A chunk that does not fit whole is cut at its last sentence end that fits
+    and marked "[…]"; one that cannot keep even a sentence is left out.
+    """
+    passages: list[Passage] = []
+    left = budget
+    for chunk in chunks:
+        cost = count_tokens(chunk.text) + 12  # the <passage> fence
+        if cost <= left:
+            passages.append(Passage(len(passages) + 1, chunk, chunk.text))
+            left -= cost
+            continue
+        kept = ""
+        for span in sentence_spans(chunk.text):
+            candidate = chunk.text[: span.end]
+            if count_tokens(candidate) + 16 > left:
+                break
+            kept = candidate
+        if kept:
+            passages.append(Passage(len(passages) + 1, chunk, kept + " […]", trimmed=True))
+            left -= count_tokens(kept) + 16
+    return passages
+
+
+def focus_passages(question: str, passages: Sequence[Passage], budget: int,
+                   count_tokens: Callable[[str], int]) -> list[Passage]:
+    """Show the model only the sentences that bear on the question, within `budget` tokens.
+
+    Every sentence of the packed passages is scored by the question words it
+    holds, each weighted by how rare it is among these sentences (a local IDF),
+    so "CAR-T" counts more than "Pudong" in an article about Pudong. Sentences
+    are taken best first until the budget is spent; each passage then shows its
+    chosen sentences in document order, gaps marked "…". Passages left with no
+    sentence are dropped and the rest renumbered. A small model reads a short,
+    focused prompt faster and picks the answering sentence more reliably; the
+    citations still point at whole chunks, and quotes come from the whole chunk.
+    With budget 0, or a question with no content words, passages are unchanged.
+    """
+    wanted = content_tokens(question)
+    if budget <= 0 or not wanted or not passages:
+        return list(passages)
+    sentences = []  # (passage index, start, end, tokens)
+    for i, p in enumerate(passages):
+        for span in sentence_spans(p.text):
+            sentences.append((i, span.start, span.end, content_tokens(p.text[span.start:span.end])))
+    df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}
+    weight = {w: math.log(1 + len(sentences) / df[w]) for w in wanted if df[w]}
+    scored = sorted(
+        ((sum(weight.get(w, 0.0) for w in toks & wanted), -n, n) for n, (*_, toks) in enumerate(sentences)),
+        reverse=True,
+    )
+    chosen: set[int] = set()
+    left = budget
+    for score, _, n in scored:
+        if score <= 0:
+            break
+        i, a, b, _ = sentences[n]
+        cost = count_tokens(passages[i].text[a:b]) + 2
+        if cost > left and chosen:
+            continue
+        chosen.add(n)
+        left -= cost
+    if not chosen:
+        return list(passages)
+    out: list[Passage] = []
+    for i, p in enumerate(passages):
+        picks = [(a, b) for n, (j, a, b, _) in enumerate(sentences) if j == i and n in chosen]
+        if not picks:
+            continue
+        parts, prev_end = [], None
+        for a, b in picks:
+            if prev_end is not None:
+                parts.append(" " if not p.text[prev_end:a].strip() else " … ")
+            parts.append(p.text[a:b])
+            prev_end = b
+        text = ("… " if p.text[:picks[0][0]].strip() else "") + "".join(parts)
+        text += " …" if p.text[picks[-1][1]:].strip() else ""
+        out.append(Passage(len(out) + 1, p.chunk, text, trimmed=text != p.text))
+    return out
+
+
+def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: Callable[[str], int]) -> list[Passage]:
+    """The passages exactly as the answer path shows them to the model: packed, then focused."""
+    passages = pack_context(chunks, cfg.context_tokens, count_tokens)
+    return focus_passages(question, passages, cfg.focus_tokens, count_tokens)
+
+
+def format_passages(passages: Sequence[Passage]) -> str:
+    out = []
+    for p in passages:
+        label = (p.chunk.title or p.chunk.source.rsplit("/", 1)[-1]).replace('"', "'")
+        body = p.text.replace("</passage", "</ passage")  # a document cannot close our fence
+        out.append(f'<passage id="{p.n}" source="{label}">\n{body}\n</passage>')
+    return "\n".join(out)

@@ -1,0 +1,50 @@
+"""Checks that decide whether an answer may be shown: is any passage relevant, is the answer grounded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rag.citations import content_tokens
+from rag.types import Chunk, Citation
+
+if TYPE_CHECKING:
+    from rag.context import Passage
+
+
+def is_relevant(question: str, chunks: Sequence[Chunk], best_similarity: float, min_similarity: float) -> bool:
+    """Worth asking the model: a passage is semantically close, or holds most of the question's words.
+
+    Dense similarity alone misses questions about names ("Who is Chen Li?"),
+    whose embeddings are far from any passage; word coverage catches those.
+    """
+    if not chunks:
+        return False
+    if best_similarity >= min_similarity:
+        return True
+    wanted = content_tokens(question)
+    if not wanted:
+        return False
+    return max(len(wanted & content_tokens(c.text)) / len(wanted) for c in chunks) >= 0.5
+
+
+def coverage(wanted: set[str], text: str) -> float:
+    return len(wanted & content_tokens(text)) / len(wanted) if wanted else 1.0
+
+
+def grounding_problem(question: str, short: str, citations: Sequence[Citation], passages: Sequence[Passage],
+                      min_question_coverage: float) -> str:
+    """Why the model's answer cannot be trusted, or "" when it is grounded.
+
+    Two checks, both on stemmed content words: the short answer must occur in the
+    passages (catches invented figures), and the cited passages must hold at least
+    `min_question_coverage` of the question's words (catches an answer to a
+    different question, e.g. a person's role in another company).
+    """
+    evidence = " ".join(c.text for c in citations) or " ".join(p.chunk.text for p in passages)
+    yes_no = short.strip(" .!").lower() in ("yes", "no")
+    if not yes_no and coverage(content_tokens(short), " ".join(p.chunk.text for p in passages)) < 0.5:
+        return "the model's answer does not occur in the passages"
+    if coverage(content_tokens(question), evidence) < min_question_coverage:
+        return "the cited passages do not mention what was asked"
+    return ""
