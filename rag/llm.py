@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,67 @@ _load_lock = threading.Lock()
 USE_MMAP = False
 
 
+class GenerationQueue:
+    """One generation at a time, first come first served, and who is how far back in line.
+
+    The local model computes one answer at a time; a caller takes a ticket, waits
+    for its turn (`wait`, with a timeout so it can report `ahead` meanwhile) and
+    calls `leave` when done. A ticket given up before its turn (`leave` too) is skipped.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0  # the next ticket handed out
+        self._serving = 0  # the ticket whose turn it is
+        self._gone: set[int] = set()
+
+    def join(self) -> int:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            return ticket
+
+    def ahead(self, ticket: int) -> int:
+        """How many callers are before `ticket` (0: its turn)."""
+        with self._cond:
+            return max(0, ticket - self._serving - sum(1 for t in self._gone if self._serving <= t < ticket))
+
+    def wait(self, ticket: int, timeout: float | None = None) -> bool:
+        """Block until it is `ticket`'s turn (True) or `timeout` seconds pass (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._serving == ticket, timeout)
+
+    def leave(self, ticket: int) -> None:
+        """Done (or given up): the next ticket in line gets its turn."""
+        with self._cond:
+            self._gone.add(ticket)
+            while self._serving in self._gone:
+                self._gone.discard(self._serving)
+                self._serving += 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def turn(self):
+        """`with queue.turn():` wait for a turn without reporting progress."""
+        ticket = self.join()
+        try:
+            self.wait(ticket)
+            yield
+        finally:
+            self.leave(ticket)
+
+
+_queues: dict[_LlamaKey, GenerationQueue] = {}
+
+
+def generation_queue(chat_model) -> GenerationQueue | None:
+    """The process-wide queue of a local model (one answer at a time); None for servers, which run concurrently."""
+    if isinstance(chat_model, LlamaCppChat):
+        with _load_lock:
+            return _queues.setdefault(chat_model._key, GenerationQueue())
+    return None
+
+
 def _llama_key(model_path: str | Path, n_ctx: int, n_threads: int | None, n_batch: int) -> _LlamaKey:
     return (str(Path(model_path).resolve()), n_ctx, n_threads or os.cpu_count() or 1, n_batch)
 
@@ -82,7 +144,7 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
         if not Path(path).is_file():
             raise ConfigError(f"GGUF model {path} does not exist: run `rag provision` or fix RAG_LLM__MODEL_PATH")
         try:
-            llama = Llama(
+            llama = _counting_llama_class(Llama)(
                 model_path=path,
                 n_ctx=n_ctx,
                 n_threads=n_threads,
@@ -100,11 +162,86 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
         return llama
 
 
+def _counting_llama_class(base):
+    """`Llama` that counts the tokens it evaluates and keeps snapshots of fixed prompt prefixes.
+
+    llama.cpp reuses only the prefix a prompt shares with the previous one, so
+    prompts of different kinds (answer, follow-up, verification) would evict each
+    other's fixed part (system text, examples). A snapshot of each fixed prefix's
+    KV cells (sequence 0 only: megabytes, not the logits buffer that
+    `save_state` copies) is restored in a few milliseconds whenever it covers more
+    of the next prompt than what the context holds.
+    """
+
+    class CountingLlama(base):
+        evaluated = 0  # prompt and generated tokens decoded, as llama.cpp was asked to
+        restored = 0  # snapshot restores
+
+        def eval(self, tokens):
+            self.evaluated += len(tokens)
+            return super().eval(tokens)
+
+        def snapshot_prefix(self, tokens: list[int]) -> None:
+            """Evaluate `tokens` (reusing what the context shares with them) and keep a snapshot."""
+            import ctypes
+
+            import llama_cpp
+
+            shared = _common_prefix(self.input_ids[: self.n_tokens], tokens)
+            self._ctx.kv_cache_seq_rm(-1, shared, -1)
+            self.n_tokens = shared
+            self.eval(tokens[shared:])
+            self._requires_eval = True
+            size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
+            snaps = [s for s in getattr(self, "_snapshots", []) if s[0] != list(tokens)]
+            self._snapshots = [*snaps, (list(tokens), bytes(buf)[:written])]
+
+        def prepare(self, tokens: list[int]) -> None:
+            """Restore the snapshot that covers most of `tokens`, if it beats the context's own prefix."""
+            import ctypes
+
+            import llama_cpp
+
+            have = _common_prefix(self.input_ids[: self.n_tokens], tokens)
+            best, best_len = None, have
+            for snap in getattr(self, "_snapshots", []):
+                n = _common_prefix(snap[0], tokens)
+                if n > best_len:
+                    best, best_len = snap, n
+            if best is None:
+                return
+            snap_tokens, data = best
+            self._ctx.kv_cache_seq_rm(-1, 0, -1)
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(data), 0) != len(data):
+                self._ctx.kv_cache_seq_rm(-1, 0, -1)  # failed: start clean, llama.cpp evaluates all
+                self.n_tokens = 0
+                return
+            self.input_ids[: len(snap_tokens)] = snap_tokens
+            self.n_tokens = len(snap_tokens)
+            self._requires_eval = True
+            self.restored += 1
+
+    return CountingLlama
+
+
+def _common_prefix(a, b) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def unload_models() -> None:
     """Drop every cached `Llama` (frees its memory once no model refers to it)."""
     with _load_lock:
         _llamas.clear()
         _run_locks.clear()
+        _queues.clear()
 
 
 # --------------------------------------------------------------------------- #
@@ -213,6 +350,56 @@ class LlamaCppChat(BaseChatModel):
         params.update({k: v for k, v in kwargs.items() if k in _PASS_THROUGH})
         return params
 
+    def prompt_tokens(self, messages: Sequence[BaseMessage]) -> list[int]:
+        """The exact tokens llama.cpp evaluates for `messages` (the GGUF's own chat template)."""
+        llama = self.llama
+        formatter = _formatter(llama)
+        result = formatter(messages=to_openai_messages(messages))
+        return llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def warm(self, prompt_kinds: Sequence[Sequence[Sequence[BaseMessage]]]) -> int:
+        """Evaluate and snapshot the fixed part of each kind of prompt; returns the tokens evaluated.
+
+        Each kind is given as two (or more) example message lists that differ only
+        in their variable parts; what their tokens share is the fixed prefix.
+        """
+        llama = self.llama
+        before = llama.evaluated
+        with _run_locks[self._key]:
+            for examples in prompt_kinds:
+                token_lists = [self.prompt_tokens(m) for m in examples]
+                n = min(_common_prefix(token_lists[0], t) for t in token_lists[1:]) if len(token_lists) > 1 else 0
+                if n > 0:
+                    llama.snapshot_prefix(token_lists[0][:n])
+        return llama.evaluated - before
+
+    def _completion_stream(self, messages, stop, kwargs) -> Iterator[tuple[str, dict]]:
+        """(text piece, info) pairs; the last info holds the counts: prompt tokens, evaluated, generated."""
+        llama = self.llama
+        tokens = self.prompt_tokens(messages)
+        params = self._params(stop, kwargs)
+        params["stop"] = [*(params["stop"] or []), *_CHAT_STOPS]
+        with _run_locks[self._key]:
+            llama.prepare(tokens)
+            started = time.perf_counter()
+            evaluated_before = llama.evaluated
+            info: dict[str, Any] = {"prompt_tokens": len(tokens)}
+            finish_reason = None
+            for part in llama.create_completion(tokens, stream=True, **params):
+                choice = part["choices"][0]
+                finish_reason = choice.get("finish_reason") or finish_reason
+                text = choice.get("text") or ""
+                if "time_to_first_token_s" not in info:
+                    # the first sample needs the whole prompt evaluated, and nothing more yet
+                    info["time_to_first_token_s"] = time.perf_counter() - started
+                    info["prompt_evaluated"] = llama.evaluated - evaluated_before
+                if text:
+                    yield text, info
+            info["finish_reason"] = finish_reason
+            info["completion_tokens"] = max(llama.n_tokens - len(tokens) + 1, 0)  # the last sampled token is not evaluated
+            info["generation_s"] = time.perf_counter() - started
+        yield "", info
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -220,24 +407,16 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        llama = self.llama
-        with _run_locks[self._key]:
-            response = llama.create_chat_completion(
-                messages=to_openai_messages(messages), stream=False, **self._params(stop, kwargs)
-            )
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
+        pieces, info = [], {}
+        for text, info in self._completion_stream(messages, stop, kwargs):
+            pieces.append(text)
         message = AIMessage(
-            content=choice["message"].get("content") or "",
-            usage_metadata=_usage(usage.get("prompt_tokens"), usage.get("completion_tokens")),
-            response_metadata={"finish_reason": choice.get("finish_reason"), "model_name": Path(self.model_path).name},
+            content="".join(pieces).strip(),
+            usage_metadata=_usage(info.get("prompt_tokens"), info.get("completion_tokens")),
+            response_metadata=self._metadata(info),
         )
-        return ChatResult(
-            generations=[
-                ChatGeneration(message=message, generation_info={"finish_reason": choice.get("finish_reason")})
-            ],
-            llm_output={"token_usage": usage, "model_name": Path(self.model_path).name},
-        )
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=dict(info))],
+                          llm_output={"model_name": Path(self.model_path).name})
 
     def _stream(
         self,
@@ -246,44 +425,47 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        llama = self.llama
-        oai_messages = to_openai_messages(messages)
-        with _run_locks[self._key]:
-            started = time.perf_counter()
-            first_token_s: float | None = None
-            n_chunks = 0
-            finish_reason = None
-            for part in llama.create_chat_completion(messages=oai_messages, stream=True, **self._params(stop, kwargs)):
-                choice = part["choices"][0]
-                finish_reason = choice.get("finish_reason") or finish_reason
-                token = (choice.get("delta") or {}).get("content")
-                if not token:
-                    continue
-                if first_token_s is None:
-                    first_token_s = time.perf_counter() - started
-                n_chunks += 1
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=token))
-                if run_manager:
-                    run_manager.on_llm_new_token(token, chunk=chunk)
-                yield chunk
-            # llama.cpp reports no usage when streaming; its context now holds
-            # prompt + completion (the last sampled token is not evaluated).
-            total = llama.n_tokens
-            completion = n_chunks if finish_reason == "stop" else max(n_chunks, 1)
-            prompt = max(total - completion + (1 if finish_reason == "length" else 0), 0)
+        info: dict[str, Any] = {}
+        for text, info in self._completion_stream(messages, stop, kwargs):
+            if not text:
+                continue
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+            if run_manager:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
-                usage_metadata=_usage(prompt, completion),
-                response_metadata={"finish_reason": finish_reason, "model_name": Path(self.model_path).name},
+                usage_metadata=_usage(info.get("prompt_tokens"), info.get("completion_tokens")),
+                response_metadata=self._metadata(info),
                 chunk_position="last",
             ),
-            generation_info={
-                "finish_reason": finish_reason,
-                "time_to_first_token_s": first_token_s,
-                "generation_s": time.perf_counter() - started,
-            },
+            generation_info=dict(info),
         )
+
+    def _metadata(self, info: dict[str, Any]) -> dict[str, Any]:
+        keep = ("finish_reason", "prompt_tokens", "prompt_evaluated", "completion_tokens", "time_to_first_token_s")
+        return {"model_name": Path(self.model_path).name, **{k: info[k] for k in keep if k in info}}
+
+
+# Qwen-style chat templates end a turn with <|im_end|>; llama.cpp stops at the model's EOS token by itself.
+_CHAT_STOPS = ("<|im_end|>", "<|endoftext|>")
+
+
+def _formatter(llama):
+    """The GGUF's chat template as a formatter (cached on the instance)."""
+    formatter = getattr(llama, "_rag_formatter", None)
+    if formatter is None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise LLMUnavailableError("the GGUF has no chat template: use a chat (instruct) model")
+        eos = llama._model.token_get_text(llama.token_eos())
+        bos = llama._model.token_get_text(llama.token_bos()) if llama.token_bos() >= 0 else ""
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        llama._rag_formatter = formatter
+    return formatter
 
 
 _PASS_THROUGH = frozenset({"temperature", "max_tokens", "top_p", "top_k", "repeat_penalty", "seed", "grammar", "min_p"})
