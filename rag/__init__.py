@@ -9,6 +9,7 @@
 from rag.api import DocQA
 from rag.config import Settings, load_settings
 from rag.errors import RagError
-from rag.types import Answer, Chunk, Citation, IngestReport, SourceInfo
+from rag.types import Answer, Chunk, Citation, Evidence, IngestReport, SourceInfo, Waiting
 
-__all__ = ["DocQA", "Settings", "load_settings", "RagError", "Answer", "Chunk", "Citation", "IngestReport", "SourceInfo"]
+__all__ = ["DocQA", "Settings", "load_settings", "RagError", "Answer", "Chunk", "Citation", "IngestReport", "SourceInfo",
+           "Evidence", "Waiting"]

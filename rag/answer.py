@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+from rag.chunking import sentence_spans
 from rag.citations import content_tokens, drop_unsupported_sentences, resolve_citations
-from rag.context import Passage, format_passages, prompt_passages
+from rag.context import Passage, best_match, format_passages, prompt_passages
 from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.markers import strip_markers
 from rag.replies import is_abstention, parse_reply
-from rag.types import Answer
+from rag.types import Answer, Evidence, Waiting
 
 History = Sequence[tuple[str, str]]
 
@@ -42,6 +43,41 @@ def history_pairs(history) -> list[tuple[str, str]]:
     return [(str(u), str(a)) for u, a in history]
 
 
+_REFERS_BACK = re.compile(
+    r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there|then|former|latter"
+    r"|one|ones|same|other|others|which of|what about|how about|and)\b",
+    re.IGNORECASE,
+)
+
+
+def needs_context(question: str) -> bool:
+    """A follow-up that leans on the conversation: a pronoun or "which of…", or too few words of its own."""
+    return bool(_REFERS_BACK.search(question)) or len(content_tokens(question)) < 2
+
+
+def follow_up(question: str, history, pairs: History) -> tuple[str, str]:
+    """(retrieval query, conversation context for the prompt) for `question`, without a model call.
+
+    A question that stands alone is searched as it is, with no context. One that
+    refers back is searched together with the previous question (what it refers to
+    is there), and the prompt shows the previous question and the gist of its
+    answer, fenced as data, so the model can resolve "they" or "the first one".
+    """
+    if not pairs or not needs_context(question):
+        return question, ""
+    previous_q = history.standalone_question if isinstance(history, Answer) and history.standalone_question \
+        else pairs[-1][0]
+    previous_a = strip_markers(pairs[-1][1])
+    spans = sentence_spans(previous_a)
+    gist = previous_a[: spans[0].end] if spans else previous_a
+    template = load_prompt("answer")["history"]
+    return f"{previous_q} {question}", template.format(question=_fence_safe(previous_q), answer=_fence_safe(gist[:400]))
+
+
+def _fence_safe(text: str) -> str:
+    return re.sub(r"<\s*/?\s*(history|passage)", "‹", text, flags=re.IGNORECASE)
+
+
 def condense_question(question: str, history: History, chat_model, max_turns: int = 3) -> str:
     """Rewrite a follow-up into a standalone question (unchanged when there is no history)."""
     if not history:
@@ -60,8 +96,8 @@ def condense_question(question: str, history: History, chat_model, max_turns: in
     return text
 
 
-def build_messages(question: str, passages: Sequence[Passage]):
-    """The exact chat messages sent to the model."""
+def build_messages(question: str, passages: Sequence[Passage], context: str = ""):
+    """The exact chat messages sent to the model (`context`: the conversation, for a follow-up)."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
     prompt = load_prompt("answer")
@@ -69,7 +105,28 @@ def build_messages(question: str, passages: Sequence[Passage]):
     for ex in prompt.get("examples", []):  # earlier turns: the small model imitates them
         messages += [HumanMessage(prompt["user"].format(passages=ex["passages"], question=ex["question"])),
                      AIMessage(ex["reply"])]
-    return messages + [HumanMessage(prompt["user"].format(passages=format_passages(passages), question=question))]
+    if context:
+        user = prompt["user_follow_up"].format(passages=format_passages(passages), history=context, question=question)
+    else:
+        user = prompt["user"].format(passages=format_passages(passages), question=question)
+    return messages + [HumanMessage(user)]
+
+
+def warm_prompts() -> list[list]:
+    """Example prompts of each kind the answer path sends, for the model to cache their fixed prefix."""
+    from rag.types import Chunk
+
+    def passages(text):
+        return [Passage(1, Chunk(chunk_id="w", text=text, source="warm.txt"), text)]
+
+    kinds = [[build_messages("What is the tallest tree?", passages("Redwoods grow tall.")),
+              build_messages("Who wrote it?", passages("A book was written."))]]
+    condense = load_prompt("condense")
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    kinds.append([[SystemMessage(condense["system"]), HumanMessage(condense["user"].format(history=h, question=q))]
+                  for h, q in (("User: a\nAssistant: b", "c?"), ("User: x y\nAssistant: z", "w?"))])
+    return kinds
 
 
 # --- the whole path ------------------------------------------------------------------------
@@ -81,40 +138,64 @@ class AnswerDeps:
     chat_model: object
     count_tokens: Callable[[str], int]
     settings: object  # Settings
+    queue: object = None  # rag.llm.GenerationQueue of a local model (one answer at a time), else None
     extra: dict = field(default_factory=dict)
 
 
 def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | None = None,
-                  sources=None) -> Iterator[str | Answer]:
-    """Yield tokens as the model writes them, then the final Answer (always last)."""
+                  sources=None) -> Iterator[str | Evidence | Waiting | Answer]:
+    """Yield what retrieval found (`Evidence`), queue positions (`Waiting`), the model's tokens, then the
+    final `Answer` (always last)."""
     started = time.perf_counter()
     cfg = deps.settings.answer
     pairs = history_pairs(history)
     timings: dict[str, float] = {}
-    standalone = condense_question(question, pairs, deps.chat_model)
-    timings["condense_ms"] = _ms(started) if pairs else 0.0
-    t = time.perf_counter()
-    retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
-    timings["retrieval_ms"] = _ms(t)
-    chunks = retrieval.chunks
-    answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
-    if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
-        yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
-        return
-    passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
-    messages = build_messages(standalone, passages)
-    raw, n_tokens, first = [], 0, None
-    for piece in deps.chat_model.stream(messages):
-        token = _content(piece)
-        if not token:
-            continue
-        if first is None:
-            first = time.perf_counter()
-            timings["first_token_ms"] = _ms(started)
-        n_tokens += 1
-        raw.append(token)
-        yield token
-    done = time.perf_counter()
+    queue = deps.queue
+    ticket = queue.join() if queue is not None else None
+    try:
+        if cfg.follow_ups == "rewrite" and pairs:
+            yield from _wait_turn(queue, ticket, timings, started)
+            standalone, context = condense_question(question, pairs, deps.chat_model), ""
+            timings["condense_ms"] = _ms(started)
+        else:
+            standalone, context = follow_up(question, history, pairs)
+        t = time.perf_counter()
+        retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
+        timings["retrieval_ms"] = _ms(t)
+        chunks = retrieval.chunks
+        answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
+        if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
+            yield Evidence(list(chunks), query=standalone)
+            yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
+            return
+        passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
+        match = best_match(standalone, passages)
+        yield Evidence(list(chunks), quote=match[1] if match else "", chunk_id=match[0].chunk.chunk_id if match else "",
+                       query=standalone)
+        timings["evidence_ms"] = _ms(started)
+        messages = build_messages(question if context else standalone, passages, context)
+        shown = " ".join([question, context, *(p.text for p in passages)])
+        timings["necessary_tokens"] = float(getattr(deps.chat_model, "count_tokens", deps.count_tokens)(shown))
+        yield from _wait_turn(queue, ticket, timings, started)
+        raw, n_tokens, first, meta = [], 0, None, {}
+        for piece in deps.chat_model.stream(messages):
+            meta = getattr(piece, "response_metadata", None) or meta
+            token = _content(piece)
+            if not token:
+                continue
+            if first is None:
+                first = time.perf_counter()
+                timings["first_token_ms"] = _ms(started)
+            n_tokens += 1
+            raw.append(token)
+            yield token
+        done = time.perf_counter()
+    finally:
+        if queue is not None:
+            queue.leave(ticket)
+    for key in ("prompt_tokens", "prompt_evaluated"):
+        if key in meta:
+            timings[key] = float(meta[key])
     timings["generation_ms"] = round((done - (first or done)) * 1000, 1)
     timings["tokens"] = float(n_tokens)
     timings["tokens_per_s"] = round(n_tokens / (done - first), 2) if first and done > first else 0.0
@@ -143,6 +224,19 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     answer.timings = timings
     answer.history = pairs + [(question, text)]
     yield answer
+
+
+def _wait_turn(queue, ticket, timings, started, poll_s: float = 0.25) -> Iterator[Waiting]:
+    """Wait for the local model's turn, reporting how many questions are ahead whenever that changes."""
+    if queue is None or "queue_ms" in timings:
+        return
+    t, last = time.perf_counter(), None
+    while not queue.wait(ticket, poll_s):
+        ahead = queue.ahead(ticket)
+        if ahead != last:
+            last = ahead
+            yield Waiting(ahead)
+    timings["queue_ms"] = _ms(t)
 
 
 def _abstain(answer: Answer, pairs, timings, started, reason: str) -> Iterator[Answer]:

@@ -20,9 +20,15 @@ from typing import Any
 
 from rag.config import Settings, load_settings
 from rag.errors import NoDocumentsError, UnknownSourceError
-from rag.types import Answer, Chunk, IngestReport, SourceInfo
+from rag.types import Answer, Chunk, Evidence, IngestReport, SourceInfo, Waiting
 
 _OPEN_LOCK = threading.RLock()
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext()
 
 
 class DocQA:
@@ -167,11 +173,16 @@ class DocQA:
 
     # --- answers -----------------------------------------------------------------------------
     def stream(self, question: str, *, history=None, k: int | None = None,
-               sources: Iterable[str] | None = None) -> Iterator[str | Answer]:
-        """Yield answer tokens as they are generated, then the final `Answer` (verified citations).
+               sources: Iterable[str] | None = None) -> Iterator[str | Evidence | Waiting | Answer]:
+        """Yield what was found, then answer tokens as they are generated, then the final `Answer`.
+
+        Events, in order: one `Evidence` (the passages retrieved and the sentence most
+        likely to hold the answer: a best match, not yet an answer) as soon as
+        retrieval is done; `Waiting(ahead)` while the local model is busy with other
+        questions; `str` tokens; the `Answer` with verified citations, always last.
 
         Args:
-            question: the question; a follow-up is rewritten into a standalone question first.
+            question: the question; a follow-up is searched together with the previous question.
             history: the previous `Answer` (or a list of (user, assistant) pairs).
             k: passages to retrieve (default `retrieval.k`).
             sources: restrict retrieval to these documents.
@@ -181,17 +192,48 @@ class DocQA:
         if self.store.count() == 0:
             raise NoDocumentsError(self.settings.collection)
         resolved = [self.resolve_source(s) for s in sources] if sources else None
+        from rag.llm import generation_queue
+
         deps = AnswerDeps(
             retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
             chat_model=self.chat_model, count_tokens=self._count_tokens, settings=self.settings,
+            queue=generation_queue(self.chat_model),
         )
         yield from answer_stream(question, deps, history=history, k=k, sources=resolved)
+
+    def warm(self, *, background: bool = False) -> threading.Thread | None:
+        """Load the models and have the local LLM read the fixed parts of its prompts, once.
+
+        After this the first question costs only what is new in it. With
+        `background=True` it runs in a thread and returns it: the UI is usable at
+        once, a question asked meanwhile gets its evidence at once and its
+        answer after the warm-up (it queues behind it).
+        """
+        if background:
+            # a question asked meanwhile shares the same loaded model (one per process) and queues behind
+            thread = threading.Thread(target=self._warm, name="rag-warm", daemon=True)
+            thread.start()
+            return thread
+        self._warm()
+        return None
+
+    def _warm(self) -> None:
+        from rag.answer import warm_prompts
+        from rag.llm import generation_queue
+
+        self.embeddings.embed_query("warm up")
+        self.store  # noqa: B018 -- opens the collection
+        model = self.chat_model
+        if hasattr(model, "warm"):
+            queue = generation_queue(model)
+            with queue.turn() if queue is not None else _nullcontext():
+                model.warm(warm_prompts())
 
     def ask(self, question: str, *, history=None, k: int | None = None,
             sources: Iterable[str] | None = None) -> Answer:
         """Answer a question from the documents, with `[n]` citations; see `stream`."""
         final = None
-        for event in self.stream(question, history=history, k=k, sources=sources):
+        for event in self.stream(question, history=history, k=k, sources=sources):  # skips Evidence, Waiting, tokens
             if isinstance(event, Answer):
                 final = event
         return final

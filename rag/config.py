@@ -85,6 +85,9 @@ class AnswerSettings(BaseModel):
     focus_tokens: int = Field(
         300, ge=0, description="Of the packed passages, show the model only the sentences that share the "
                                "question's words, best first, within this many tokens (0: whole passages).")
+    follow_ups: Literal["inline", "rewrite"] = Field(
+        "inline", description="Follow-up questions: `inline` searches with the previous question and shows it to the "
+                              "model (no extra model call); `rewrite` asks the model for a standalone question first.")
     min_relevance: float = Field(0.25, description="Abstain without asking the model when no passage reaches this cosine similarity and none holds half of the question's words.")
     support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
     min_question_coverage: float = Field(

@@ -62,19 +62,11 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     citations still point at whole chunks, and quotes come from the whole chunk.
     With budget 0, or a question with no content words, passages are unchanged.
     """
-    wanted = content_tokens(question)
-    if budget <= 0 or not wanted or not passages:
+    if budget <= 0 or not passages:
         return list(passages)
-    sentences = []  # (passage index, start, end, tokens)
-    for i, p in enumerate(passages):
-        for span in sentence_spans(p.text):
-            sentences.append((i, span.start, span.end, content_tokens(p.text[span.start:span.end])))
-    df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}
-    weight = {w: math.log(1 + len(sentences) / df[w]) for w in wanted if df[w]}
-    scored = sorted(
-        ((sum(weight.get(w, 0.0) for w in toks & wanted), -n, n) for n, (*_, toks) in enumerate(sentences)),
-        reverse=True,
-    )
+    sentences, scored = _rank_sentences(question, passages)
+    if not scored:
+        return list(passages)
     chosen: set[int] = set()
     left = budget
     for score, _, n in scored:
@@ -103,6 +95,37 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
         text += " …" if p.text[picks[-1][1]:].strip() else ""
         out.append(Passage(len(out) + 1, p.chunk, text, trimmed=text != p.text))
     return out
+
+
+def _rank_sentences(question: str, passages: Sequence[Passage]):
+    """Every sentence of `passages` as (passage index, start, end, tokens), and (score, -n, n) best first.
+
+    A sentence scores the IDF-weighted question words it holds; the IDF is local,
+    over these sentences. Empty ranking when the question has no content words.
+    """
+    wanted = content_tokens(question)
+    sentences = []  # (passage index, start, end, tokens)
+    for i, p in enumerate(passages):
+        for span in sentence_spans(p.text):
+            sentences.append((i, span.start, span.end, content_tokens(p.text[span.start:span.end])))
+    if not wanted:
+        return sentences, []
+    df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}
+    weight = {w: math.log(1 + len(sentences) / df[w]) for w in wanted if df[w]}
+    scored = sorted(
+        ((sum(weight.get(w, 0.0) for w in toks & wanted), -n, n) for n, (*_, toks) in enumerate(sentences)),
+        reverse=True,
+    )
+    return sentences, scored
+
+
+def best_match(question: str, passages: Sequence[Passage]) -> tuple[Passage, str] | None:
+    """The passage sentence most likely to hold the answer (most question words, rarest first), or None."""
+    sentences, scored = _rank_sentences(question, passages)
+    if not scored or scored[0][0] <= 0:
+        return None
+    i, a, b, _ = sentences[scored[0][2]]
+    return passages[i], passages[i].text[a:b]
 
 
 def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: Callable[[str], int]) -> list[Passage]:

@@ -93,6 +93,31 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What retrieval found, streamed before the model's first token.
+
+    `quote` is the sentence most likely to hold the answer (the best match of the
+    question's words), from chunk `chunk_id`: a best match, not yet an answer.
+    """
+
+    passages: list[Chunk]
+    quote: str = ""
+    chunk_id: str = ""
+    query: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quote": self.quote, "chunk_id": self.chunk_id, "query": self.query,
+                "passages": [p.to_dict() for p in self.passages]}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Streamed while the question waits for the local model: `ahead` questions are before it."""
+
+    ahead: int
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     """One indexed document, as listed by `rag sources`."""
 

@@ -278,12 +278,12 @@ def test_follow_ups_replay_their_history(settings, tmp_path):
         q("f2", "And through Paris?", ["Seine"], ["paris"], history=["Which river flows through Rome?"]),
     ])
     replies = ["Answer: the Tiber\nDetails: The Tiber flows through Rome [1].",
-               "Which river flows through Paris?",  # the condensed follow-up
-               "Answer: the Seine\nDetails: The Seine flows through Paris [1]."]
+               # the follow-up is searched with its history, so Rome's passage may come first: cite both
+               "Answer: the Seine\nDetails: The Seine flows through Paris [1][2]."]
     settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"fake_responses": replies})})
     result = run_eval(settings, folder, mode="bm25", k=2)
     f2 = result.per_question[1]
-    assert f2["standalone_question"] == "Which river flows through Paris?"
+    assert f2["standalone_question"] == "Which river flows through Rome? And through Paris?"  # searched with its history
     assert f2["short_answer"] == "the Seine" and f2["category"] is None
 
 

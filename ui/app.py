@@ -26,7 +26,7 @@ from rag.api import DocQA
 from rag.config import Settings, UISettings
 from rag.errors import ConfigError, RagError
 from rag.loaders import SUPPORTED_SUFFIXES
-from rag.types import Answer, FileResult, IngestReport
+from rag.types import Answer, Evidence, FileResult, IngestReport, Waiting
 from ui.render import (CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, Turn, display_name, render_conversation,
                        render_sources)
 from ui.uploads import save_uploads
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DOC_HEADERS = ["document", "title", "chunks", "ingested", "source"]
 RESULT_HEADERS = ["file", "status", "chunks", "reason"]
+CONCURRENT_QUESTIONS = 16  # questions in progress at once (Gradio's default is one per event)
 STREAM_EVERY_S = 0.05  # re-render the streaming answer at most this often (the first token always at once)
 
 
@@ -95,6 +96,14 @@ class Handlers:
             for event in qa.stream(question, history=previous, k=int(k) if k else None, sources=sources or None):
                 if isinstance(event, Answer):
                     turn.answer, turn.partial = event, ""
+                    continue
+                if isinstance(event, Evidence):  # within a second: what was found, before any answer
+                    turn.evidence = event
+                    yield gr.update(), render_conversation(turns), render_sources(event), turns
+                    continue
+                if isinstance(event, Waiting):
+                    turn.ahead = event.ahead
+                    yield gr.update(), render_conversation(turns), gr.update(), turns
                     continue
                 turn.partial += event
                 now = time.monotonic()
@@ -277,8 +286,11 @@ def build_app(qa: DocQA) -> gr.Blocks:
                     delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
 
         doc_views = [documents, only, to_delete]
+        # many questions at once: each shows its evidence at once; the local model then answers them
+        # one at a time in arrival order (rag.llm.GenerationQueue) and each is told its place in line
         chat_io = dict(inputs=[question, turns, k, only, collection],
-                       outputs=[question, conversation, sources_panel, turns], show_progress="hidden")
+                       outputs=[question, conversation, sources_panel, turns], show_progress="hidden",
+                       concurrency_limit=CONCURRENT_QUESTIONS)
         ask.click(h.chat, **chat_io, api_name="chat", api_visibility="undocumented")
         question.submit(h.chat, **chat_io, api_visibility="private")
         new.click(h.new_conversation, outputs=[conversation, sources_panel, turns], api_visibility="private")
@@ -290,7 +302,7 @@ def build_app(qa: DocQA) -> gr.Blocks:
                          outputs=[collection, *doc_views, conversation, sources_panel, turns],
                          api_visibility="private")
         demo.load(h.refresh, inputs=collection, outputs=[collection, *doc_views], api_visibility="private")
-        gr.api(h.ask_api, api_name="ask")
+        gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo
 
 
@@ -354,7 +366,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             "or bind 127.0.0.1"
         )
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    demo = build_app(DocQA(settings))
+    qa = DocQA(settings)
+    qa.warm(background=True)  # the page is usable at once; the model reads its fixed prompt text meanwhile
+    demo = build_app(qa)
     demo.launch(server_name=host, server_port=port, auth=auth or None, ssr_mode=False,
                 max_file_size=upload_limit(settings), show_error=True,
                 auth_message="Document Q&A: sign in")

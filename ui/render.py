@@ -16,7 +16,7 @@ from html import escape
 from pathlib import PurePath
 from urllib.parse import urlparse
 
-from rag.types import Answer, Chunk, Citation
+from rag.types import Answer, Chunk, Citation, Evidence
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -29,6 +29,8 @@ class Turn:
     partial: str = ""
     answer: Answer | None = None
     error: str = ""
+    evidence: Evidence | None = None  # what retrieval found, shown until the answer arrives
+    ahead: int = 0  # questions before this one for the local model
 
 
 def e(text) -> str:
@@ -74,11 +76,34 @@ def render_turn(i: int, turn: Turn) -> str:
         bot = render_answer(i, turn.answer)
     elif turn.partial:
         bot = (f'<div class="rag-msg rag-bot rag-streaming"><div class="rag-who">Answer</div>'
+               f'{render_best_match(turn.evidence)}'
                f'<div class="rag-text">{e(turn.partial)}<span class="rag-cursor"></span></div></div>')
     else:
         bot = ('<div class="rag-msg rag-bot rag-waiting"><div class="rag-who">Answer</div>'
-               '<div class="rag-text">Searching the documents…</div></div>')
+               f'{render_best_match(turn.evidence)}<div class="rag-text rag-status" role="status">'
+               f'{e(waiting_text(turn))}</div></div>')
     return f'<div class="rag-turn" id="turn-{i}">{user}{bot}</div>'
+
+
+def waiting_text(turn: Turn) -> str:
+    """What the user is told while the answer has not started."""
+    if turn.evidence is None:
+        return "Searching the documents…"
+    if turn.ahead:
+        return f"{turn.ahead} question{'s' if turn.ahead != 1 else ''} ahead of yours; the answer starts after them…"
+    return "Reading the passages…"
+
+
+def render_best_match(evidence: Evidence | None) -> str:
+    """The sentence most likely to hold the answer, clearly marked as not (yet) the answer."""
+    if evidence is None or not evidence.quote:
+        return ""
+    source = next((p for p in evidence.passages if p.chunk_id == evidence.chunk_id), None)
+    where = f' <span class="rag-file">{e(display_name(source.source))}</span>' if source else ""
+    if source and source.page:
+        where += f" · p. {int(source.page)}"
+    return (f'<div class="rag-best-match"><div class="rag-label">Best match, not yet an answer{where}</div>'
+            f'<blockquote>{e(evidence.quote)}</blockquote></div>')
 
 
 def render_answer(i: int, answer: Answer) -> str:
@@ -223,15 +248,16 @@ def _secs(ms: float) -> str:
 EMPTY_SOURCES = '<div class="rag-sources"><div class="rag-empty">The passages behind the latest answer appear here.</div></div>'
 
 
-def render_sources(answer: Answer | None, *, searching: bool = False) -> str:
-    """The passages the latest answer was built from, best first, with scores and which were cited."""
+def render_sources(answer: Answer | Evidence | None, *, searching: bool = False) -> str:
+    """The passages the latest answer was built from (or, before it, those just found), best first,
+    with scores and which were cited."""
     if searching:
         return '<div class="rag-sources"><div class="rag-empty">Searching…</div></div>'
     if answer is None:
         return EMPTY_SOURCES
     if not answer.passages:
         return '<div class="rag-sources"><div class="rag-empty">No passages were retrieved.</div></div>'
-    cited = {c.chunk_id: c.n for c in answer.citations}
+    cited = {c.chunk_id: c.n for c in getattr(answer, "citations", [])}
     rows = []
     for rank, p in enumerate(answer.passages, start=1):
         n = cited.get(p.chunk_id)
@@ -290,6 +316,8 @@ CSS = """
 .rag-abstained { border-style: dashed; }
 .rag-standalone, .rag-timing, .rag-meta, .rag-sources-head { font-size: 12px; color: var(--body-text-color-subdued); }
 .rag-standalone { margin-bottom: 4px; }
+.rag-best-match { border-left: 3px dashed var(--border-color-primary); padding: 2px 8px; margin: 4px 0; }
+.rag-best-match blockquote { margin: 2px 0; font-style: italic; }
 .rag-timing { margin-top: 8px; }
 .rag-cursor::after { content: "▍"; animation: rag-blink 1s steps(2) infinite; }
 @keyframes rag-blink { 50% { opacity: 0; } }
