@@ -29,6 +29,7 @@ class Turn:
     partial: str = ""
     answer: Answer | None = None
     error: str = ""
+    turn_id: str = ""  # set once the turn is saved (ui.conversations)
 
 
 def e(text) -> str:
