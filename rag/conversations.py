@@ -300,6 +300,11 @@ def _where(source: str, title: str, page: int | None) -> str:
     return " · ".join(parts)
 
 
+def _plain_url(url: str | None) -> bool:
+    """An http(s) URL that can stand in a Markdown autolink as it is."""
+    return bool(url) and url.startswith(("http://", "https://")) and not any(ch in url for ch in "<> \t\n\"'")
+
+
 def conversation_markdown(conv: Conversation) -> str:
     """The conversation as Markdown: each question, its answer, and the cited passages with their quotes."""
     lines = [f"# {md_text(conv.title)}", "",
@@ -321,6 +326,6 @@ def conversation_markdown(conv: Conversation) -> str:
         for c in a.citations:
             support = f"support {c.support:.2f}" + ("" if c.supported else " (weak)")
             lines += [f"**[{c.n}]** {_where(c.source, c.title, c.page)} · {support}"
-                      + (f" · <{c.url}>" if c.url and c.url.startswith(("http://", "https://")) else ""), ""]
+                      + (f" · <{c.url}>" if _plain_url(c.url) else ""), ""]
             lines += [_quoted(passage_with_quote(c)), ""]
     return "\n".join(lines).rstrip() + "\n"

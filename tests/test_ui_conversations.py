@@ -114,3 +114,35 @@ def test_the_app_keeps_the_conversation_id_in_the_browser(qa):
     assert len(states) == 1 and states[0].storage_key == "rag-conversation"
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"conversation-list", "feedback-up", "feedback-down", "conversation-export"} <= ids
+
+
+def test_restore_switches_to_the_conversations_collection(qa, tmp_path):
+    h = Handlers(qa)
+    ch = ConversationHandlers(h)
+    notes = h.qa_for("notes")
+    path = tmp_path / "scope.txt"
+    notes.ingest([path])
+    notes.chat_model.messages = iter([REPLY])
+    turns = list(h.chat(QUESTION, [], 5, [], "notes"))[-1][3]
+    _, conv_id, state, _, _ = ch.save(turns, "", "notes")
+    assert state == {"conversation": conv_id, "collection": "notes"}
+    assert ch.listing("default", None)["choices"] == []  # listed under its own collection only
+
+    out = ConversationHandlers(Handlers(qa)).restore(state, "default")
+    (switch, html, _, restored, rid), views = out[:5], out[-3:]
+    assert switch["value"] == "notes" and rid == conv_id and QUOTE in html and len(restored) == 1
+    assert [c[0] for c in views[1]["choices"]] == ["scope.txt"]  # the documents of that collection
+
+
+def test_user_text_stays_text_in_titles_and_the_status_line(qa):
+    from tests.test_ui import XSS
+
+    h = Handlers(qa)
+    ch = ConversationHandlers(h)
+    turns, conv_id, _, listing, target = asked(h, ch, f"Which companies? {XSS}", [], "")
+    status = ch.rate_up(target["value"], "", "", "default")
+    assert "<script" not in status and "<img" not in status and "&lt;script&gt;" in status
+    listing, title = ch.rename(conv_id, f"**bold** {XSS}", "default")
+    assert title == f"**bold** {XSS}"  # stored as typed; Gradio shows choice labels as text
+    md = qa.export_conversation(conv_id)
+    assert "<script" not in md and "<img" not in md

@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.errors import ConversationError
-from ui.render import EMPTY_CHAT, EMPTY_SOURCES, Turn, render_conversation, render_sources
+from ui.render import EMPTY_CHAT, EMPTY_SOURCES, Turn, e, render_conversation, render_sources
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class ConversationHandlers:
             gr.Warning("Ask a question first: there is no saved conversation to rename.")
             return gr.update(), gr.update()
         conv = self.h._surface(self.h.qa_for(collection).rename_conversation, conversation_id, title)
-        gr.Info(f"Renamed to “{conv.title}”")
+        gr.Info(f"Renamed to “{e(conv.title)}”")
         return self.listing(collection, conv.conversation_id), conv.title
 
     def export(self, conversation_id: str | None, collection: str | None):
@@ -227,7 +227,7 @@ class ConversationHandlers:
         qa = self.h.qa_for(collection)
         conv = self.h._surface(qa.conversation, conversation_id)
         self.h._surface(qa.delete_conversation, conv.conversation_id)
-        gr.Info(f"Deleted “{conv.title}”")
+        gr.Info(f"Deleted “{e(conv.title)}”")
         return (EMPTY_CHAT, EMPTY_SOURCES, [], *self.new(collection))
 
     # --- feedback ----------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class ConversationHandlers:
                              correction=correction)
         what = "helpful" if fb.rating > 0 else "wrong"
         extra = " with your correction" if fb.correction else (" with your comment" if fb.comment else "")
-        return f"Thanks: answer to “{_short(fb.question, 60)}” marked {what}{extra}."
+        return f"Thanks: answer to “{md_safe(_short(fb.question, 60))}” marked {what}{extra}."
 
     def rate_up(self, turn_id, comment, correction, collection):
         return self.rate("up", turn_id, comment, correction, collection)
@@ -268,6 +268,11 @@ class ConversationHandlers:
 def turns_of(conv) -> list[Turn]:
     """A saved conversation as the UI's turns."""
     return [Turn(t.question, answer=t.answer, turn_id=t.turn_id) for t in conv.turns]
+
+
+def md_safe(text: str) -> str:
+    """User text inside our Markdown (toasts and the status line render HTML): shown as typed."""
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", e(text))
 
 
 def _short(text: str, n: int) -> str:
