@@ -104,6 +104,7 @@ def connect(path: Path) -> sqlite3.Connection:
         con.execute("PRAGMA busy_timeout = 30000")
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = NORMAL")  # WAL: a power cut may lose the last save, never corrupts
     except sqlite3.DatabaseError as exc:
         raise ConversationError(
             f"cannot open the conversation store {path} ({exc}): move the file aside to start a new one") from exc

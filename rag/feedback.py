@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from rag.conversations import new_id, now, reading, transaction
-from rag.errors import ConversationError
+from rag.errors import ConfigError, ConversationError
 from rag.metrics import contains_answer, normalize_answer, strip_markers
 from rag.types import Answer, Chunk
 
@@ -149,6 +149,7 @@ class FeedbackStore:
 
 
 # --- export as an evaluation dataset -----------------------------------------------------------
+MARKER = ".rag-feedback-export"  # in a folder an export wrote: a later export may replace its files
 DocumentLookup = Callable[[str], "tuple[str, str, str | None] | None"]  # source -> (text, title, url) or None
 
 
@@ -207,10 +208,16 @@ def export_dataset(items: list[Feedback], folder: Path, documents: DocumentLooku
     Args:
         items: feedback records, newest first; of several on the same question
             (and conversation so far) only the newest is used.
-        folder: the dataset folder, created if needed; its three files are replaced.
+        folder: the dataset folder, created if needed; its three files are replaced when an
+            earlier export wrote them, else (a hand-made dataset) it is an error.
         documents: the full text, title and url of a source still in the collection, else None.
     """
     folder = Path(folder)
+    mine = (folder / MARKER).is_file()
+    theirs = [n for n in ("questions.jsonl", "corpus.jsonl", "review.jsonl") if (folder / n).exists()]
+    if theirs and not mine:
+        raise ConfigError(f"{folder} already holds {', '.join(theirs)} not written by a feedback export: "
+                          "choose another --out folder (an export never replaces a dataset it did not write)")
     result = FeedbackExport(folder)
     rows: list[dict] = []
     review: list[dict] = []
@@ -239,6 +246,8 @@ def export_dataset(items: list[Feedback], folder: Path, documents: DocumentLooku
     result.documents = len(corpus)
     result.needs_review = len(review)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by `rag feedback export`; it may replace this folder's dataset files\n",
+                                 encoding="utf-8")
     _write_jsonl(folder / "questions.jsonl", rows)
     _write_jsonl(folder / "corpus.jsonl", corpus)
     _write_jsonl(folder / "review.jsonl", review)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from rag.api import DocQA
 from rag.cli import app
 from rag.config import load_settings
-from rag.errors import ConversationError
+from rag.errors import ConfigError, ConversationError
 from rag.evaluate import load_dataset, run_eval
 from rag.feedback import parse_rating, rebuild_text
 from rag.types import Chunk
@@ -143,3 +143,19 @@ def test_export_of_a_deleted_document_uses_the_stored_passages(tmp_path, docs):
     summary = qa.export_feedback(tmp_path / "ds")
     corpus = {d["doc_id"]: d for d in load_dataset(tmp_path / "ds").corpus}
     assert summary.questions == 1 and "Zebras live in Kenya" in corpus["zebra.txt"]["text"]
+
+
+def test_export_never_replaces_a_dataset_it_did_not_write(tmp_path, docs):
+    qa = make_qa(tmp_path, [KENYA])
+    qa.ingest([docs])
+    qa.feedback(qa.ask("Where do zebras live?"), "up")
+    handmade = tmp_path / "handmade"
+    handmade.mkdir()
+    (handmade / "questions.jsonl").write_text('{"qid": "q1"}\n')
+    with pytest.raises(ConfigError, match="choose another --out"):
+        qa.export_feedback(handmade)
+    assert (handmade / "questions.jsonl").read_text() == '{"qid": "q1"}\n'
+    first = qa.export_feedback(tmp_path / "mine")
+    qa.feedback(qa.ask("Where do penguins live?"), "up")
+    again = qa.export_feedback(tmp_path / "mine")  # its own earlier export: replaced
+    assert (first.questions, again.questions) == (1, 2)
