@@ -95,8 +95,8 @@ def conversation_column(secret: str | None = None) -> ConversationUI:
 
 def feedback_row() -> FeedbackUI:
     """Rate an answer of the open conversation (call under the conversation)."""
-    with gr.Group(elem_id="feedback"):
-        with gr.Row():
+    with gr.Column(elem_id="feedback", variant="panel"):
+        with gr.Row(equal_height=False):
             target = gr.Dropdown([], value=None, label="Rate an answer", scale=4, elem_id="feedback-target",
                                  info="The latest answer unless you pick another.")
             with gr.Column(scale=1, min_width=110):
