@@ -16,11 +16,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings, load_settings
 from rag.errors import NoDocumentsError, UnknownSourceError
 from rag.types import Answer, Chunk, IngestReport, SourceInfo
+
+if TYPE_CHECKING:
+    from rag.conversations import Conversation, ConversationTurn
+    from rag.feedback import Feedback, FeedbackExport
 
 _OPEN_LOCK = threading.RLock()
 
@@ -234,18 +238,19 @@ class DocQA:
 
         return FeedbackStore(self.settings.home / DB_NAME, self.settings.collection)
 
-    def conversations(self) -> list:
+    def conversations(self) -> list[Conversation]:
         """This collection's saved conversations (`Conversation`, without turns), most recently active first."""
         return self.conversation_store.list()
 
-    def conversation(self, conversation_id: str):
+    def conversation(self, conversation_id: str) -> Conversation:
         """One saved conversation with its turns (a unique prefix of the id will do).
 
         Continue it with `qa.ask(question, history=conv.last_answer)`.
         """
         return self.conversation_store.get(conversation_id)
 
-    def save_turn(self, answer: Answer, conversation_id: str | None = None, *, question: str | None = None):
+    def save_turn(self, answer: Answer, conversation_id: str | None = None, *,
+                  question: str | None = None) -> ConversationTurn:
         """Save an answer as the next turn of a conversation (a new one when `conversation_id` is None).
 
         Returns the `ConversationTurn` (its `conversation_id` continues the conversation, its
@@ -253,7 +258,7 @@ class DocQA:
         """
         return self.conversation_store.add_turn(question or answer.question, answer, conversation_id)
 
-    def rename_conversation(self, conversation_id: str, title: str):
+    def rename_conversation(self, conversation_id: str, title: str) -> Conversation:
         return self.conversation_store.rename(conversation_id, title)
 
     def delete_conversation(self, conversation_id: str) -> None:
@@ -265,7 +270,7 @@ class DocQA:
         return self.conversation_store.to_markdown(conversation_id)
 
     def feedback(self, answer_or_turn_id: Answer | str, rating, comment: str | None = None,
-                 correction: str | None = None):
+                 correction: str | None = None) -> Feedback:
         """Rate an answer; the record becomes evaluation data (`rag feedback export`).
 
         Args:
@@ -287,11 +292,11 @@ class DocQA:
                                           question=turn.question, history=turn.history, turn_id=turn.turn_id,
                                           conversation_id=turn.conversation_id)
 
-    def feedback_items(self) -> list:
+    def feedback_items(self) -> list[Feedback]:
         """The feedback given on this collection's answers, newest first."""
         return self.feedback_store.list()
 
-    def export_feedback(self, folder: str | Path):
+    def export_feedback(self, folder: str | Path) -> FeedbackExport:
         """Write the feedback as an evaluation dataset for `rag eval --dataset` (see `rag.feedback`)."""
         from rag.feedback import export_dataset, rebuild_text
 
