@@ -16,11 +16,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings, load_settings
 from rag.errors import NoDocumentsError, UnknownSourceError
 from rag.types import Answer, Chunk, Evidence, IngestReport, SourceInfo, Waiting
+
+if TYPE_CHECKING:
+    from rag.conversations import Conversation, ConversationTurn
+    from rag.feedback import Feedback, FeedbackExport
 
 _OPEN_LOCK = threading.RLock()
 
@@ -259,3 +263,89 @@ class DocQA:
         if sources:
             sources = [self.resolve_source(s) for s in sources]
         return self.retriever.search(question, k, sources=sources, mode=mode)
+
+    # --- saved conversations and feedback ------------------------------------------------------
+    @cached_property
+    def conversation_store(self):
+        """The saved conversations of this collection (`rag.conversations.ConversationStore`)."""
+        from rag.conversations import DB_NAME, ConversationStore
+
+        return ConversationStore(self.settings.home / DB_NAME, self.settings.collection)
+
+    @cached_property
+    def feedback_store(self):
+        """The feedback given on this collection's answers (`rag.feedback.FeedbackStore`)."""
+        from rag.conversations import DB_NAME
+        from rag.feedback import FeedbackStore
+
+        return FeedbackStore(self.settings.home / DB_NAME, self.settings.collection)
+
+    def conversations(self) -> list[Conversation]:
+        """This collection's saved conversations (`Conversation`, without turns), most recently active first."""
+        return self.conversation_store.list()
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        """One saved conversation with its turns (a unique prefix of the id will do).
+
+        Continue it with `qa.ask(question, history=conv.last_answer)`.
+        """
+        return self.conversation_store.get(conversation_id)
+
+    def save_turn(self, answer: Answer, conversation_id: str | None = None, *,
+                  question: str | None = None) -> ConversationTurn:
+        """Save an answer as the next turn of a conversation (a new one when `conversation_id` is None).
+
+        Returns the `ConversationTurn` (its `conversation_id` continues the conversation, its
+        `turn_id` names the answer for `feedback`).
+        """
+        return self.conversation_store.add_turn(question or answer.question, answer, conversation_id)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> Conversation:
+        return self.conversation_store.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Remove a saved conversation (feedback given on it is kept)."""
+        self.conversation_store.delete(conversation_id)
+
+    def export_conversation(self, conversation_id: str) -> str:
+        """The conversation as Markdown, with each cited passage and its supporting quote."""
+        return self.conversation_store.to_markdown(conversation_id)
+
+    def feedback(self, answer_or_turn_id: Answer | str, rating, comment: str | None = None,
+                 correction: str | None = None) -> Feedback:
+        """Rate an answer; the record becomes evaluation data (`rag feedback export`).
+
+        Args:
+            answer_or_turn_id: an `Answer`, or the `turn_id` of a saved turn.
+            rating: "up" / "down" (or 1 / -1, True / False).
+            comment: what was good or wrong, free text.
+            correction: the right answer; it becomes the question's gold answer.
+
+        Returns:
+            The stored `Feedback`; rating the same answer again replaces it.
+        """
+        if isinstance(answer_or_turn_id, Answer):
+            answer = answer_or_turn_id
+            earlier = [q for q, _ in answer.history[:-1]]
+            return self.feedback_store.record(answer, rating, comment=comment, correction=correction,
+                                              history=earlier)
+        turn = self.conversation_store.turn(answer_or_turn_id)
+        return self.feedback_store.record(turn.answer, rating, comment=comment, correction=correction,
+                                          question=turn.question, history=turn.history, turn_id=turn.turn_id,
+                                          conversation_id=turn.conversation_id)
+
+    def feedback_items(self) -> list[Feedback]:
+        """The feedback given on this collection's answers, newest first."""
+        return self.feedback_store.list()
+
+    def export_feedback(self, folder: str | Path) -> FeedbackExport:
+        """Write the feedback as an evaluation dataset for `rag eval --dataset` (see `rag.feedback`)."""
+        from rag.feedback import export_dataset, rebuild_text
+
+        def document(source: str):
+            chunks = [sc.chunk for sc in self.store.scan(where={"source": source})]
+            if not chunks:
+                return None
+            return rebuild_text(chunks), chunks[0].title, chunks[0].url
+
+        return export_dataset(self.feedback_items(), Path(folder).expanduser(), document)

@@ -270,6 +270,118 @@ def eval_cmd(
         md, png = write_report(result, report)
         _console().print(f"wrote {md} and {png}", markup=False)
 
+# --- saved conversations and feedback ------------------------------------------------------------
+conversations_app = typer.Typer(no_args_is_help=True, help="Saved conversations (from the UI or `DocQA.save_turn`).")
+feedback_app = typer.Typer(no_args_is_help=True, help="Feedback on answers, and its export as an evaluation dataset.")
+app.add_typer(conversations_app, name="conversations")
+app.add_typer(feedback_app, name="feedback")
+ConvArg = Annotated[str, typer.Argument(help="A conversation id as listed by `rag conversations list` (a unique prefix will do).")]
+
+
+@conversations_app.command("list")
+def conversations_list(home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False):
+    """List saved conversations, the most recently active first."""
+    items = _open(home, collection).conversations()
+    if as_json:
+        print(json.dumps([{"id": c.conversation_id, "title": c.title, "turns": c.turn_count, "created_at": c.created_at,
+                           "updated_at": c.updated_at} for c in items], indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    for c in items:
+        console.print(f"{c.conversation_id}  {c.updated_at[:16].replace('T', ' ')}  {c.turn_count:>3} q  {c.title}",
+                      markup=False)
+    console.print(f"{len(items)} conversations", markup=False)
+
+
+@conversations_app.command("show")
+def conversations_show(conversation: ConvArg, home: HomeOpt = None, collection: CollOpt = None,
+                       as_json: JsonOpt = False):
+    """Print a saved conversation with its citations."""
+    conv = _open(home, collection).conversation(conversation)
+    if as_json:
+        print(json.dumps({"id": conv.conversation_id, "title": conv.title, "created_at": conv.created_at,
+                          "turns": [{"turn_id": t.turn_id, "question": t.question, **t.answer.to_dict()}
+                                    for t in conv.turns]}, indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    console.print(f"[bold]{_rich_escape(conv.title)}[/] [dim]({conv.conversation_id})[/]", markup=True)
+    for t in conv.turns:
+        console.print(f"\n[bold]you>[/] {_rich_escape(t.question)}", markup=True)
+        print_answer(t.answer)
+
+
+@conversations_app.command("export")
+def conversations_export(
+    conversation: ConvArg,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the Markdown here (default: print it).")] = None,
+    home: HomeOpt = None, collection: CollOpt = None,
+):
+    """Export a conversation as Markdown, with the cited passages."""
+    md = _open(home, collection).export_conversation(conversation)
+    if out is None:
+        print(md, end="")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(md, encoding="utf-8")
+    _console().print(f"wrote {out}", markup=False)
+
+
+@conversations_app.command("rename")
+def conversations_rename(conversation: ConvArg, title: Annotated[str, typer.Argument(help="The new title.")],
+                         home: HomeOpt = None, collection: CollOpt = None):
+    """Rename a saved conversation."""
+    conv = _open(home, collection).rename_conversation(conversation, title)
+    _console().print(f"renamed {conv.conversation_id}: {conv.title}", markup=False)
+
+
+@conversations_app.command("delete")
+def conversations_delete(conversation: ConvArg, home: HomeOpt = None, collection: CollOpt = None):
+    """Delete a saved conversation (feedback given on its answers is kept)."""
+    qa = _open(home, collection)
+    conv = qa.conversation(conversation)
+    qa.delete_conversation(conv.conversation_id)
+    _console().print(f"deleted {conv.conversation_id}: {conv.title}", markup=False)
+
+
+@feedback_app.command("list")
+def feedback_list(home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False):
+    """List the feedback given on answers, newest first."""
+    items = _open(home, collection).feedback_items()
+    if as_json:
+        print(json.dumps([{"id": f.feedback_id, "rating": f.rating, "question": f.question, "history": list(f.history),
+                           "comment": f.comment, "correction": f.correction, "turn_id": f.turn_id,
+                           "created_at": f.created_at, "answer": f.answer.to_dict()} for f in items],
+                         indent=2, ensure_ascii=False))
+        return
+    console = _console()
+    for f in items:
+        extra = "".join(f"  [{k}: {v}]" for k, v in (("comment", f.comment), ("correction", f.correction)) if v)
+        console.print(f"{f.feedback_id}  {f.thumbs:4}  {f.question}{extra}", markup=False)
+    console.print(f"{len(items)} ratings", markup=False)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write (questions.jsonl, corpus.jsonl, review.jsonl).")],
+    home: HomeOpt = None, collection: CollOpt = None,
+):
+    """Write the feedback as an evaluation dataset: `rag eval --dataset DIR` runs on it."""
+    result = _open(home, collection).export_feedback(out)
+    console = _console()
+    console.print(result.summary(), markup=False)
+    if result.needs_review:
+        console.print(f"{result.needs_review} answers were marked wrong without a correction: add their gold answers "
+                      f"from {out / 'review.jsonl'} to questions.jsonl by hand", markup=False)
+    if not result.questions:
+        console.print("no question to evaluate yet: rate answers up, or give corrections", markup=False)
+
+
+def _rich_escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def display_source(source: str) -> str:
     """A path relative to the working directory when it is under it."""
     try:

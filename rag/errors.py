@@ -73,3 +73,7 @@ class StoreUnavailableError(RagError):
 
 class LLMUnavailableError(RagError):
     """The configured language model backend cannot be used."""
+
+
+class ConversationError(RagError):
+    """A saved conversation or feedback record cannot be found, read or changed."""

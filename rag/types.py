@@ -6,8 +6,14 @@ LangChain's `Document` is converted to and from these in exactly one place
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+
+def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `data` that are fields of `cls` (data written by a newer version may hold more)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,11 @@ class Chunk:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Chunk":
+        """The inverse of `to_dict`."""
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,11 @@ class Citation:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Citation":
+        """The inverse of `to_dict`."""
+        return cls(**_known(cls, data))
 
 
 @dataclass
@@ -90,6 +106,23 @@ class Answer:
             "dropped_citations": self.dropped_citations,
             "timings": self.timings,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Answer":
+        """The inverse of `to_dict` (the conversation `history` only when the dict holds one)."""
+        return cls(
+            text=data.get("answer", ""),
+            citations=[Citation.from_dict(c) for c in data.get("citations", [])],
+            abstained=bool(data.get("abstained", False)),
+            short_answer=data.get("short_answer", ""),
+            abstain_reason=data.get("abstain_reason", ""),
+            question=data.get("question", ""),
+            standalone_question=data.get("standalone_question", ""),
+            passages=[Chunk.from_dict(p) for p in data.get("passages", [])],
+            timings=dict(data.get("timings", {})),
+            dropped_citations=int(data.get("dropped_citations", 0)),
+            history=[(str(u), str(a)) for u, a in data.get("history", [])],
+        )
 
 
 @dataclass(frozen=True)

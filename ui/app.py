@@ -27,6 +27,7 @@ from rag.config import Settings, UISettings
 from rag.errors import ConfigError, RagError
 from rag.loaders import SUPPORTED_SUFFIXES
 from rag.types import Answer, Evidence, FileResult, IngestReport, Waiting
+from ui.conversations import ConversationHandlers, browser_secret, conversation_column, feedback_row, wire
 from ui.render import (CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, Turn, display_name, render_conversation,
                        render_sources)
 from ui.uploads import save_uploads
@@ -255,6 +256,8 @@ def build_app(qa: DocQA) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row():
+                    with gr.Column(scale=1, min_width=220, elem_id="conversations"):
+                        saved_ui = conversation_column(browser_secret(settings.home))
                     with gr.Column(scale=3):
                         conversation = gr.HTML(EMPTY_CHAT, elem_id="conversation", css_template=CSS,
                                                js_on_load=CITE_JS, autoscroll=True, min_height=320)
@@ -263,6 +266,7 @@ def build_app(qa: DocQA) -> gr.Blocks:
                                                   show_label=False, scale=5, elem_id="question", autofocus=True)
                             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                         new = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                        feedback_ui = feedback_row()
                     with gr.Column(scale=2):
                         gr.Markdown("### Sources")
                         sources_panel = gr.HTML(EMPTY_SOURCES, elem_id="sources-panel", css_template=CSS,
@@ -291,17 +295,20 @@ def build_app(qa: DocQA) -> gr.Blocks:
         chat_io = dict(inputs=[question, turns, k, only, collection],
                        outputs=[question, conversation, sources_panel, turns], show_progress="hidden",
                        concurrency_limit=CONCURRENT_QUESTIONS)
-        ask.click(h.chat, **chat_io, api_name="chat", api_visibility="undocumented")
-        question.submit(h.chat, **chat_io, api_visibility="private")
-        new.click(h.new_conversation, outputs=[conversation, sources_panel, turns], api_visibility="private")
+        asked = ask.click(h.chat, **chat_io, api_name="chat", api_visibility="undocumented")
+        submitted = question.submit(h.chat, **chat_io, api_visibility="private")
+        cleared = new.click(h.new_conversation, outputs=[conversation, sources_panel, turns], api_visibility="private")
         upload.upload(h.upload, inputs=[upload, collection], outputs=[results, *doc_views, upload],
                       show_progress_on=results, api_visibility="private")
         delete.click(h.delete, inputs=[to_delete, collection], outputs=doc_views, api_visibility="private")
         documents.select(_selected_source, inputs=documents, outputs=to_delete, api_visibility="private")
-        collection.input(h.switch_collection, inputs=collection,
+        switched = collection.input(h.switch_collection, inputs=collection,
                          outputs=[collection, *doc_views, conversation, sources_panel, turns],
                          api_visibility="private")
-        demo.load(h.refresh, inputs=collection, outputs=[collection, *doc_views], api_visibility="private")
+        loaded = demo.load(h.refresh, inputs=collection, outputs=[collection, *doc_views], api_visibility="private")
+        wire(ConversationHandlers(h), saved_ui, feedback_ui, answered=[asked, submitted], cleared=cleared,
+             switched=switched, loaded=loaded, turns=turns, conversation=conversation, sources_panel=sources_panel,
+             collection=collection, doc_views=doc_views)
         gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo
 

@@ -31,6 +31,7 @@ class Turn:
     error: str = ""
     evidence: Evidence | None = None  # what retrieval found, shown until the answer arrives
     ahead: int = 0  # questions before this one for the local model
+    turn_id: str = ""  # set once the turn is saved (ui.conversations)
 
 
 def e(text) -> str:
