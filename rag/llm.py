@@ -116,11 +116,13 @@ _queues: dict[_LlamaKey, GenerationQueue] = {}
 
 
 def generation_queue(chat_model) -> GenerationQueue | None:
-    """The process-wide queue of a local model (one answer at a time); None for servers, which run concurrently."""
-    if isinstance(chat_model, LlamaCppChat):
-        with _load_lock:
-            return _queues.setdefault(chat_model._key, GenerationQueue())
-    return None
+    """The process-wide queue of a model that computes in this process (one answer at a time), keyed by
+    what it computes with; None for servers (OpenAI-compatible), which answer concurrently."""
+    key = getattr(chat_model, "in_process_key", None)
+    if key is None:
+        return None
+    with _load_lock:
+        return _queues.setdefault(key, GenerationQueue())
 
 
 def _llama_key(model_path: str | Path, n_ctx: int, n_threads: int | None, n_batch: int) -> _LlamaKey:
@@ -326,6 +328,11 @@ class LlamaCppChat(BaseChatModel):
     @property
     def _key(self) -> _LlamaKey:
         return _llama_key(self.model_path, self.n_ctx, self.n_threads, self.n_batch)
+
+    @property
+    def in_process_key(self) -> _LlamaKey:
+        """Models with the same key share one llama.cpp context, so they answer one at a time."""
+        return self._key
 
     @property
     def llama(self) -> llama_cpp.Llama:
