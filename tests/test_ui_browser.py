@@ -30,16 +30,20 @@ XSS_IMG = "<img src=x onerror=alert(1)>"
 REPLY = (f"Answer: six companies\nDetails: Six foreign-invested companies changed their business scope "
          f"{XSS_IMG} [1].")
 
-# Records, in page time (ms since navigation start), when the Ask button was pressed and
-# when streamed answer text first showed up in the conversation.
+# Records, in page time (ms since navigation start), when the Ask button was pressed, when the
+# best-matching sentence (evidence, before any answer) and when streamed answer text first showed up.
 WATCH_STREAM_JS = """
 () => {
-  window.__askAt = null; window.__firstPartial = null;
+  window.__askAt = null; window.__firstPartial = null; window.__bestMatch = null;
   document.querySelector('#ask').addEventListener('click', () => { window.__askAt = performance.now(); }, true);
   const seen = () => {
     const el = document.querySelector('#conversation .rag-streaming .rag-text');
     if (el && !window.__firstPartial && el.textContent.trim()) {
       window.__firstPartial = {t: performance.now(), text: el.textContent};
+    }
+    const best = document.querySelector('#conversation .rag-best-match');
+    if (best && !window.__bestMatch) {
+      window.__bestMatch = {t: performance.now(), text: best.textContent};
     }
   };
   new MutationObserver(seen).observe(document.querySelector('#conversation'),
@@ -139,11 +143,15 @@ def test_upload_ask_and_open_a_citation(browser, tmp_path):
         ask(page, "How many companies changed their business scope?")
         cite = page.locator("#conversation a.cite-ref").first
         cite.wait_for(timeout=30_000)
-        clicked, partial = page.evaluate("[window.__askAt, window.__firstPartial]")
+        clicked, partial, best = page.evaluate("[window.__askAt, window.__firstPartial, window.__bestMatch]")
         assert partial and "Answer:" in partial["text"], "no streamed text was shown before the final answer"
+        # what was found is shown first, marked as not yet an answer
+        assert best and "Best match, not yet an answer" in best["text"] and "business scope" in best["text"]
+        assert best["t"] <= partial["t"]
         model_first = float(page.locator("#conversation .rag-timing").get_attribute("data-first-token-ms"))
         print(f"first token: model {model_first:.0f} ms after answering began; "
-              f"visible in the browser {partial['t'] - clicked:.0f} ms after the click")
+              f"visible in the browser {partial['t'] - clicked:.0f} ms after the click; "
+              f"best match visible {best['t'] - clicked:.0f} ms after the click")
 
         cite.click()
         passage = page.locator("#cite-1-1")
@@ -166,16 +174,19 @@ def test_real_model_answer_with_citation_and_screenshot(browser, tmp_path):
     settings = load_settings(environ={}, home=tmp_path / "home", cache=shared_cache(), llm={"provider": "local"})
     qa = DocQA(settings)
     qa.ingest(sorted(SEED_DIR.glob("*.txt")))
-    _ = qa.chat_model.llama  # load the GGUF now, so the figures below measure answering, not loading
+    qa.warm()  # what `rag ui` starts in the background: load the GGUF and read the fixed prompt text once
 
     with serving(qa) as url, page_of(browser, url) as (page, _):
         ms = load(page, url)
         ask(page, "How many foreign-invested companies changed their business scope, and when?")
         timing = page.locator("#conversation .rag-timing")
         timing.wait_for(timeout=180_000)
-        clicked, partial = page.evaluate("[window.__askAt, window.__firstPartial]")
+        clicked, partial, best = page.evaluate("[window.__askAt, window.__firstPartial, window.__bestMatch]")
         model_first_ms = float(timing.get_attribute("data-first-token-ms") or "nan")
         print(f"\npage load to interactive: {ms:.0f} ms")
+        if best:
+            print(f"best match (evidence) visible in the browser (from the click): {best['t'] - clicked:.0f} ms")
+        assert best and best["t"] <= (partial or {"t": float("inf")})["t"], "evidence was not shown before the answer"
         print(f"first token, model (from the start of answering): {model_first_ms:.0f} ms")
         if partial:
             print(f"first streamed text visible in the browser (from the click): {partial['t'] - clicked:.0f} ms")
