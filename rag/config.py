@@ -83,7 +83,7 @@ class LLMSettings(BaseModel):
 class AnswerSettings(BaseModel):
     context_tokens: int = Field(1400, ge=128, description="Token budget for the passages in the prompt.")
     focus_tokens: int = Field(
-        300, ge=0, description="Of the packed passages, show the model only the sentences that share the "
+        140, ge=0, description="Of the packed passages, show the model only the sentences that share the "
                                "question's words, best first, within this many tokens (0: whole passages).")
     follow_ups: Literal["inline", "rewrite"] = Field(
         "inline", description="Follow-up questions: `inline` searches with the previous question and shows it to the "
