@@ -169,3 +169,32 @@ def test_local_model_answers_and_streams(local_model):
     twin = LlamaCppChat(model_path=local_model.model_path, max_tokens=4)
     assert twin.llama is local_model.llama
     assert local_model.count_tokens("hello world") == 2
+
+
+@pytest.mark.integration
+def test_prompt_kinds_keep_their_cached_prefix_and_answers_do_not_change(local_model):
+    """Alternating two kinds of prompt: each kind's fixed part is read once (at warm-up), never again,
+    and an answer computed on a restored prefix is the answer computed from scratch."""
+    fixed_a = "You answer in one word. " * 12  # long fixed parts, as the real prompts have
+    fixed_b = "You repeat the user's last word. " * 12
+
+    def a(q):
+        return [SystemMessage(fixed_a), HumanMessage(q)]
+
+    def b(q):
+        return [SystemMessage(fixed_b), HumanMessage(q)]
+
+    llama = local_model.llama
+    llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+    llama.n_tokens = 0
+    cold = local_model.invoke(a("What colour is the sky on a clear day?"))
+    evaluated = local_model.warm([[a("x"), a("y z")], [b("x"), b("y z")]])
+    assert evaluated >= len(local_model.prompt_tokens(a("x"))) - 10  # both fixed parts were read
+
+    for _ in range(2):
+        other = local_model.invoke(b("the last word is apple"))
+        assert other.response_metadata["prompt_evaluated"] < 25
+        warm = local_model.invoke(a("What colour is the sky on a clear day?"))
+        # only the new part of the prompt was evaluated: not the fixed part evicted by the other kind
+        assert warm.response_metadata["prompt_evaluated"] < 25 < warm.response_metadata["prompt_tokens"]
+        assert warm.content == cold.content
