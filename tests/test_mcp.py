@@ -76,3 +76,31 @@ def test_tools_over_stdio(home):
     assert [d["source"].rsplit("/", 1)[-1] for d in docs] == ["news.txt"] and docs[0]["chunks"] >= 1
 
     assert missing.is_error and "nope.txt" in missing.content[0].text and "rag sources" in missing.content[0].text
+
+
+def test_streamable_http_needs_the_token(home):
+    """`rag mcp --http` serves the same tools behind the HTTP API's bearer-token check."""
+    import httpx
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from rag.mcp_server import BearerAuth, build_server
+    from tests.test_server import live_server
+
+    qa = DocQA.open(environ=server_env(home))
+    app = BearerAuth(build_server(qa).streamable_http_app(host="127.0.0.1"), ["tok"])
+
+    async def tools(url):
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer tok"}) as http:
+            async with streamable_http_client(f"{url}/mcp", http_client=http) as (read, write):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    listed = await session.call_tool("list_sources", {})
+                    return listed.structured_content["documents"]
+
+    with live_server(app) as url:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            r = httpx.post(f"{url}/mcp", headers=headers, json={})
+            assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+        docs = anyio.run(tools, url)
+    assert [d["source"].rsplit("/", 1)[-1] for d in docs] == ["news.txt"]
