@@ -249,3 +249,21 @@ def test_non_loopback_bind_needs_tokens(fake_settings):
         check_bind("0.0.0.0", fake_settings.api)
     check_bind("127.0.0.1", fake_settings.api)
     check_bind("0.0.0.0", fake_settings.api.model_copy(update={"tokens": ["t"]}))
+
+
+def test_ui_server_offers_the_api_beside_the_ui(fake_settings, tmp_path):
+    pytest.importorskip("gradio")
+    from ui.app import server_app
+
+    qa = make_qa(fake_settings, [ANSWER], tmp_path)
+    with live_server(server_app(qa)) as url:
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200 and "gradio" in page.text.lower()
+        resp = client(url, "x").chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "How many companies changed their business scope?"}])
+        assert resp.choices[0].message.model_extra["citations"]
+    # bound beyond loopback with a UI password but no API token: the UI only
+    with live_server(server_app(qa, host="0.0.0.0", auth=[("u", "p")])) as url:
+        r = httpx.get(f"{url}/v1/models")
+        assert r.status_code in (401, 404) and "data" not in r.text, r.text
+        assert httpx.get(f"{url}/").status_code == 200
