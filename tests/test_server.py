@@ -262,6 +262,15 @@ def test_ui_server_offers_the_api_beside_the_ui(fake_settings, tmp_path):
         resp = client(url, "x").chat.completions.create(
             model="default", messages=[{"role": "user", "content": "How many companies changed their business scope?"}])
         assert resp.choices[0].message.model_extra["citations"]
+        from gradio_client import Client  # the UI's own queue works under the mount
+
+        result = Client(url + "/", verbose=False).predict("How many companies changed their business scope?",
+                                                          api_name="/ask")
+        assert result["citations"][0]["n"] == 1
+        secret = qa.settings.uploads_dir / "secret.txt"  # stored uploads are still not served back
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        secret.write_text("private")
+        assert httpx.get(f"{url}/gradio_api/file={secret}").status_code in (403, 404)
     # bound beyond loopback with a UI password but no API token: the UI only
     with live_server(server_app(qa, host="0.0.0.0", auth=[("u", "p")])) as url:
         r = httpx.get(f"{url}/v1/models")
