@@ -276,3 +276,34 @@ def test_ui_server_offers_the_api_beside_the_ui(fake_settings, tmp_path):
         r = httpx.get(f"{url}/v1/models")
         assert r.status_code in (401, 404) and "data" not in r.text, r.text
         assert httpx.get(f"{url}/").status_code == 200
+
+
+def test_a_slow_answer_does_not_block_other_requests(fake_settings, tmp_path):
+    """Answers run on worker threads: while one is being written, the server still answers others."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    class SlowModel(GenericFakeChatModel):
+        def _stream(self, *args, **kwargs):
+            for chunk in super()._stream(*args, **kwargs):
+                time.sleep(0.1)
+                yield chunk
+
+    qa = make_qa(fake_settings, [ANSWER], tmp_path)
+    qa.chat_model = SlowModel(messages=iter([ANSWER]))
+    with live_server(create_app(qa)) as url:
+        done = {}
+
+        def ask():
+            done["answer"] = client(url, "x").chat.completions.create(
+                model="default", messages=[{"role": "user", "content": "How many companies changed their business scope?"}])
+            done["at"] = time.monotonic()
+
+        worker = threading.Thread(target=ask)
+        worker.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert httpx.get(f"{url}/v1/models").status_code == 200
+        answered = time.monotonic()
+        worker.join(30)
+    assert done["answer"].choices[0].message.model_extra["citations"]
+    assert answered - started < 1.0 and answered < done["at"]  # answered while the slow answer was still going
