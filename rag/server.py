@@ -53,6 +53,7 @@ from rag.types import Answer, Citation
 
 log = logging.getLogger(__name__)
 
+FIRST_EVENT_WAIT_S = 1.0  # how long a stream waits for its first event before the response starts
 CITATION_FIELDS = ("n", "chunk_id", "source", "title", "page", "quote", "url", "support", "supported")
 
 
@@ -362,9 +363,15 @@ def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
             return {"id": cid, "object": "chat.completion", "created": created, "model": body.model,
                     "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": _usage(answer)}
         stream = ThreadedStream(target.stream(question, **call))
+        # errors raised at once (no documents, an unknown source) stay HTTP errors; after a short wait
+        # the stream starts anyway, so the client sees the response begin while the model reads the prompt
+        first = asyncio.ensure_future(stream.next())
         try:
-            first = await stream.next()  # errors before the first event (no documents, unknown source) stay HTTP errors
+            await asyncio.wait({first}, timeout=FIRST_EVENT_WAIT_S)
+            if first.done():
+                first.result()
         except BaseException:
+            first.cancel()
             stream.close()
             raise
         usage = bool((body.stream_options or {}).get("include_usage"))
@@ -411,7 +418,7 @@ def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
     return router
 
 
-async def _sse(stream: ThreadedStream, first, cid: str, created: int, model: str, *, draft: bool,
+async def _sse(stream: ThreadedStream, first: asyncio.Future, cid: str, created: int, model: str, *, draft: bool,
                usage: bool) -> AsyncIterator[str]:
     """The chat-completion chunks: the draft as `reasoning_content` while the model writes, then the verified
     answer as `content` (the text the citations refer to), then the final chunk with citations."""
@@ -424,7 +431,7 @@ async def _sse(stream: ThreadedStream, first, cid: str, created: int, model: str
     final: Answer | None = None
     try:
         yield chunk({"role": "assistant", "content": ""})
-        event = first
+        event = await first
         while event is not _END:
             if isinstance(event, Answer):
                 final = event
@@ -446,6 +453,7 @@ async def _sse(stream: ThreadedStream, first, cid: str, created: int, model: str
         log.exception("streaming an answer failed")
         yield f"data: {json.dumps(APIError(500, f'unexpected error: {exc}', type='server_error').body())}\n\n"
     finally:
+        first.cancel()
         stream.close()
     yield "data: [DONE]\n\n"
 

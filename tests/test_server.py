@@ -307,3 +307,35 @@ def test_a_slow_answer_does_not_block_other_requests(fake_settings, tmp_path):
         worker.join(30)
     assert done["answer"].choices[0].message.model_extra["citations"]
     assert answered - started < 1.0 and answered < done["at"]  # answered while the slow answer was still going
+
+
+def test_stream_starts_before_a_slow_first_token_and_reports_late_errors(fake_settings, tmp_path):
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from rag.errors import LLMUnavailableError
+
+    class SlowThenBroken(GenericFakeChatModel):
+        def _stream(self, *args, **kwargs):
+            time.sleep(2.5)  # a long prompt being read
+            for i, chunk in enumerate(super()._stream(*args, **kwargs)):
+                if i == 3:
+                    raise LLMUnavailableError("the model server went away: restart it")
+                yield chunk
+
+    qa = make_qa(fake_settings, [ANSWER], tmp_path)
+    qa.chat_model = SlowThenBroken(messages=iter([ANSWER]))
+    body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": "How many companies?"}]}
+    with live_server(create_app(qa)) as url:
+        started = time.monotonic()
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as r:
+            lines = r.iter_lines()
+            first = next(line for line in lines if line)
+            assert r.status_code == 200 and '"role": "assistant"' in first
+            assert time.monotonic() - started < 2.4  # the response began before the model's first token
+            rest = [line for line in lines if line]
+    assert '"reasoning_content"' in rest[0]
+    assert '"message": "the model server went away: restart it"' in rest[-2] and rest[-1] == "data: [DONE]"
+    with live_server(create_app(qa)) as url:
+        qa.chat_model = SlowThenBroken(messages=iter([ANSWER]))
+        with pytest.raises(openai.APIError, match="went away"):
+            list(client(url, "x").chat.completions.create(**body))
