@@ -43,15 +43,15 @@ def build_server(qa: DocQA):
             raise ToolError(str(exc)) from exc
 
     @server.tool()
-    def search(query: str, k: int = 5, sources: list[str] | None = None) -> dict[str, Any]:
+    def search(query: str, k: int | None = None, sources: list[str] | None = None) -> dict[str, Any]:
         """The passages of the documents most relevant to `query` (hybrid dense + keyword search).
 
         Args:
             query: what to look for.
-            k: how many passages (1-50).
+            k: how many passages (1-50; default: the configured retrieval.k).
             sources: only search these documents (names as `list_sources` gives them).
         """
-        chunks = call(qa.retrieve, query, max(1, min(int(k), 50)), sources=sources or None)
+        chunks = call(qa.retrieve, query, max(1, min(int(k), 50)) if k else None, sources=sources or None)
         return {"collection": qa.settings.collection,
                 "passages": [{"rank": i, **c.to_dict()} for i, c in enumerate(chunks, start=1)]}
 
