@@ -9,7 +9,7 @@ export ANONYMIZED_TELEMETRY := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install provision ingest run ui test test-fast eval bench clean
+.PHONY: install provision ingest run ui serve test test-fast eval bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: ingest
 
 ui: install
 	$(RAG) ui
+
+# The HTTP API alone (docs/api.md); `make run` already serves it at /v1 beside the UI.
+serve: ingest
+	$(RAG) serve
 
 # The whole default suite: unit, integration (real models), browser and the eval gate.
 test: provision

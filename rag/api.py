@@ -242,6 +242,25 @@ class DocQA:
                 final = event
         return final
 
+    # --- LangChain ---------------------------------------------------------------------------
+    def as_retriever(self, k: int | None = None, sources: Iterable[str] | None = None, mode: str | None = None):
+        """This collection as a LangChain `BaseRetriever`.
+
+        Its `Document`s carry `chunk_id, source, title, page, start, end, score, url` in metadata.
+        """
+        from rag.lc import DocQARetriever
+
+        return DocQARetriever(qa=self, k=k, sources=list(sources) if sources else None, mode=mode)
+
+    def as_runnable(self, *, k: int | None = None, sources: Iterable[str] | None = None):
+        """`ask` as a LangChain `Runnable`: a question (or `{"question", "history"}`) to an `Answer`.
+
+        `.stream()` yields str tokens, then the `Answer`; `.batch()` answers several questions.
+        """
+        from rag.lc import AnswerRunnable
+
+        return AnswerRunnable(self, k=k, sources=sources)
+
     def _count_tokens(self, text: str) -> int:
         if not hasattr(self, "_encoding"):
             from rag.provision import get_encoding

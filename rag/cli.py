@@ -182,6 +182,43 @@ def ui(
     serve(_open(home, collection).settings, host=host, port=port)
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; others need RAG_API__TOKENS).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="Port (default 8800).")] = None,
+    home: HomeOpt = None, collection: CollOpt = None,
+):
+    """Serve the HTTP API: OpenAI-compatible chat completions with citations, search, documents (docs/api.md)."""
+    _require("fastapi", "uvicorn")
+    from rag.server import serve as run_server
+
+    run_server(_open(home, collection).settings, host=host, port=port)
+
+
+@app.command()
+def mcp(
+    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")] = False,
+    host: Annotated[Optional[str], typer.Option("--host", help="With --http: address to bind (others need RAG_API__TOKENS).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="With --http: port (default 8801).")] = None,
+    home: HomeOpt = None, collection: CollOpt = None,
+):
+    """Serve the MCP tools search, ask and list_sources (stdio by default; docs/api.md)."""
+    _require("mcp", *(("uvicorn", "fastapi") if http else ()))
+    from rag.mcp_server import serve as run_mcp
+
+    run_mcp(_open(home, collection).settings, http=http, host=host, port=port)
+
+
+def _require(*modules: str) -> None:
+    import importlib.util
+
+    from rag.errors import ModelNotInstalledError
+
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            raise ModelNotInstalledError(name, "pip install 'rag[api]'")
+
+
 def _run_answer(qa, question: str, history, *, k, sources, live: bool):
     from rag.types import Answer
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "RAG_"
@@ -102,6 +102,26 @@ class UISettings(BaseModel):
     upload_max_mb: float = Field(25.0, gt=0, description="Largest accepted upload.")
 
 
+class APISettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Address `rag serve` (and `rag mcp --http`) binds; anything else requires tokens.")
+    port: int = Field(8800, description="`rag serve` port (`rag mcp --http` uses the next one).")
+    tokens: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer tokens the HTTP API and MCP-over-HTTP accept (comma-separated in the env); "
+                    "required unless bound to loopback.")
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value):
+        if isinstance(value, str):  # RAG_API__TOKENS=tok1,tok2
+            return [t for t in (p.strip() for p in value.split(",")) if t]
+        return value
+
+    def token_values(self) -> list[str]:
+        values = (t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in self.tokens)
+        return [v for v in values if v]
+
+
 class Settings(BaseSettings):
     """All settings of the tool. Build with `load_settings`, not directly."""
 
@@ -117,6 +137,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    api: APISettings = Field(default_factory=APISettings)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, *args: PydanticBaseSettingsSource, **kwargs):

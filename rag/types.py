@@ -1,7 +1,7 @@
 """The types every caller sees: `Chunk`, `Citation`, `Answer`, and ingest results.
 
-LangChain's `Document` is converted to and from these in exactly one place
-(`rag.store`); the UI, the CLI, the evals and Python users only see these.
+A LangChain `Document` is made from a `Chunk` in exactly one place (`rag.lc`, for
+LangChain users); the UI, the CLI, the evals and Python users only see these.
 """
 
 from __future__ import annotations

@@ -373,9 +373,31 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             "or bind 127.0.0.1"
         )
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import uvicorn
+
     qa = DocQA(settings)
     qa.warm(background=True)  # the page is usable at once; the model reads its fixed prompt text meanwhile
-    demo = build_app(qa)
-    demo.launch(server_name=host, server_port=port, auth=auth or None, ssr_mode=False,
-                max_file_size=upload_limit(settings), show_error=True,
-                auth_message="Document Q&A: sign in")
+    app = server_app(qa, host=host, port=port, auth=auth)
+    print(f"UI at http://{host}:{port}/" + (f", HTTP API at http://{host}:{port}/v1 (docs/api.md)"
+                                            if any(r.path.startswith("/v1") for r in app.routes) else ""))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None):
+    """One FastAPI app: the UI at `/` and the HTTP API (`rag.server`) at `/v1`.
+
+    The API keeps its own rule: on a non-loopback `host` it is only served when `RAG_API__TOKENS` is set
+    (the UI's password does not cover it).
+    """
+    from fastapi import FastAPI
+
+    from rag.server import create_app, is_loopback as loopback
+
+    if loopback(host) or qa.settings.api.token_values():
+        app = create_app(qa)
+    else:
+        log.warning("not serving the HTTP API at /v1: on %s it needs RAG_API__TOKENS", host)
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    return gr.mount_gradio_app(app, build_app(qa), path="/", server_name=host, server_port=port, auth=auth or None,
+                               auth_message="Document Q&A: sign in", max_file_size=upload_limit(qa.settings),
+                               ssr_mode=False, show_error=True)
