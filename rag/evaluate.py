@@ -317,6 +317,12 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
         out[f"latency.{name}_p95"] = metrics.percentile(values, 95)
     out["latency.tokens_per_s_mean"] = mean([r["timings"]["tokens_per_s"] for r in rows
                                              if r["timings"].get("tokens_per_s")])
+    # what the model had to read per answer (question + evidence shown + follow-up context), and what
+    # llama.cpp actually evaluated (the local model reports it; the rest was cached)
+    for name in ("necessary_tokens", "prompt_evaluated"):
+        values = [r["timings"][name] for r in rows if name in r["timings"]]
+        if values:
+            out[f"prompt.{name}_p50"] = metrics.percentile(values, 50)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
