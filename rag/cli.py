@@ -220,12 +220,18 @@ def _require(*modules: str) -> None:
 
 
 def _run_answer(qa, question: str, history, *, k, sources, live: bool):
-    from rag.types import Answer
+    from rag.types import Answer, Evidence, Waiting
 
     final, streamed = None, False
     for event in qa.stream(question, history=history, k=k, sources=sources):
         if isinstance(event, Answer):
             final = event
+        elif isinstance(event, Evidence):
+            if live and event.quote:
+                print(f"(best match, not yet an answer: {event.quote})", flush=True)
+        elif isinstance(event, Waiting):
+            if live:
+                print(f"({event.ahead} question{'s' if event.ahead != 1 else ''} ahead of yours)", flush=True)
         elif live:
             streamed = True
             print(event, end="", flush=True)
