@@ -158,6 +158,7 @@ def chat(
     qa = _open(home, collection)
     console = _console()
     console.print(f"[dim]{qa.describe_llm()} · collection {qa.settings.collection} · empty line to quit[/]", markup=True)
+    qa.warm(background=True)  # the model loads and reads its fixed prompt text while you type
     previous = None
     while True:
         try:
