@@ -75,7 +75,8 @@ def ingest(
         if f.status == "skipped":
             console.print(f"[yellow]skipped[/] {f.path}: {f.reason}", markup=True)
         elif f.status in ("added", "updated", "removed"):
-            console.print(f"{f.status:8} {f.path} ({f.chunks} chunks)")
+            note = f": {f.reason}" if f.reason else ""  # e.g. scanned pages left out
+            console.print(f"{f.status:8} {f.path} ({f.chunks} chunks){note}", markup=False)
     console.print(report.summary())
 
 
@@ -97,7 +98,7 @@ def search(
     if not chunks:
         console.print("no matching passages")
     for i, c in enumerate(chunks, start=1):
-        where = display_source(c.source) + (f" p.{c.page}" if c.page else "")
+        where = display_source(c.source) + (f" p.{c.page}" if c.page else "") + (" (OCR)" if c.ocr else "")
         console.print(f"[bold][{i}][/] {c.score:.4f}  {where}", markup=True)
         console.print("    " + " ".join(c.text.split())[:400], markup=False)
 
@@ -211,7 +212,7 @@ def print_answer(answer) -> None:
         return
     console.print(answer.text, markup=False)
     for c in answer.citations:
-        where = display_source(c.source) + (f" p.{c.page}" if c.page else "")
+        where = display_source(c.source) + (f" p.{c.page}" if c.page else "") + (" (OCR)" if c.ocr else "")
         flag = "" if c.supported else "  (weak support)"
         console.print(f"  [{c.n}] {where} · \"{' '.join(c.quote.split())}\"{flag}", markup=False)
     t = answer.timings

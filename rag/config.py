@@ -56,6 +56,12 @@ class ChunkSettings(BaseModel):
         return self
 
 
+class OcrSettings(BaseModel):
+    enabled: bool = Field(True, description="Read scanned PDF pages and .png/.jpg images by OCR (needs `pip install 'rag[ocr]'`).")
+    dpi: int = Field(150, ge=72, le=600, description="Resolution scanned PDF pages are rendered at for OCR.")
+    min_chars: int = Field(20, ge=0, description="A PDF page whose text layer has fewer non-space characters is OCR'd.")
+
+
 class RetrievalSettings(BaseModel):
     k: int = Field(5, ge=1, description="Passages returned by search / used for answers.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval method.")
@@ -110,6 +116,7 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(None, description="Use a Chroma server (`chroma run`) at this URL instead of the embedded store.")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkSettings = Field(default_factory=ChunkSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

@@ -15,8 +15,10 @@ class Chunk:
     """A stored passage of a document.
 
     `start`/`end` are character offsets into the document's extracted text, so
-    `document_text[start:end] == text`. `page` is 1-based where the format has
+    `document_text[start:end] == text` (see below for tables). `page` is 1-based where the format has
     pages (PDF), else None. `score` is the retrieval score (higher is better).
+    A chunk starting inside a table's rows also carries the table's header
+    before `document_text[start:end]` (see `rag.chunking.table_header_prefix`).
     """
 
     chunk_id: str
@@ -28,6 +30,7 @@ class Chunk:
     end: int = 0
     score: float = 0.0
     url: str | None = None
+    ocr: bool = False  # the text was read from a scan or image by OCR
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,6 +58,7 @@ class Citation:
     text: str = ""
     quote_start: int = 0
     quote_end: int = 0
+    ocr: bool = False  # the cited passage was read by OCR
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
