@@ -151,6 +151,30 @@ class Ingestor:
             batch.commit_lexical()
             return len(batch.removed)
 
+    def move_source(self, old: str, new: str, *, lock_timeout: float = 30.0) -> int:
+        """Re-key a document whose file was renamed, reusing its stored embeddings; returns its chunk count.
+
+        Chunk ids and the source change; text, offsets and vectors stay. A title
+        that was the old file name becomes the new file name (the stored vectors
+        keep the old one: a file name adds little to a passage's meaning).
+        """
+        from dataclasses import replace
+
+        old_stem, new_stem = Path(old).stem, Path(new).stem
+
+        def rename(chunk: Chunk) -> Chunk:
+            title = new_stem if chunk.title == old_stem else chunk.title
+            moved = replace(chunk, source=new, title=title)
+            return replace(moved, chunk_id=chunk_id(new, chunk.start, chunk.end, chunk.text))
+
+        with self._locked(lock_timeout):
+            batch = _Batch(self)
+            pairs = self.store.move_source(old, rename)
+            batch.removed.extend(cid for cid, _ in pairs)
+            batch.added.extend((r.chunk.chunk_id, r.chunk.source, index_text(r.chunk)) for _, r in pairs)
+            batch.commit_lexical()
+            return len(pairs)
+
     # --- internals ---------------------------------------------------------------------
     def _locked(self, timeout: float):
         from filelock import FileLock, Timeout

@@ -111,7 +111,7 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class FileResult:
-    """What ingest did with one file: added, updated, unchanged, skipped or removed."""
+    """What ingest did with one file: added, updated, unchanged, skipped, removed (or renamed, when watching)."""
 
     path: str
     status: str
