@@ -535,6 +535,7 @@ def _load_pdf(path: Path, data: bytes, ocr=None) -> LoadedDocument:
     text, pages = _join_pages(page_texts)
     if not text:
         raise EmptyDocumentError(str(path), "; ".join(notes) if notes else _SCANNED_PDF_REASON)
+    notes = [n for n in notes if n != _NOTHING_FOUND_BY_OCR]  # blank pages in a document with text: no news
     return LoadedDocument(text=text, title=_pdf_title(reader) or path.stem, url=None, pages=pages,
                           ocr_pages=frozenset(ocr_pages), notes=tuple(notes))
 
@@ -755,9 +756,11 @@ def _with_pdf_ocr(data: bytes, page_texts: list[str], ocr) -> tuple[list[str], l
         return page_texts, [], [f"{label}: skipped: {exc}"]
     except Exception as exc:  # a page the renderer cannot draw: keep what the text layer gave
         return texts, done, [f"{label}: OCR failed ({_short_cause(exc)})"]
-    empty = [str(i + 1) for i in scanned if not texts[i]]
-    notes = [f"page{'s' if len(empty) > 1 else ''} {', '.join(empty)}: no text found, even by OCR"] if empty else []
-    return texts, done, notes
+    return texts, done, [_NOTHING_FOUND_BY_OCR] if any(not texts[i] for i in scanned) else []
+
+
+_NOTHING_FOUND_BY_OCR = "no text found, even by OCR"
+
 
 
 def _ocr_options(ocr) -> tuple[bool, int, int]:

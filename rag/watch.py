@@ -246,8 +246,14 @@ class FolderWatcher:
         stored = {s.source: s for s in self.qa.sources()} if files or gone else {}
         vanished = [s for s in stored if any(s == g or s.startswith(g.rstrip("/") + "/") for g in gone)
                     and not Path(s).exists()]
-        # a new file with the content of a vanished one is that file renamed: move its chunks
-        by_hash = {stored[s].content_hash: s for s in vanished}
+        # a new file with the content of a vanished one is that file renamed: move its chunks. Any stored
+        # document of this folder whose file is gone counts, as the two events of a rename may reach
+        # different batches when the system is busy.
+        missing = set(vanished)
+        if any(key not in stored for key in files):
+            root = self.folder.as_posix().rstrip("/") + "/"
+            missing |= {s for s in stored if s.startswith(root) and not Path(s).exists()}
+        by_hash = {stored[s].content_hash: s for s in sorted(missing)}
         for key, f in list(files.items()):
             if key in stored or not by_hash:
                 continue
@@ -258,7 +264,8 @@ class FolderWatcher:
             old = by_hash.pop(digest, None)
             if old is not None:
                 n = self.qa.ingestor.move_source(old, key)
-                vanished.remove(old)
+                if old in vanished:
+                    vanished.remove(old)
                 del files[key]
                 report.files.append(FileResult(key, "renamed", chunks=n, reason=f"from {old}"))
         if files:
