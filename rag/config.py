@@ -103,6 +103,9 @@ class UISettings(BaseModel):
     auth: str | None = Field(None, description="`user:password` for the UI (or use `auth_file`).")
     auth_file: Path | None = Field(None, description="File holding `user:password` lines.")
     upload_max_mb: float = Field(25.0, gt=0, description="Largest accepted upload.")
+    watch_roots: list[Path] = Field(
+        default_factory=list, description="Folders (with their subfolders) the UI may watch; empty: any folder "
+                                          "while the UI is bound to loopback, none when it is reachable from other machines.")
 
 
 class Settings(BaseSettings):

@@ -222,6 +222,19 @@ def test_watched_folder_is_registered_and_resumed_by_the_ui(qa, folder):
         resumed.stop_watchers()
 
 
+def test_ui_watch_is_limited_to_allowed_folders(tmp_path):
+    pytest.importorskip("gradio")
+    from rag.config import UISettings
+    from ui.app import watch_refusal
+
+    inside, outside = tmp_path / "shared" / "team", tmp_path / "private"
+    assert watch_refusal(UISettings(), outside) is None  # loopback: the user is on this machine
+    assert "RAG_UI__WATCH_ROOTS" in watch_refusal(UISettings(host="0.0.0.0"), outside)
+    allowed = UISettings(host="0.0.0.0", watch_roots=[tmp_path / "shared"])
+    assert watch_refusal(allowed, inside) is None
+    assert "outside" in watch_refusal(allowed, outside)
+
+
 def test_cli_watch_needs_folders(tmp_path):
     from typer.testing import CliRunner
 

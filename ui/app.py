@@ -207,6 +207,9 @@ class Handlers:
         path = Path(folder).expanduser().resolve()
         if not path.is_dir():
             raise gr.Error(f"{path} is not a folder on the machine running this app")
+        refusal = watch_refusal(self.base.settings.ui, path)
+        if refusal:
+            raise gr.Error(refusal)
         report = self._surface(self._start_watcher, name, path)
         home = self.base.settings.home
         entries = [e for e in load_watched(home) if (e["collection"], e["folder"]) != (name, str(path))]
@@ -282,6 +285,19 @@ class Handlers:
         except Exception as exc:
             log.exception("%s failed", getattr(fn, "__name__", fn))
             raise gr.Error(f"unexpected error: {exc}") from exc
+
+
+def watch_refusal(ui: UISettings, path: Path) -> str | None:
+    """Why the UI may not watch `path` (it would expose the server's files to UI users), or None."""
+    roots = [Path(r).expanduser().resolve() for r in ui.watch_roots]
+    if roots:
+        if any(path == r or path.is_relative_to(r) for r in roots):
+            return None
+        return f"{path} is outside the folders this app may watch (RAG_UI__WATCH_ROOTS)"
+    if not is_loopback(ui.host):
+        return ("watching folders from a UI reachable from other machines needs RAG_UI__WATCH_ROOTS "
+                "(the folders it may watch); or use `rag ingest DIR --watch` on the server")
+    return None
 
 
 def _forget_temp_copies(files: list[str]) -> None:
@@ -445,6 +461,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             "or bind 127.0.0.1"
         )
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    settings = settings.model_copy(update={"ui": settings.ui.model_copy(update={"host": host})})  # for watch_refusal
     demo = build_app(DocQA(settings))
     demo.launch(server_name=host, server_port=port, auth=auth or None, ssr_mode=False,
                 max_file_size=upload_limit(settings), show_error=True,
