@@ -135,4 +135,6 @@ class IngestReport:
 
     def summary(self) -> str:
         parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "unchanged", "skipped", "removed")]
+        if self.count("renamed"):  # only a watched folder renames
+            parts.append(f"{self.count('renamed')} renamed")
         return f"{', '.join(parts)}; {self.chunks_written} chunks written in {self.seconds:.1f}s"
