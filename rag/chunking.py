@@ -23,7 +23,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-__all__ = ["Span", "split_text", "sentence_spans"]
+__all__ = ["Span", "split_text", "sentence_spans", "split_text_with_table_headers", "table_header_prefix"]
 
 Counter = Callable[[str], int]
 
@@ -403,3 +403,94 @@ def split_text(
     _units(measure, whole, _PARAGRAPH, _PARAGRAPH, units)
     packer = _Packer(measure, units, overlap_tokens)
     return [Span(units[first].start, units[stop - 1].end) for first, stop in packer.pack()]
+
+
+# ------------------------------------------------------------- table headers
+
+_TABLE_ROW = re.compile(r"^\|.*\|[ \t]*$")
+_TABLE_SEPARATOR = re.compile(r"^\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*$")
+
+
+@dataclass(frozen=True)
+class _Table:
+    header_end: int  # end of the header line
+    body_start: int  # start of the first row after the separator
+    end: int  # end of the last row
+    header: str  # header line + separator line
+
+
+def _markdown_tables(text: str) -> list[_Table]:
+    """The Markdown tables of `text`: a `|...|` header line, a `| --- |` line, then `|...|` rows."""
+    lines = text.split("\n")
+    starts, pos = [], 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    tables, i = [], 0
+    while i + 1 < len(lines):
+        if _TABLE_ROW.match(lines[i]) and _TABLE_SEPARATOR.match(lines[i + 1]):
+            j = i + 2
+            while j < len(lines) and _TABLE_ROW.match(lines[j]):
+                j += 1
+            body_start = starts[i + 2] if i + 2 < len(lines) else len(text)
+            end = starts[j - 1] + len(lines[j - 1])
+            tables.append(_Table(starts[i] + len(lines[i]), body_start, end, lines[i] + "\n" + lines[i + 1]))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def table_header_prefix(text: str, start: int, tables: list[_Table] | None = None) -> str:
+    """The header (and separator) to put before a chunk starting at `start` inside a table's rows, else ''.
+
+    Example: a chunk starting at "| Oslo | 709,000 |" in a table headed
+    "| City | Population |" gets "| City | Population |\\n| --- | --- |\\n".
+    """
+    for table in _markdown_tables(text) if tables is None else tables:
+        if table.body_start <= start < table.end:
+            return table.header + "\n"
+        if table.header_end < start < table.body_start:  # starts at the separator line
+            return table.header.split("\n")[0] + "\n"
+    return ""
+
+
+def split_text_with_table_headers(
+    text: str,
+    *,
+    count_tokens: Counter,
+    chunk_tokens: int,
+    overlap_tokens: int = 0,
+    hard_count: Counter | None = None,
+    hard_limit: int | None = None,
+) -> list[tuple[Span, str]]:
+    """Like `split_text`, also returning for each span the table header to repeat before it ('' mostly).
+
+    A chunk that starts inside the rows of a Markdown table is stored as
+    header + separator + its own text, so a row read alone still says what its
+    cells mean. To keep such chunks within the limits, a text with tables is
+    split with the limits lowered by its largest header's cost; headers that
+    would take more than a third of a chunk are not repeated.
+    """
+    tables = _markdown_tables(text)
+    soft_cost = hard_cost = 0
+    if tables:
+        hard_counter = hard_count or count_tokens
+        kept = []
+        for table in tables:
+            soft = count_tokens(table.header + "\n")
+            hard = hard_counter(table.header + "\n") if hard_limit is not None else 0
+            if soft * 3 <= chunk_tokens and (hard_limit is None or hard * 3 <= hard_limit):
+                kept.append(table)
+                soft_cost, hard_cost = max(soft_cost, soft), max(hard_cost, hard)
+        tables = kept
+    if not tables:
+        spans = split_text(text, count_tokens=count_tokens, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
+                           hard_count=hard_count, hard_limit=hard_limit)
+        return [(span, "") for span in spans]
+    reduced = chunk_tokens - soft_cost
+    spans = split_text(
+        text, count_tokens=count_tokens, chunk_tokens=reduced, overlap_tokens=min(overlap_tokens, reduced - 1),
+        hard_count=hard_count, hard_limit=None if hard_limit is None else hard_limit - hard_cost,
+    )
+    return [(span, table_header_prefix(text, span.start, tables)) for span in spans]

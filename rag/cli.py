@@ -52,12 +52,19 @@ def _console():
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest (recursively).")],
     sync: Annotated[bool, typer.Option("--sync", help="Also remove documents whose files are gone from these folders.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Then keep following the folders: new and changed files are "
+                                        "ingested, deleted ones removed, renames re-keyed (Ctrl-C stops).")] = False,
     home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False,
 ):
     """Parse, chunk, embed and store documents; unchanged files are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if watch and not all(p.is_dir() for p in paths):
+        raise typer.BadParameter("--watch follows folders: give folders only", param_hint="PATHS")
     qa = _open(home, collection)
+    if watch:
+        _watch_folders(qa, paths, as_json)
+        return
     console = _console()
     with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=_console_err(), transient=True,
@@ -68,15 +75,43 @@ def ingest(
             bar.update(task, completed=done, total=total, description=Path(path).name[:40])
 
         report = qa.ingest(paths, sync=sync, progress=progress)
+    _print_report(console, report, as_json)
+
+
+def _print_report(console, report, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"summary": report.summary(), "files": [vars(f) for f in report.files]}, indent=2))
+        print(json.dumps({"summary": report.summary(), "files": [vars(f) for f in report.files]}, indent=2), flush=True)
         return
     for f in report.files:
         if f.status == "skipped":
             console.print(f"[yellow]skipped[/] {f.path}: {f.reason}", markup=True)
-        elif f.status in ("added", "updated", "removed"):
-            console.print(f"{f.status:8} {f.path} ({f.chunks} chunks)")
+        elif f.status in ("added", "updated", "removed", "renamed"):
+            note = f": {f.reason}" if f.reason else ""  # e.g. scanned pages left out, or where a rename came from
+            console.print(f"{f.status:8} {f.path} ({f.chunks} chunks){note}", markup=False)
     console.print(report.summary())
+
+
+def _watch_folders(qa, folders: list[Path], as_json: bool, stop=None) -> None:
+    """Sync each folder, then follow them until Ctrl-C (or until `stop`, an Event, is set)."""
+    import threading
+
+    from rag.watch import FolderWatcher
+
+    console = _console()
+    stop = stop or threading.Event()
+    watchers = [FolderWatcher(qa, f, on_batch=lambda r: _print_report(console, r, as_json)) for f in folders]
+    try:
+        for w in watchers:
+            _print_report(console, w.start(), as_json)
+            if not as_json:
+                console.print(f"watching {w.folder} (Ctrl-C stops)", markup=False)
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for w in watchers:
+            w.stop()
 
 
 @app.command()
@@ -97,7 +132,7 @@ def search(
     if not chunks:
         console.print("no matching passages")
     for i, c in enumerate(chunks, start=1):
-        where = display_source(c.source) + (f" p.{c.page}" if c.page else "")
+        where = display_source(c.source) + (f" p.{c.page}" if c.page else "") + (" (OCR)" if c.ocr else "")
         console.print(f"[bold][{i}][/] {c.score:.4f}  {where}", markup=True)
         console.print("    " + " ".join(c.text.split())[:400], markup=False)
 
@@ -255,7 +290,7 @@ def print_answer(answer) -> None:
         return
     console.print(answer.text, markup=False)
     for c in answer.citations:
-        where = display_source(c.source) + (f" p.{c.page}" if c.page else "")
+        where = display_source(c.source) + (f" p.{c.page}" if c.page else "") + (" (OCR)" if c.ocr else "")
         flag = "" if c.supported else "  (weak support)"
         console.print(f"  [{c.n}] {where} · \"{' '.join(c.quote.split())}\"{flag}", markup=False)
     t = answer.timings

@@ -56,6 +56,12 @@ class ChunkSettings(BaseModel):
         return self
 
 
+class OcrSettings(BaseModel):
+    enabled: bool = Field(True, description="Read scanned PDF pages and .png/.jpg images by OCR (needs `pip install 'rag[ocr]'`).")
+    dpi: int = Field(150, ge=72, le=600, description="Resolution scanned PDF pages are rendered at for OCR.")
+    min_chars: int = Field(20, ge=0, description="A PDF page whose text layer has fewer non-space characters is OCR'd.")
+
+
 class RetrievalSettings(BaseModel):
     k: int = Field(5, ge=1, description="Passages returned by search / used for answers.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval method.")
@@ -100,6 +106,9 @@ class UISettings(BaseModel):
     auth: str | None = Field(None, description="`user:password` for the UI (or use `auth_file`).")
     auth_file: Path | None = Field(None, description="File holding `user:password` lines.")
     upload_max_mb: float = Field(25.0, gt=0, description="Largest accepted upload.")
+    watch_roots: list[Path] = Field(
+        default_factory=list, description="Folders (with their subfolders) the UI may watch; empty: any folder "
+                                          "while the UI is bound to loopback, none when it is reachable from other machines.")
 
 
 class APISettings(BaseModel):
@@ -133,6 +142,7 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(None, description="Use a Chroma server (`chroma run`) at this URL instead of the embedded store.")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkSettings = Field(default_factory=ChunkSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)

@@ -32,6 +32,7 @@ class _Pending:
     source: str
     status: str  # "added" or "updated"
     records: list[StoredChunk]
+    note: str = ""  # what the loader left out (pages OCR could not read, ...)
 
 
 def content_hash(data: bytes) -> str:
@@ -150,6 +151,30 @@ class Ingestor:
             batch.commit_lexical()
             return len(batch.removed)
 
+    def move_source(self, old: str, new: str, *, lock_timeout: float = 30.0) -> int:
+        """Re-key a document whose file was renamed, reusing its stored embeddings; returns its chunk count.
+
+        Chunk ids and the source change; text, offsets and vectors stay. A title
+        that was the old file name becomes the new file name (the stored vectors
+        keep the old one: a file name adds little to a passage's meaning).
+        """
+        from dataclasses import replace
+
+        old_stem, new_stem = Path(old).stem, Path(new).stem
+
+        def rename(chunk: Chunk) -> Chunk:
+            title = new_stem if chunk.title == old_stem else chunk.title
+            moved = replace(chunk, source=new, title=title)
+            return replace(moved, chunk_id=chunk_id(new, chunk.start, chunk.end, chunk.text))
+
+        with self._locked(lock_timeout):
+            batch = _Batch(self)
+            pairs = self.store.move_source(old, rename)
+            batch.removed.extend(cid for cid, _ in pairs)
+            batch.added.extend((r.chunk.chunk_id, r.chunk.source, index_text(r.chunk)) for _, r in pairs)
+            batch.commit_lexical()
+            return len(pairs)
+
     # --- internals ---------------------------------------------------------------------
     def _locked(self, timeout: float):
         from filelock import FileLock, Timeout
@@ -186,22 +211,22 @@ class Ingestor:
             digest = content_hash(path.read_bytes())
             if known.get(source) == digest:
                 return FileResult(source, "unchanged")
-            doc = load_document(path, max_bytes=max_bytes)
+            doc = load_document(path, max_bytes=max_bytes, ocr=self.settings.ocr)
             records = self._records(source, doc, digest)
         except DocumentError as exc:
             return FileResult(source, "skipped", reason=exc.reason)
         except OSError as exc:
             return FileResult(source, "skipped", reason=f"cannot read: {exc.strerror or exc}")
-        return _Pending(source, "updated" if source in known else "added", records)
+        return _Pending(source, "updated" if source in known else "added", records, "; ".join(doc.notes))
 
     def _chunk_spans(self):
-        """The configured splitter, built once: (text, hard_limit) -> spans."""
-        from rag.chunking import split_text
+        """The configured splitter, built once: (text, hard_limit) -> [(span, table header to repeat)]."""
+        from rag.chunking import split_text_with_table_headers
         from rag.provision import get_encoding
 
         if self._chunker is None:
             enc = get_encoding(self.settings.chunking.encoding, self.settings.cache_dir)
-            self._chunker = lambda t, hard_limit: split_text(
+            self._chunker = lambda t, hard_limit: split_text_with_table_headers(
                 t,
                 count_tokens=lambda s: len(enc.encode(s, disallowed_special=())),
                 chunk_tokens=self.settings.chunking.chunk_tokens,
@@ -222,10 +247,11 @@ class Ingestor:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         records: list[StoredChunk] = []
         for page, start, end in regions:
-            for span in chunker(doc.text[start:end], hard_limit):
+            for span, header in chunker(doc.text[start:end], hard_limit):
                 s, e = start + span.start, start + span.end
-                text = doc.text[s:e]
-                chunk = Chunk(chunk_id(source, s, e, text), text, source, title, page, s, e, url=doc.url)
+                text = header + doc.text[s:e]  # a table's rows keep their header (`rag.chunking`)
+                chunk = Chunk(chunk_id(source, s, e, text), text, source, title, page, s, e, url=doc.url,
+                              ocr=doc.is_ocr(page))
                 records.append(StoredChunk(chunk, digest, now, len(records)))
         if not records:
             raise DocumentError(source, "no text to index after extraction")
@@ -316,7 +342,7 @@ class _Batch:
         for p in items:
             self.removed.extend(removed.get(p.source, ()))
             self.added.extend((r.chunk.chunk_id, r.chunk.source, index_text(r.chunk)) for r in p.records)
-            report.files.append(FileResult(p.source, p.status, chunks=len(p.records)))
+            report.files.append(FileResult(p.source, p.status, chunks=len(p.records), reason=p.note))
 
     def commit_lexical(self) -> None:
         store, lexical = self.ing.store, self.ing.lexical

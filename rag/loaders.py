@@ -1,10 +1,14 @@
-"""Turn files (.txt, .md, .html, .pdf, .docx) and in-memory strings into plain text.
+"""Turn files (.txt, .md, .html, .pdf, .docx, images) and in-memory strings into plain text.
 
 `load_document` is the only way files enter the pipeline, so every format ends
 up as the same `LoadedDocument`: normalised text, a title, the source URL when
 the document states one, and page spans for PDFs. Anything we cannot read is
 reported as a `DocumentError` (or subclass) whose `reason` tells the user what
 to do; library exceptions never leak out.
+
+Tables (DOCX, HTML, ruled tables in PDFs) become Markdown tables (`rag.tables`).
+PDF pages without a text layer and .png/.jpg images are read by OCR when the
+`rag[ocr]` extra is installed (`rag.ocr`), else skipped with a reason naming it.
 
 Heavy parsers (pypdf, python-docx, trafilatura, BeautifulSoup) are imported
 inside the functions that need them, so importing this module is cheap.
@@ -23,7 +27,8 @@ from pathlib import Path
 
 from rag.errors import DocumentError, EmptyDocumentError, UnsupportedFileError
 
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"})
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}) | IMAGE_SUFFIXES
 
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 _MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -78,6 +83,13 @@ class LoadedDocument:
     title: str
     url: str | None
     pages: tuple[tuple[int, int, int], ...] = ()
+    ocr: bool = False  # the whole text was read by OCR (an image)
+    ocr_pages: frozenset[int] = frozenset()  # PDF pages whose text was read by OCR
+    notes: tuple[str, ...] = ()  # what was left out and why (pages OCR could not read, ...)
+
+    def is_ocr(self, page: int | None) -> bool:
+        """Whether the text of `page` (None: a document without pages) came from OCR."""
+        return self.ocr or (page is not None and page in self.ocr_pages)
 
     def page_at(self, offset: int) -> int | None:
         """Return the page holding char `offset` (gaps count toward the page before); None without pages."""
@@ -91,21 +103,24 @@ class LoadedDocument:
 # --------------------------------------------------------------------------- public API
 
 
-def load_document(path: Path, *, max_bytes: int = 64 * 2**20) -> LoadedDocument:
+def load_document(path: Path, *, max_bytes: int = 64 * 2**20, ocr=None) -> LoadedDocument:
     """Read `path` and extract its text, title, source URL and (PDF) page spans.
 
     Raises `UnsupportedFileError` for unknown suffixes or binary content in a
     text file, `DocumentError` for corrupt, unreadable or too large files (size
     is checked with `stat` before reading), and `EmptyDocumentError` when no
-    text could be extracted.
+    text could be extracted. `ocr` is the `OcrSettings` for scanned pages and
+    images (default settings when None).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedFileError(str(path), _unsupported_reason(suffix))
     data = _read_bytes(path, max_bytes)
+    if suffix in IMAGE_SUFFIXES:
+        return _load_image(path, data, ocr)
     if suffix == ".pdf":
-        return _load_pdf(path, data)
+        return _load_pdf(path, data, ocr)
     if suffix == ".docx":
         return _load_docx(path, data)
     if suffix in _HTML_SUFFIXES:
@@ -410,7 +425,8 @@ def _load_html(path: Path, html: str) -> LoadedDocument:
     soup = _parse_html(html)
     title = _html_title(soup)
     url = _html_url(soup)
-    text = _normalise_text(_html_main_text(html, soup))
+    html, soup, tables = _html_with_table_placeholders(html, soup)
+    text = _normalise_text(_with_html_tables(_html_main_text(html, soup), tables))
     if not text:
         raise EmptyDocumentError(str(path), "no readable text in HTML page")
     return LoadedDocument(text=text, title=title or path.stem, url=url)
@@ -500,7 +516,7 @@ def _has_junk_attr(tag) -> bool:
 # --------------------------------------------------------------------------- PDF
 
 
-def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
+def _load_pdf(path: Path, data: bytes, ocr=None) -> LoadedDocument:
     """Extract PDF text page by page, recording each page's span in the joined text."""
     if b"%PDF-" not in data[:1024]:
         raise DocumentError(str(path), "corrupt PDF: not a PDF file (no %PDF header)")
@@ -514,10 +530,14 @@ def _load_pdf(path: Path, data: bytes) -> LoadedDocument:
     page_texts, failures = _pdf_page_texts(reader, n_pages)
     if len(failures) == n_pages:
         raise DocumentError(str(path), f"corrupt PDF: no page could be read ({failures[0]})")
+    page_texts = _with_pdf_tables(reader, data, page_texts)
+    page_texts, ocr_pages, notes = _with_pdf_ocr(data, page_texts, ocr)
     text, pages = _join_pages(page_texts)
     if not text:
-        raise EmptyDocumentError(str(path), _SCANNED_PDF_REASON)
-    return LoadedDocument(text=text, title=_pdf_title(reader) or path.stem, url=None, pages=pages)
+        raise EmptyDocumentError(str(path), "; ".join(notes) if notes else _SCANNED_PDF_REASON)
+    notes = [n for n in notes if n != _NOTHING_FOUND_BY_OCR]  # blank pages in a document with text: no news
+    return LoadedDocument(text=text, title=_pdf_title(reader) or path.stem, url=None, pages=pages,
+                          ocr_pages=frozenset(ocr_pages), notes=tuple(notes))
 
 
 def _open_pdf(path: Path, data: bytes):
@@ -628,7 +648,7 @@ def _docx_blocks(document) -> tuple[list[str], str | None]:
     heading: str | None = None
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            block = _docx_table_text(item)
+            block = _docx_table_markdown(item)
         else:
             block = item.text.strip()
             style = (item.style.name if item.style is not None else "") or ""
@@ -656,3 +676,120 @@ def _docx_table_text(table) -> str:
         if cells:
             lines.append(" | ".join(cells))
     return "\n".join(lines)
+
+
+def _docx_table_markdown(table) -> str:
+    """A table as a Markdown table (see `rag.tables`)."""
+    from rag.tables import docx_table_markdown
+
+    return docx_table_markdown(table)
+
+
+# --------------------------------------------------------------------------- HTML tables
+
+
+def _html_with_table_placeholders(html: str, soup):
+    """Swap data tables for placeholders before text extraction; returns (html, soup, placeholder -> table)."""
+    from rag.tables import replace_html_tables
+
+    if soup.find("table") is None:
+        return html, soup, {}
+    working = _parse_html(html)  # the extractors read this copy; title and URL came from the original
+    tables = replace_html_tables(working)
+    return (str(working), working, tables) if tables else (html, soup, {})
+
+
+def _with_html_tables(text: str, tables: dict[str, str]) -> str:
+    from rag.tables import restore_placeholders
+
+    return restore_placeholders(text, tables) if tables else text
+
+
+# --------------------------------------------------------------------------- PDF tables and OCR
+
+
+def _with_pdf_tables(reader, data: bytes, page_texts: list[str]) -> list[str]:
+    """Page texts with ruled tables as Markdown, for the pages whose drawing suggests a table."""
+    from rag.tables import pdf_page_may_have_table, pdf_page_text_with_tables, pdf_tables_available
+
+    if not pdf_tables_available():
+        return page_texts
+    candidates = []
+    for index, page_text in enumerate(page_texts):
+        try:
+            if page_text and pdf_page_may_have_table(reader.pages[index]):
+                candidates.append(index)
+        except Exception:  # a broken page tree here only costs the table layout
+            continue
+    if not candidates:
+        return page_texts
+    try:
+        found = pdf_page_text_with_tables(data, candidates)
+    except Exception:  # pdfplumber failing on a file pypdf reads: keep pypdf's text
+        return page_texts
+    return [_normalise_text(found[i]) if i in found else t for i, t in enumerate(page_texts)]
+
+
+def _with_pdf_ocr(data: bytes, page_texts: list[str], ocr) -> tuple[list[str], list[int], list[str]]:
+    """OCR the pages with no (or almost no) text layer; returns (texts, OCR'd page numbers, notes)."""
+    from rag.ocr import OCR_EXTRA_HINT, OcrUnavailable, ocr_available, ocr_image, render_pdf_pages
+
+    enabled, dpi, min_chars = _ocr_options(ocr)
+    scanned = [i for i, t in enumerate(page_texts) if len("".join(t.split())) < min_chars]
+    if not scanned:
+        return page_texts, [], []
+    numbers = ", ".join(str(i + 1) for i in scanned)
+    label = f"page{'s' if len(scanned) > 1 else ''} {numbers}"
+    if not enabled:
+        return page_texts, [], [f"{label}: no text layer, OCR turned off (RAG_OCR__ENABLED)"]
+    if not ocr_available():
+        return page_texts, [], [f"{label}: no text layer (scanned?), skipped: OCR is not installed ({OCR_EXTRA_HINT})"]
+    texts = list(page_texts)
+    done: list[int] = []
+    try:
+        for index, image in render_pdf_pages(data, scanned, dpi=dpi):
+            read = _normalise_text(ocr_image(image))
+            if len("".join(read.split())) > len("".join(texts[index].split())):
+                texts[index] = read
+                done.append(index + 1)
+    except OcrUnavailable as exc:
+        return page_texts, [], [f"{label}: skipped: {exc}"]
+    except Exception as exc:  # a page the renderer cannot draw: keep what the text layer gave
+        return texts, done, [f"{label}: OCR failed ({_short_cause(exc)})"]
+    return texts, done, [_NOTHING_FOUND_BY_OCR] if any(not texts[i] for i in scanned) else []
+
+
+_NOTHING_FOUND_BY_OCR = "no text found, even by OCR"
+
+
+
+def _ocr_options(ocr) -> tuple[bool, int, int]:
+    """(enabled, dpi, min_chars) from `OcrSettings` or its defaults."""
+    if ocr is None:
+        return True, 150, 20
+    return bool(ocr.enabled), int(ocr.dpi), int(ocr.min_chars)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _load_image(path: Path, data: bytes, ocr) -> LoadedDocument:
+    """Read the text of a .png/.jpg image by OCR."""
+    from rag.ocr import OCR_EXTRA_HINT, ocr_available, ocr_image
+
+    enabled, _dpi, _min = _ocr_options(ocr)
+    if not enabled:
+        raise EmptyDocumentError(str(path), "image: OCR is turned off (RAG_OCR__ENABLED)")
+    if not ocr_available():
+        raise UnsupportedFileError(str(path), f"image: reading its text needs OCR, which is not installed ({OCR_EXTRA_HINT})")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            text = _normalise_text(ocr_image(image))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        raise DocumentError(str(path), f"not a readable image ({_short_cause(exc)})") from None
+    if not text:
+        raise EmptyDocumentError(str(path), "no text found in image (OCR)")
+    return LoadedDocument(text=text, title=path.stem, url=None, ocr=True)

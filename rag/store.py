@@ -211,6 +211,35 @@ class ChunkStore:
         self._bump()
         return removed
 
+    def move_source(self, old: str, rename) -> list[tuple[str, StoredChunk]]:
+        """Give the chunks of `old` to another source without re-embedding them (a renamed file).
+
+        `rename(chunk) -> chunk` makes each moved chunk (new source, id, title);
+        the stored vectors are reused as they are. New records are written
+        before the old ones are deleted, as in `replace_sources`. Returns
+        (old id, new record) pairs.
+        """
+        got = self._collection.get(where=source_filter([old]), include=["metadatas", "documents", "embeddings"])
+        if not len(got["ids"]):
+            return []
+        pairs, vectors = [], []
+        for cid, text, meta, vector in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
+            sc = from_record(cid, text or "", meta)
+            pairs.append((cid, StoredChunk(rename(sc.chunk), sc.content_hash, sc.ingested_at, sc.index)))
+            vectors.append([float(x) for x in vector])
+        batch = max(1, min(self._client.get_max_batch_size(), 5000))
+        for i in range(0, len(pairs), batch):
+            part = [rec for _, rec in pairs[i:i + batch]]
+            self._collection.upsert(
+                ids=[r.chunk.chunk_id for r in part], embeddings=vectors[i:i + batch],
+                documents=[r.chunk.text for r in part], metadatas=[to_metadata(r) for r in part],
+            )
+        stale = sorted({cid for cid, _ in pairs} - {r.chunk.chunk_id for _, r in pairs})
+        if stale:
+            self._collection.delete(ids=stale)
+        self._bump()
+        return pairs
+
     def delete_source(self, source: str) -> int:
         ids = sorted(self.chunk_ids(source))
         if ids:
@@ -241,6 +270,8 @@ def to_metadata(rec: StoredChunk) -> dict:
         meta["page"] = c.page
     if c.url:
         meta["url"] = c.url
+    if c.ocr:
+        meta["ocr"] = True
     return meta
 
 
@@ -249,5 +280,6 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
     chunk = Chunk(
         chunk_id=chunk_id, text=text, source=meta.get("source", ""), title=meta.get("title", ""),
         page=meta.get("page"), start=int(meta.get("start", 0)), end=int(meta.get("end", 0)), url=meta.get("url"),
+        ocr=bool(meta.get("ocr", False)),
     )
     return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)))

@@ -21,8 +21,10 @@ class Chunk:
     """A stored passage of a document.
 
     `start`/`end` are character offsets into the document's extracted text, so
-    `document_text[start:end] == text`. `page` is 1-based where the format has
+    `document_text[start:end] == text` (see below for tables). `page` is 1-based where the format has
     pages (PDF), else None. `score` is the retrieval score (higher is better).
+    A chunk starting inside a table's rows also carries the table's header
+    before `document_text[start:end]` (see `rag.chunking.table_header_prefix`).
     """
 
     chunk_id: str
@@ -34,6 +36,7 @@ class Chunk:
     end: int = 0
     score: float = 0.0
     url: str | None = None
+    ocr: bool = False  # the text was read from a scan or image by OCR
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +69,7 @@ class Citation:
     text: str = ""
     quote_start: int = 0
     quote_end: int = 0
+    ocr: bool = False  # the cited passage was read by OCR
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +169,7 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class FileResult:
-    """What ingest did with one file: added, updated, unchanged, skipped or removed."""
+    """What ingest did with one file: added, updated, unchanged, skipped, removed (or renamed, when watching)."""
 
     path: str
     status: str
@@ -189,4 +193,6 @@ class IngestReport:
 
     def summary(self) -> str:
         parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "unchanged", "skipped", "removed")]
+        if self.count("renamed"):  # only a watched folder renames
+            parts.append(f"{self.count('renamed')} renamed")
         return f"{', '.join(parts)}; {self.chunks_written} chunks written in {self.seconds:.1f}s"

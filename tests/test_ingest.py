@@ -113,15 +113,18 @@ def test_bad_files_are_skipped_and_index_kept(qa, docs, tmp_path):
     (bad / "corrupt.pdf").write_bytes(b"%PDF-1.4\n%garbage" + bytes(500))
     (bad / "corrupt.docx").write_bytes(b"not a zip at all")
     (bad / "latin1.txt").write_bytes("Caf\xe9 na\xefve r\xe9sum\xe9 about zebras.".encode("latin-1"))
-    (bad / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    (bad / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))  # a broken image (OCR'd when valid)
+    (bad / "drawing.bmp").write_bytes(b"BM" + bytes(100))
     huge = bad / "huge.txt"
     with open(huge, "wb") as fh:  # a sparse 50 MB file: the size is checked before anything is read
         fh.truncate(50 * 2**20)
     report = qa.ingest([bad])
     reasons = {Path(f.path).name: f.reason for f in report.files if f.status == "skipped"}
-    assert set(reasons) == {"empty.txt", "binary.txt", "corrupt.pdf", "corrupt.docx", "image.png", "huge.txt"}
+    assert set(reasons) == {"empty.txt", "binary.txt", "corrupt.pdf", "corrupt.docx", "image.png", "drawing.bmp",
+                            "huge.txt"}
     assert all(reasons.values())
-    assert "limit" in reasons["huge.txt"] and "unsupported" in reasons["image.png"]
+    assert "limit" in reasons["huge.txt"] and "unsupported" in reasons["drawing.bmp"]
+    assert "image" in reasons["image.png"]
     assert report.count("added") == 1  # the wrongly-encoded file still lands
     assert set(before) <= set(all_ids(qa))
     assert "Café" in qa.retrieve("zebras", k=1, mode="bm25")[0].text

@@ -80,7 +80,8 @@ def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
 
 
 def test_supported_suffixes():
-    assert SUPPORTED_SUFFIXES == frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"})
+    assert SUPPORTED_SUFFIXES == frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx",
+                                            ".png", ".jpg", ".jpeg"})  # images: read by OCR (rag[ocr])
 
 
 def test_txt_title_is_first_line_and_no_pages(tmp_path):

@@ -47,6 +47,7 @@ class Handlers:
         self.base = qa
         self._open: dict[str, DocQA] = {qa.settings.collection: qa}
         self._lock = threading.Lock()
+        self._watchers: dict[tuple[str, str], object] = {}  # (collection, folder) -> FolderWatcher
 
     # --- collections ---------------------------------------------------------------------
     def qa_for(self, collection: str | None) -> DocQA:
@@ -200,6 +201,88 @@ class Handlers:
         return (gr.update(value=rows or None), gr.update(choices=choices, value=[]),
                 gr.update(choices=choices, value=None))
 
+    # --- watched folders -------------------------------------------------------------------
+    def watch(self, folder: str | None, collection: str | None):
+        """Follow a folder in the background, and remember it for the next start.
+
+        Returns (watched-folders list, documents table, sources choices, delete choices, folder textbox).
+        """
+        from rag.watch import load_watched, save_watched
+
+        folder = (folder or "").strip()
+        if not folder:
+            gr.Warning("Type the path of a folder on this machine first.")
+            return (self.watched_markdown(), *self._document_views(collection), gr.update())
+        name = (collection or "").strip() or self.base.settings.collection
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise gr.Error(f"{path} is not a folder on the machine running this app")
+        refusal = watch_refusal(self.base.settings.ui, path)
+        if refusal:
+            raise gr.Error(refusal)
+        report = self._surface(self._start_watcher, name, path)
+        home = self.base.settings.home
+        entries = [e for e in load_watched(home) if (e["collection"], e["folder"]) != (name, str(path))]
+        save_watched(home, [*entries, {"folder": str(path), "collection": name}])
+        if report is not None:
+            gr.Info(f"watching {path}: {_summary(report.files)}")
+        return (self.watched_markdown(), *self._document_views(collection), "")
+
+    def unwatch(self, folder: str | None, collection: str | None):
+        """Stop following a folder (its documents stay); returns the watched-folders list."""
+        from rag.watch import load_watched, save_watched
+
+        name = (collection or "").strip() or self.base.settings.collection
+        path = str(Path((folder or "").strip()).expanduser().resolve())
+        watcher = self._watchers.pop((name, path), None)
+        if watcher is not None:
+            watcher.stop()
+        home = self.base.settings.home
+        save_watched(home, [e for e in load_watched(home) if (e["collection"], e["folder"]) != (name, path)])
+        return self.watched_markdown()
+
+    def resume_watched(self) -> None:
+        """Start the watchers registered in an earlier run (folders that still exist)."""
+        from rag.watch import load_watched
+
+        for entry in load_watched(self.base.settings.home):
+            path = Path(entry["folder"])
+            if not path.is_dir():
+                log.warning("not watching %s: no longer a folder", path)
+                continue
+            try:
+                self._start_watcher(entry["collection"], path)
+            except Exception:  # one bad entry must not keep the app from starting
+                log.exception("cannot resume watching %s", path)
+
+    def _start_watcher(self, collection: str, path: Path):
+        from rag.watch import FolderWatcher
+
+        key = (collection, str(path))
+        if key in self._watchers and self._watchers[key].running:
+            return None
+        watcher = FolderWatcher(self.qa_for(collection), path)
+        report = watcher.start()
+        self._watchers[key] = watcher
+        return report
+
+    def stop_watchers(self) -> None:
+        for watcher in self._watchers.values():
+            watcher.stop()
+        self._watchers.clear()
+
+    def watched_markdown(self) -> str:
+        """The folders being followed, with what their last batch did."""
+        if not self._watchers:
+            return "No folder is being watched."
+        lines = []
+        for (collection, folder), w in sorted(self._watchers.items()):
+            state = "watching" if w.running else "stopped"
+            last = f" · last change: {_summary(w.last_report.files)}" if w.last_report and w.last_report.files else ""
+            error = f" · error: {w.error}" if w.error else ""
+            lines.append(f"- {_md_escape(folder)} → {_md_escape(collection)} ({state}){_md_escape(last)}{_md_escape(error)}")
+        return "\n".join(lines)
+
     @staticmethod
     def _surface(fn, *args, **kwargs):
         """Call `fn`; our errors become their message in the page, anything else an 'unexpected error'."""
@@ -212,6 +295,19 @@ class Handlers:
         except Exception as exc:
             log.exception("%s failed", getattr(fn, "__name__", fn))
             raise gr.Error(f"unexpected error: {exc}") from exc
+
+
+def watch_refusal(ui: UISettings, path: Path) -> str | None:
+    """Why the UI may not watch `path` (it would expose the server's files to UI users), or None."""
+    roots = [Path(r).expanduser().resolve() for r in ui.watch_roots]
+    if roots:
+        if any(path == r or path.is_relative_to(r) for r in roots):
+            return None
+        return f"{path} is outside the folders this app may watch (RAG_UI__WATCH_ROOTS)"
+    if not is_loopback(ui.host):
+        return ("watching folders from a UI reachable from other machines needs RAG_UI__WATCH_ROOTS "
+                "(the folders it may watch); or use `rag ingest DIR --watch` on the server")
+    return None
 
 
 def _forget_temp_copies(files: list[str]) -> None:
@@ -244,6 +340,7 @@ def _summary(results: list[FileResult]) -> str:
 def build_app(qa: DocQA) -> gr.Blocks:
     """The Gradio app around `qa` (its collection is the initial one)."""
     h = Handlers(qa)
+    h.resume_watched()  # folders registered in an earlier run (none in a fresh home)
     settings = qa.settings
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
         turns = gr.State([])
@@ -288,6 +385,12 @@ def build_app(qa: DocQA) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     to_delete = gr.Dropdown([], value=None, label="Document to delete", scale=3, elem_id="to-delete")
                     delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
+                with gr.Row(equal_height=True):
+                    watch_folder = gr.Textbox(label="Watch a folder on this machine", scale=3, elem_id="watch-folder",
+                                              placeholder="/path/to/folder: kept in sync, also after a restart")
+                    watch = gr.Button("Watch", scale=1, elem_id="watch")
+                    unwatch = gr.Button("Stop watching", scale=1, size="sm", elem_id="unwatch")
+                watched = gr.Markdown(h.watched_markdown(), elem_id="watched")
 
         doc_views = [documents, only, to_delete]
         # many questions at once: each shows its evidence at once; the local model then answers them
@@ -309,6 +412,10 @@ def build_app(qa: DocQA) -> gr.Blocks:
         wire(ConversationHandlers(h), saved_ui, feedback_ui, answered=[asked, submitted], cleared=cleared,
              switched=switched, loaded=loaded, turns=turns, conversation=conversation, sources_panel=sources_panel,
              collection=collection, doc_views=doc_views)
+        watch.click(h.watch, inputs=[watch_folder, collection], outputs=[watched, *doc_views, watch_folder],
+                    api_visibility="private")
+        unwatch.click(h.unwatch, inputs=[watch_folder, collection], outputs=watched, api_visibility="private")
+        demo.load(h.watched_markdown, outputs=watched, api_visibility="private")
         gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo
 
@@ -375,6 +482,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import uvicorn
 
+    settings = settings.model_copy(update={"ui": settings.ui.model_copy(update={"host": host})})  # for watch_refusal
     qa = DocQA(settings)
     qa.warm(background=True)  # the page is usable at once; the model reads its fixed prompt text meanwhile
     app = server_app(qa, host=host, port=port, auth=auth)

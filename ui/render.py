@@ -162,6 +162,8 @@ def render_citation(turn: int, c: Citation) -> str:
         else [f'<span class="rag-file">{e(name)}</span>']
     if c.page:
         where.append(f"p. {int(c.page)}")
+    if getattr(c, "ocr", False):
+        where.append(_OCR_TAG)
     support = (f'<span class="rag-support">support {c.support:.2f}</span>' if c.supported
                else f'<span class="rag-support rag-weak" title="few words of the sentence appear in this passage">'
                     f'weak support {c.support:.2f}</span>')
@@ -170,6 +172,8 @@ def render_citation(turn: int, c: Citation) -> str:
     if c.title and c.title != name:
         meta.append(_meta("Title", e(c.title)))
     line = [_meta_item("Page", str(int(c.page)))] if c.page else []
+    if getattr(c, "ocr", False):
+        line.append(_meta_item("Text", "read by OCR (may contain recognition errors)"))
     line.append(_meta_item("Retrieval score", f"{c.score:.3f}"))
     line.append(_meta_item("Support", f"{c.support:.2f}" + ("" if c.supported else " (weak)")))
     meta.append(f'<div>{" · ".join(line)}</div>')
@@ -181,6 +185,14 @@ def render_citation(turn: int, c: Citation) -> str:
     return (f'<details class="rag-cite" id="{cite_id(turn, c.n)}" data-n="{c.n}">{summary}'
             f'<div class="rag-cite-body"><div class="rag-meta">{"".join(meta)}</div>'
             f'<blockquote class="rag-passage">{highlight(c)}</blockquote></div></details>')
+
+
+_OCR_TAG = '<span class="rag-ocr" title="this text was read from a scan or image by OCR">(OCR)</span>'
+
+
+def _ocr_suffix(chunk) -> str:
+    """' (OCR)' after the page of a passage read by OCR."""
+    return f" {_OCR_TAG}" if getattr(chunk, "ocr", False) else ""
 
 
 def _meta(label: str, value_html: str) -> str:
@@ -216,7 +228,7 @@ def render_looked_at(turn: int, passages: list[Chunk]) -> str:
         return '<div class="rag-looked">No passage was found to look at.</div>'
     items = "".join(
         f'<details class="rag-cite" id="looked-{turn}-{j}"><summary>{e(display_name(p.source))}'
-        f'{f" · p. {int(p.page)}" if p.page else ""} <span class="rag-support">score {p.score:.3f}</span></summary>'
+        f'{f" · p. {int(p.page)}" if p.page else ""}{_ocr_suffix(p)} <span class="rag-support">score {p.score:.3f}</span></summary>'
         f'<div class="rag-cite-body"><blockquote class="rag-passage">{e(p.text)}</blockquote></div></details>'
         for j, p in enumerate(passages, start=1)
     )
@@ -263,7 +275,7 @@ def render_sources(answer: Answer | Evidence | None, *, searching: bool = False)
     for rank, p in enumerate(answer.passages, start=1):
         n = cited.get(p.chunk_id)
         tag = f'<span class="rag-cited">cited [{n}]</span>' if n else ""
-        page = f" · p. {int(p.page)}" if p.page else ""
+        page = (f" · p. {int(p.page)}" if p.page else "") + _ocr_suffix(p)
         snippet = " ".join(p.text.split())
         rows.append(
             f'<details class="rag-source{" rag-is-cited" if n else ""}"><summary>'
@@ -333,6 +345,7 @@ a.cite-ref:hover { text-decoration: underline; }
 .rag-passage mark, .rag-quote mark { background: #ffe066; color: #111; padding: 0 1px; }
 .rag-support { font-size: 11px; color: var(--body-text-color-subdued); margin-left: 6px; }
 .rag-weak { color: #b35900; }
+.rag-ocr { font-size: 11px; color: #6b4fbb; margin-left: 4px; }
 .rag-flash { animation: rag-flash 1.2s ease-out; }
 @keyframes rag-flash { from { box-shadow: 0 0 0 3px #ffe066; } to { box-shadow: none; } }
 .rag-meta { display: flex; flex-direction: column; gap: 1px; overflow-wrap: anywhere; }

@@ -1,0 +1,192 @@
+"""Tables in DOCX, HTML and PDF become Markdown tables; a split table repeats its header in every chunk.
+
+The per-format tests ingest a 30-row table (long enough to be split across
+chunks), ask about one cell, and check the retrieved and cited chunk holds
+that row under the table's header.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from rag.api import DocQA
+from rag.chunking import split_text, split_text_with_table_headers, table_header_prefix
+from rag.loaders import load_document
+from rag.tables import markdown_table
+
+HEADER = ["Lighthouse", "Island", "Height (m)", "First lit"]
+NAMES = ["Amber Rock", "Black Head", "Cairn Point", "Dunmore", "Eagle Crag", "Fastnet Spit", "Gannet Ness",
+         "Heron Bar", "Inish Beg", "Juniper Tor", "Kelp Reef", "Lantern Hill", "Merrow Cove", "North Shoal",
+         "Otter Sound", "Puffin Stack", "Quarry Bay", "Raven Scar", "Skerry Point", "Tern Haven", "Urchin Key",
+         "Vole Head", "Whale Gap", "Yarrow Cape", "Zephyr Isle", "Auk Light", "Brine Knoll", "Cormorant Leap",
+         "Dulse Strand", "Eider Reach"]
+ROWS = [[name, f"{['Gull', 'Seal', 'Crane'][i % 3]} Island", str(12 + i), str(1850 + 3 * i)]
+        for i, name in enumerate(NAMES)]
+TARGET = ROWS[NAMES.index("Skerry Point")]  # Skerry Point | Gull Island | 30 | 1904
+QUESTION = "In which year was the Skerry Point lighthouse first lit?"
+HEADER_MD = "| Lighthouse | Island | Height (m) | First lit |"
+ROW_MD = "| " + " | ".join(TARGET) + " |"
+INTRO = "The coastguard keeps this register of the lighthouses on the northern islands."
+OUTRO = "Heights are measured from the base of the tower to the lantern."
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_markdown_table_escapes_pipes_and_pads_rows():
+    md = markdown_table([["a", "b|c"], ["1"], ["", ""]])
+    assert md.splitlines() == ["| a | b\\|c |", "| --- | --- |", "| 1 |  |"]
+
+
+def test_split_table_repeats_header_within_limits():
+    text = INTRO + "\n\n" + markdown_table([HEADER, *ROWS]) + "\n\n" + OUTRO
+    pieces = split_text_with_table_headers(text, count_tokens=words, chunk_tokens=60, overlap_tokens=10)
+    chunks = [prefix + text[span.start:span.end] for span, prefix in pieces]
+    assert len(chunks) > 3
+    for chunk in chunks:
+        assert words(chunk) <= 60
+        if "| --- |" in chunk or any(line.startswith("| ") for line in chunk.splitlines()):
+            assert HEADER_MD in chunk, chunk  # every chunk holding rows says what the columns are
+    # the spans still cover the whole text, in order
+    assert pieces[0][0].start == 0 and pieces[-1][0].end == len(text)
+
+
+def test_text_without_tables_splits_as_before():
+    text = "One sentence here. Another one there.\n\n" * 30
+    plain = split_text(text, count_tokens=words, chunk_tokens=40, overlap_tokens=5)
+    assert [s for s, _ in split_text_with_table_headers(text, count_tokens=words, chunk_tokens=40,
+                                                        overlap_tokens=5)] == plain
+
+
+def test_header_prefix_only_inside_rows():
+    text = "Intro.\n\n" + markdown_table([["k", "v"], ["a", "1"], ["b", "2"]]) + "\n\nAfter."
+    assert table_header_prefix(text, 0) == ""
+    assert table_header_prefix(text, text.index("| k")) == ""
+    assert table_header_prefix(text, text.index("| b")) == "| k | v |\n| --- | --- |\n"
+    assert table_header_prefix(text, text.index("After")) == ""
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def docx_file(path: Path) -> Path:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(INTRO)
+    table = document.add_table(rows=len(ROWS) + 1, cols=len(HEADER))
+    for r, row in enumerate([HEADER, *ROWS]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    document.add_paragraph(OUTRO)
+    document.save(path)
+    return path
+
+
+def html_file(path: Path) -> Path:
+    head = "".join(f"<th>{h}</th>" for h in HEADER)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in ROWS)
+    path.write_text(
+        f"<html><head><title>Lighthouse register</title></head><body><nav>Home | About</nav><article>"
+        f"<h1>Lighthouse register</h1><p>{INTRO}</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+        f"</table><p>{OUTRO}</p></article><footer>Cookie settings</footer></body></html>", encoding="utf-8")
+    return path
+
+
+def _pdf(streams: list[str]) -> bytes:
+    """A PDF whose pages draw the given content streams (Helvetica as /F1)."""
+    n = len(streams)
+    font_id = 3 + 2 * n
+    objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>",
+               2: ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{3 + 2 * i} 0 R" for i in range(n)), n)).encode(),
+               font_id: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"}
+    for i, stream in enumerate(streams):
+        data = stream.encode("latin-1")
+        objects[3 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << "
+                              f"/F1 {font_id} 0 R >> >> /Contents {4 + 2 * i} 0 R >>").encode()
+        objects[4 + 2 * i] = b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    for key in sorted(objects):
+        offsets[key] = out.tell()
+        out.write(b"%d 0 obj\n" % key + objects[key] + b"\nendobj\n")
+    xref, size = out.tell(), max(objects) + 1
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
+    for key in range(1, size):
+        out.write(b"%010d 00000 n \n" % offsets[key])
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref))
+    return out.getvalue()
+
+
+def _text(x: float, y: float, s: str) -> str:
+    return f"BT /F1 10 Tf {x} {y} Td ({s}) Tj ET"
+
+
+def ruled_table_page(rows: list[list[str]], *, top: float = 700, before: str = "", after: str = "") -> str:
+    """A page with a ruled table (lines around every cell), text above and below it."""
+    col_w, row_h, x = 120, 18, 60
+    ops = [_text(60, top + 30, before)] if before else []
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            ops.append(_text(x + c * col_w + 4, top - (r + 1) * row_h + 5, cell))
+    bottom, right = top - len(rows) * row_h, x + len(rows[0]) * col_w
+    ops += [f"{x} {top - r * row_h} m {right} {top - r * row_h} l S" for r in range(len(rows) + 1)]
+    ops += [f"{x + c * col_w} {top} m {x + c * col_w} {bottom} l S" for c in range(len(rows[0]) + 1)]
+    if after:
+        ops.append(_text(60, bottom - 30, after))
+    return "\n".join(ops)
+
+
+def pdf_file(path: Path) -> Path:
+    path.write_bytes(_pdf([ruled_table_page([HEADER, *ROWS], before=INTRO, after=OUTRO)]))
+    return path
+
+
+MAKERS = {"docx": docx_file, "html": html_file, "pdf": pdf_file}
+
+
+@pytest.mark.parametrize("fmt", list(MAKERS))
+def test_loader_writes_the_table_as_markdown(tmp_path, fmt):
+    doc = load_document(MAKERS[fmt](tmp_path / f"register.{fmt}"))
+    assert HEADER_MD in doc.text and ROW_MD in doc.text
+    assert doc.text.index(INTRO) < doc.text.index(HEADER_MD) < doc.text.index(ROW_MD) < doc.text.index(OUTRO)
+
+
+def test_pdf_without_rules_keeps_plain_text(tmp_path):
+    from tests.test_loaders import make_pdf
+
+    path = tmp_path / "plain.pdf"
+    path.write_bytes(make_pdf([["Just a line of text.", "And another."]]))
+    assert load_document(path).text == "Just a line of text.\nAnd another."
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fmt", list(MAKERS))
+def test_question_about_a_cell_retrieves_the_row_with_its_header(real_settings, tmp_path, fmt):
+    settings = real_settings.model_copy(update={
+        "chunking": real_settings.chunking.model_copy(update={"chunk_tokens": 96, "overlap_tokens": 16}),
+        "llm": real_settings.llm.model_copy(update={"provider": "fake", "fake_responses": [
+            "The Skerry Point lighthouse was first lit in 1904 [1]."]}),
+    })
+    qa = DocQA(settings)
+    path = MAKERS[fmt](tmp_path / f"register.{fmt}")
+    assert qa.ingest([path]).count("added") == 1
+    assert len(list(qa.store.scan(include_text=False))) > 2, "the table should be split across chunks"
+
+    hits = qa.retrieve(QUESTION, k=3)
+    best = next(h for h in hits if ROW_MD in h.text)
+    assert HEADER_MD in best.text, best.text
+    assert hits.index(best) == 0, [h.text[:80] for h in hits]
+
+    answer = qa.ask(QUESTION)
+    assert not answer.abstained, answer.abstain_reason
+    cited = answer.citations[0]
+    assert ROW_MD in cited.text and HEADER_MD in cited.text
