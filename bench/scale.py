@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -166,20 +167,29 @@ def main() -> None:
     questions = [json.loads(l)["question"] for l in open(corpus / "questions.jsonl")][: args.queries]
     tmp = Path(tempfile.mkdtemp(prefix="scale-"))
     home = args.home or tmp / "home"
-    settings = load_settings(environ={}, home=home, embedding={"backend": args.backend})
+    settings = load_settings(home=home, embedding={"backend": args.backend})  # RAG_CACHE etc. from the environment
     qa = DocQA(settings)
     lexical_spent = timed_lexical(qa)
     stream = documents(paragraphs, 0)
+    # warm-up outside the timings: model, tokenizers and the store opened once
+    from rag.provision import get_encoding
+
+    get_encoding(settings.chunking.encoding, settings.cache_dir)
+    qa.embeddings.inner.embed_documents(["warm-up"]) if hasattr(qa.embeddings, "inner") else None
+    qa.store.count()
     print(f"rss before loading anything: {rss_mb():.0f} MB", flush=True)
 
     results: list[dict] = []
+    docs_total = 0
     try:
         for size in sizes:
             step_docs, step_chunks, step_seconds = 0, 0, 0.0
             lexical_spent.clear()
             while qa.store.count() < size:
-                # at ~2 chunks per document: ask for what is missing, in steps of at most 5000 documents
-                want = max(1, min(5000, (size - qa.store.count()) // 2 + 1))
+                # documents for the chunks still missing, at the chunks per document seen so far (~1.5)
+                per_doc = (qa.store.count() / docs_total) if docs_total else 1.5
+                want = max(1, min(5000, math.ceil((size - qa.store.count()) / per_doc)))
+                docs_total += want
                 rows = [next(stream) for _ in range(want)]
                 before = qa.store.count()
                 t = time.perf_counter()
@@ -201,13 +211,9 @@ def main() -> None:
 
         # 1% new documents: into the largest collection, and the same documents alone
         n = qa.store.count()
-        rows, got = [], 0
         extra = documents(paragraphs, 10_000_000)
-        while got < n // 100:
-            rows.append(next(extra))
-            got += 2  # estimate; the exact count is measured below
-        alone = DocQA(load_settings(environ={}, home=tmp / "alone", embedding={"backend": args.backend}),
-                      embeddings=None)
+        rows = [next(extra) for _ in range(max(1, round(n / 100 / (n / docs_total))))]  # ~1% of the chunks
+        alone = DocQA(load_settings(home=tmp / "alone", embedding={"backend": args.backend}))
         alone_spent = timed_lexical(alone)
         t = time.perf_counter()
         alone.ingest_texts(rows)

@@ -47,13 +47,16 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, Path]:
     written under temporary names and moved into place, so a killed export leaves
     no half file behind. Returns {"onnx": path, "onnx-int8": path}.
     """
+    import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from sentence_transformers import SentenceTransformer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    # eager attention exports as plain MatMul/Softmax, the pattern ONNX Runtime fuses into its Attention op
+    st = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
+                             model_kwargs={"attn_implementation": "eager"})
     transformer = st[0].auto_model.eval()
     config = transformer.config
 
@@ -83,7 +86,9 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, Path]:
                 opset_version=17, do_constant_folding=True, dynamo=False,
             )
         _fuse(raw, fused, config)
-        quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        # the fused graph has com.microsoft ops shape inference cannot type: their outputs are float
+        quantize_dynamic(str(fused), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         paths = {"onnx": out_dir / FILES["onnx"], "onnx-int8": out_dir / FILES["onnx-int8"]}
         os.replace(fused, paths["onnx"])
         os.replace(int8, paths["onnx-int8"])
@@ -101,9 +106,11 @@ def _fuse(src: Path, dest: Path, config) -> None:
         model = optimize_model(str(src), model_type="bert", num_heads=int(config.num_attention_heads),
                                hidden_size=int(config.hidden_size), opt_level=1)
         model.save_model_to_file(str(dest))
-    except Exception:  # an unknown architecture: the unfused graph is still correct
+    except Exception as exc:  # an unknown architecture: the unfused graph is still correct
+        import logging
         import shutil
 
+        logging.getLogger(__name__).warning("ONNX graph fusion skipped (%s); using the plain export", exc)
         shutil.copyfile(src, dest)
 
 
@@ -126,6 +133,8 @@ def _session(path: Path, threads: int):
             opts.inter_op_num_threads = 1
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.log_severity_level = 3
+            # no busy-waiting between ops: ingest chunks the next files on the same cores meanwhile
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             _SESSIONS[key] = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         return _SESSIONS[key]
 
