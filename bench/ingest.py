@@ -36,7 +36,9 @@ def ours(tmp: Path, name: str, folder: Path, backend: str, cache: bool):
     from rag.api import DocQA
     from rag.config import load_settings
 
-    qa = DocQA(load_settings(environ={}, home=tmp / name, embedding={"backend": backend, "cache": cache}))
+    # a fresh home (empty store, BM25 and embedding cache), the provisioned models of the user's cache
+    qa = DocQA(load_settings(home=tmp / name, cache=load_settings().cache_dir,
+                             embedding={"backend": backend, "cache": cache}))
     t = time.perf_counter()
     report = qa.ingest([folder])
     return time.perf_counter() - t, qa.store.count(), qa, report
@@ -73,7 +75,7 @@ def main() -> None:
     from rag.config import load_settings
     from rag.retrieve import index_text
 
-    settings = load_settings(environ={})
+    settings = load_settings()
     model_path = embedding_model_path(settings)
     if backends:
         ensure_onnx_embedding(settings)

@@ -35,8 +35,13 @@ def test_onnx_vectors_match_torch(embedders):
         assert docs.shape == torch_docs.shape
         assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-4)
         assert (docs * torch_docs).sum(1).min() > floor, backend
-        # the query path computes the same vector as the batch path
-        assert np.allclose(emb.embed_query(TEXTS[2]), docs[2], atol=1e-4)
+        # the query path computes the same vector as the batch path; int8 quantises activations with one
+        # scale per batch, so there a text's vector moves a little with the texts batched beside it
+        query = np.array(emb.embed_query(TEXTS[2]))
+        if backend == "onnx":
+            assert np.allclose(query, docs[2], atol=1e-4)
+        else:
+            assert query @ docs[2] > 0.98
         assert emb.dimension == 384 and emb.max_wordpieces == embedders["torch"].max_wordpieces
         assert emb.count_wordpieces(TEXTS[0]) == embedders["torch"].count_wordpieces(TEXTS[0])
 
