@@ -550,9 +550,8 @@ def provision_all(settings: Settings, include_llm: bool | None = None) -> dict[s
         "embedding": embedding_model_path(settings),
         "tiktoken": ensure_tiktoken(settings.cache_dir),
     }
-    if settings.embedding.provider == "local":  # both exports, so switching backend costs nothing later
-        paths["embedding-onnx"] = ensure_onnx_embedding(settings)[
-            settings.embedding.backend if settings.embedding.backend != "torch" else "onnx-int8"]
+    if settings.embedding.provider == "local" and settings.embedding.backend != "torch":
+        paths["embedding-onnx"] = ensure_onnx_embedding(settings)[settings.embedding.backend]
     if include_llm or (include_llm is None and settings.llm.provider == "local"):
         paths["llm"] = llm_model_path(settings)
     return paths

@@ -111,12 +111,14 @@ def test_collection_remembers_its_backend(fake_settings, tmp_path):
     folder = tmp_path / "d"
     folder.mkdir()
     (folder / "a.txt").write_text("Alpha Corp makes anvils in Springfield.")
-    DocQA(fake_settings).ingest([folder])
-    onnx = fake_settings.model_copy(
-        update={"embedding": fake_settings.embedding.model_copy(update={"backend": "onnx-int8"})})
+    def backend(name):
+        return fake_settings.model_copy(
+            update={"embedding": fake_settings.embedding.model_copy(update={"backend": name})})
+
+    DocQA(backend("torch")).ingest([folder])
     with pytest.raises(IndexMismatchError, match="RAG_EMBEDDING__BACKEND=torch"):
-        DocQA(onnx).sources()
-    assert DocQA(fake_settings).sources()  # the backend that built it still opens it
+        DocQA(backend("onnx-int8")).sources()
+    assert DocQA(backend("torch")).sources()  # the backend that built it still opens it
 
 
 def test_collection_from_before_backends_counts_as_torch(fake_settings):

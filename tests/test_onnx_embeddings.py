@@ -55,3 +55,6 @@ def test_export_is_provisioned_once(embedders, tmp_path):
     stamp = {k: p.stat().st_mtime_ns for k, p in paths.items()}
     assert ensure_onnx_embedding(settings) == paths
     assert {k: p.stat().st_mtime_ns for k, p in paths.items()} == stamp  # not exported again
+    from rag.provision import provision_all
+
+    assert provision_all(settings, include_llm=False)["embedding-onnx"] == paths["onnx-int8"]  # the default backend
