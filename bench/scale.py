@@ -341,8 +341,13 @@ def plot(out: dict, path: Path) -> None:
     ax.set(xscale="log", xlabel="chunks", ylabel="ms", title="hybrid search latency")
     ax.legend(fontsize=8)
     ax = axes[1]
-    ax.plot(x, [r["ingest_chunks_per_s"] for r in rows], "o-")
-    ax.set(xscale="log", xlabel="chunks", ylabel="chunks/s", title=f"ingest rate ({out['backend']})")
+    real = [r for r in rows if r.get("vectors", "real") == "real"]
+    borrowed = [r for r in rows if r.get("vectors", "real") != "real"]
+    ax.plot([r["chunks"] for r in real], [r["ingest_chunks_per_s"] for r in real], "o", label="embedded")
+    ax.plot([r["chunks"] for r in borrowed], [r["ingest_chunks_per_s"] for r in borrowed], "x",
+            label="borrowed vectors (pipeline without the model)")
+    ax.legend(fontsize=8)
+    ax.set(xscale="log", xlabel="chunks", ylabel="chunks/s", title=f"ingest rate of each step ({out['backend']})")
     ax.set_ylim(bottom=0)
     ax = axes[2]
     ax.plot(x, [r["rss_mb"] for r in rows], "o-", label="RSS MB")
@@ -351,11 +356,16 @@ def plot(out: dict, path: Path) -> None:
         ax.axhline(out["rss_with_llm_mb"], color="C3", ls="--", lw=1, label="RSS with LLM (largest)")
     ax.set(xscale="log", xlabel="chunks", ylabel="MB", title="memory and index size")
     ax.legend(fontsize=8)
-    fig.suptitle(f"one machine, {out['cpus']} cores", fontsize=9)
+    fig.suptitle(f"one machine, {out['cpus']} cores, shared with other jobs (latency spread = load)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"plot: {path}")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--replot"]:  # bench/scale.py --replot scale.json scale.png
+        data = json.loads(Path(sys.argv[2]).read_text())
+        print_table(data)
+        plot(data, Path(sys.argv[3]))
+    else:
+        main()
