@@ -195,8 +195,12 @@ class OnnxEmbeddings(Embeddings):
         """Word-pieces of `text` without the [CLS]/[SEP] the model adds."""
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
+    @cached_property
+    def _do_lower(self) -> bool:
+        return bool(_st_config(self.model_dir).get("do_lower_case"))
+
     def _lower(self, texts: list[str]) -> list[str]:
-        return [t.lower() for t in texts] if _st_config(self.model_dir).get("do_lower_case") else texts
+        return [t.lower() for t in texts] if self._do_lower else texts
 
     def _run(self, encodings) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
