@@ -50,9 +50,11 @@ eval: provision
 	$(RAG) eval --dataset evals/datasets/seed --out evals/results/seed.json --report evals/results/seed.md
 
 bench: provision
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) bench/ingest.py
 	$(PY) bench/search.py
 	$(PY) bench/answer.py
+	$(PY) bench/conversation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

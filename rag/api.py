@@ -78,7 +78,8 @@ class DocQA:
         # Chroma's embedded client fails when two threads open the same folder at once
         with _OPEN_LOCK:
             return ChunkStore(make_client(self.settings), self.settings.collection,
-                              model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension)
+                              model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension,
+                              backend=self.settings.embedding.backend)
 
     def collections(self) -> list[str]:
         """Names of the collections in this store (embedded folder or Chroma server)."""

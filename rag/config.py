@@ -40,6 +40,12 @@ class EmbeddingSettings(BaseModel):
     model_name: str = Field("all-MiniLM-L6-v2", description="Name recorded in the collection; a mismatch on open is an error.")
     batch_size: int = Field(64, ge=1, description="Chunks embedded per batch.")
     device: str = Field("cpu", description="torch device for the embedder.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8", description="How the local model runs: PyTorch, ONNX Runtime, or ONNX Runtime with int8 weights "
+                             "(exported offline by `rag provision`). Recorded in the collection: a mismatch on open is an error.")
+    cache: bool = Field(True, description="Embed each distinct chunk text once: vectors are kept in `<home>/embeddings.sqlite`.")
+    cache_max_entries: int = Field(
+        500_000, ge=0, description="Most vectors kept in the embedding cache (~1.6 KB each); the least recently used go first.")
 
 
 class ChunkSettings(BaseModel):

@@ -1,6 +1,7 @@
-"""The embedder: a LangChain `Embeddings` around a local SentenceTransformer.
+"""The embedder: a LangChain `Embeddings` around the local model, PyTorch or ONNX Runtime.
 
-Loaded by path (never by hub name), once per process, lazily.
+Loaded by path (never by hub name), once per process, lazily. `make_embeddings`
+puts the content-addressed cache (`rag.embed_cache`) in front of it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _load(path: Path, device: str):
 
 class SentenceTransformerEmbeddings(Embeddings):
     """Normalised sentence-transformers embeddings (cosine = dot product)."""
+
+    backend = "torch"
 
     def __init__(self, path: Path, *, name: str, device: str = "cpu", batch_size: int = 64):
         self.path = Path(path)
@@ -111,6 +114,7 @@ class FakeEmbeddings(Embeddings):
 
         self._fake = DeterministicFakeEmbedding(size=size)
         self.name = name
+        self.backend = "fake"
         self.dimension = size
         self.max_wordpieces = 256
 
@@ -128,14 +132,40 @@ class FakeEmbeddings(Embeddings):
 
 
 def make_embeddings(settings) -> Embeddings:
-    """The configured embedder: the local sentence-transformers model, or `fake` for tests."""
+    """The configured embedder (`embedding.backend`; `fake` for tests), behind the embedding cache."""
+    return with_cache(make_embedder(settings), settings)
+
+
+def make_embedder(settings) -> Embeddings:
+    """The configured embedder without the cache."""
     if settings.embedding.provider == "fake":
         return FakeEmbeddings(name=settings.embedding.model_name)
     from rag.provision import embedding_model_path
 
+    path = embedding_model_path(settings)
+    backend = settings.embedding.backend
+    if backend in ("onnx", "onnx-int8"):
+        from rag.onnx_embeddings import OnnxEmbeddings
+        from rag.provision import ensure_onnx_embedding
+
+        return OnnxEmbeddings(path, ensure_onnx_embedding(settings)[backend], name=settings.embedding.model_name,
+                              backend=backend, batch_size=settings.embedding.batch_size)
     return SentenceTransformerEmbeddings(
-        embedding_model_path(settings),
+        path,
         name=settings.embedding.model_name,
         device=settings.embedding.device,
         batch_size=settings.embedding.batch_size,
     )
+
+
+def with_cache(embedder: Embeddings, settings) -> Embeddings:
+    """`embedder` behind the content-addressed cache in `<home>/embeddings.sqlite` (unless `embedding.cache` is off)."""
+    if not settings.embedding.cache:
+        return embedder
+    from rag.embed_cache import CachedEmbeddings, EmbeddingCache
+
+    backend = getattr(embedder, "backend", settings.embedding.backend)
+    identity = "|".join([settings.embedding.provider, str(getattr(embedder, "name", settings.embedding.model_name)),
+                         backend, type(embedder).__name__])
+    cache = EmbeddingCache(settings.home / "embeddings.sqlite", max_entries=settings.embedding.cache_max_entries)
+    return CachedEmbeddings(embedder, cache, identity=identity)

@@ -125,6 +125,8 @@ def select_questions(questions: list[dict], limit: int | None, seed: int | None)
 def index_fingerprint(settings) -> str:
     c = settings.chunking
     key = f"{settings.embedding.model_name}|{c.chunk_tokens}|{c.overlap_tokens}|{c.encoding}"
+    if settings.embedding.backend != "torch":  # torch indexes keep their names from before backends existed
+        key += f"|{settings.embedding.backend}"
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
@@ -377,7 +379,7 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
 
     config = {"mode": settings.retrieval.mode, "fusion": settings.retrieval.fusion, "k": k,
               "chunk_tokens": settings.chunking.chunk_tokens, "overlap_tokens": settings.chunking.overlap_tokens,
-              "embedding": settings.embedding.model_name,
+              "embedding": settings.embedding.model_name, "embedding_backend": settings.embedding.backend,
               "llm": None if retrieval_only else describe_llm(settings),
               "questions": len(questions), "limit": limit, "seed": seed, "retrieval_only": retrieval_only}
     result = EvalResult(dataset.name, config)

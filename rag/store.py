@@ -21,6 +21,7 @@ from rag.types import Chunk, SourceInfo
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
 MODEL_KEY, DIM_KEY, GEN_KEY = "rag:embedding_model", "rag:embedding_dim", "rag:generation"
+BACKEND_KEY = "rag:embedding_backend"  # absent in collections made before backends existed: those are torch
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,12 @@ def make_client(settings):
 class ChunkStore:
     """Chunks of one collection, with the embedding model recorded and checked."""
 
-    def __init__(self, client, name: str, *, model_name: str, dimension: int):
+    def __init__(self, client, name: str, *, model_name: str, dimension: int, backend: str = "torch"):
         check_collection_name(name)
         self.name = name
         self.model_name = model_name
         self.dimension = dimension
+        self.backend = backend
         self._client = client
         self._counted: tuple[str, int] | None = None  # (generation, count)
         self._collection = self._open()
@@ -84,7 +86,8 @@ class ChunkStore:
             self.name,
             embedding_function=None,  # we always pass vectors: Chroma's default would download a model
             configuration={"hnsw": {"space": "cosine"}},
-            metadata={MODEL_KEY: self.model_name, DIM_KEY: self.dimension, GEN_KEY: uuid.uuid4().hex},
+            metadata={MODEL_KEY: self.model_name, DIM_KEY: self.dimension, BACKEND_KEY: self.backend,
+                      GEN_KEY: uuid.uuid4().hex},
         )
         meta = coll.metadata or {}
         if meta.get(MODEL_KEY) != self.model_name or int(meta.get(DIM_KEY, -1)) != self.dimension:
@@ -93,6 +96,14 @@ class ChunkStore:
                 f"(dimension {meta.get(DIM_KEY)}), but {self.model_name!r} (dimension {self.dimension}) "
                 f"is configured: re-index with `rag ingest <paths> --collection <new name>`, or "
                 f"`rag reset --collection {self.name}` and ingest again"
+            )
+        built_with = meta.get(BACKEND_KEY, "torch")
+        if built_with != self.backend:
+            raise IndexMismatchError(
+                f"collection {self.name!r} was embedded with the {built_with!r} backend of {self.model_name!r}, "
+                f"but {self.backend!r} is configured (their vectors differ slightly): set "
+                f"RAG_EMBEDDING__BACKEND={built_with}, or re-index with `rag ingest <paths> --collection <new name>`, "
+                f"or `rag reset --collection {self.name}` and ingest again"
             )
         return coll
 

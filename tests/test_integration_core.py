@@ -49,8 +49,11 @@ def test_query_fast_path_gives_the_same_vector_as_encode(real_settings):
 
 
 def test_wordpiece_count_matches_the_model_tokenizer(real_settings):
-    emb = DocQA(real_settings).embeddings
-    tok = emb.model.tokenizer
-    for text in ["Merck Testing, headquartered in Germany.", "word " * 900, "é 中文 ☃ CAR-T", ""]:
-        expected = len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
-        assert emb.count_wordpieces(text) == expected
+    torch_settings = real_settings.model_copy(
+        update={"embedding": real_settings.embedding.model_copy(update={"backend": "torch"})})
+    tok = DocQA(torch_settings).embeddings.model.tokenizer
+    for settings in (torch_settings, real_settings):  # torch, and the default (onnx-int8) backend
+        emb = DocQA(settings).embeddings
+        for text in ["Merck Testing, headquartered in Germany.", "word " * 900, "é 中文 ☃ CAR-T", ""]:
+            expected = len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
+            assert emb.count_wordpieces(text) == expected

@@ -272,16 +272,17 @@ def test_import_has_no_side_effects():
 
 
 def test_provision_all_without_llm(tmp_path, offline_env):
-    settings = load_settings(environ={}, home=tmp_path, llm={"provider": "fake"})
+    settings = load_settings(environ={}, home=tmp_path, llm={"provider": "fake"}, embedding={"backend": "torch"})
     paths = provision.provision_all(settings)
-    assert set(paths) == {"embedding", "tiktoken"}
+    assert set(paths) == {"embedding", "tiktoken"}  # the onnx backends add "embedding-onnx" (test_onnx_embeddings)
     assert paths["tiktoken"] == (settings.cache_dir / "tiktoken").resolve()
 
 
 def test_provision_all_with_llm_model_path(tmp_path, offline_env):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
-    settings = load_settings(environ={}, home=tmp_path, llm={"provider": "local", "model_path": gguf})
+    settings = load_settings(environ={}, home=tmp_path, llm={"provider": "local", "model_path": gguf},
+                             embedding={"backend": "torch"})
     assert provision.provision_all(settings)["llm"] == gguf
     bad = load_settings(environ={}, home=tmp_path, llm={"provider": "local", "model_path": tmp_path / "x.gguf"})
     with pytest.raises(ConfigError, match="RAG_LLM__MODEL_PATH"):
