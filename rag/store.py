@@ -31,6 +31,7 @@ class StoredChunk:
     content_hash: str
     ingested_at: str
     index: int
+    total: int = 0  # chunks of this document version; 0: not recorded (written before it was)
 
 
 def check_collection_name(name: str) -> str:
@@ -77,6 +78,7 @@ class ChunkStore:
         self.dimension = dimension
         self._client = client
         self._counted: tuple[str, int] | None = None  # (generation, count)
+        self.before_write = None  # called before every write (the server writer lease renews itself here)
         self._collection = self._open()
 
     def _open(self):
@@ -131,14 +133,66 @@ class ChunkStore:
         out = []
         for source, items in agg.items():
             first = items[0]
-            hashes = {i.content_hash for i in items}
             out.append(SourceInfo(
                 source=source, title=first.chunk.title, chunks=len(items),
-                # two hashes mean an interrupted update: report it so ingest redoes the file
-                content_hash=first.content_hash if len(hashes) == 1 else "inconsistent",
+                # an interrupted write (two versions, or a version short of its chunks) is redone by ingest
+                content_hash=first.content_hash if document_complete(items) else INCOMPLETE,
                 ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
             ))
         return sorted(out, key=lambda s: s.source)
+
+    def all_ids(self) -> set[str]:
+        """Every stored chunk id (no text, no metadata), paged."""
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self._collection.get(include=[], limit=_PAGE, offset=offset)["ids"]
+            if not got:
+                return ids
+            ids.update(got)
+            offset += len(got)
+
+    def records(self, source: str) -> list[StoredChunk]:
+        """The stored chunks of one document, without text."""
+        got = self._collection.get(where=source_filter([source]), include=["metadatas"])
+        return [from_record(cid, "", meta) for cid, meta in zip(got["ids"], got["metadatas"])]
+
+    def delete_ids(self, ids: Iterable[str]) -> None:
+        ids = sorted(set(ids))
+        if ids:
+            self._bump()
+        for i in range(0, len(ids), 5000):
+            self._collection.delete(ids=ids[i:i + 5000])
+        if ids:
+            self._bump()
+
+    def write_parts(self, records: list[StoredChunk], embeddings, complete: list[tuple[str, set[str]]]) -> dict[str, set[str]]:
+        """Upsert `records` (parts of documents), then finish the documents in `complete`.
+
+        `complete` holds (source, all chunk ids of its new version) for each
+        document whose last part is among `records` (or already stored): its
+        chunks outside that set (the previous version) are deleted. Returns the
+        removed ids per finished source.
+        """
+        if len(embeddings) != len(records):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        self._bump()  # before writing too: a crash mid-write must leave derived indexes stale, not "current"
+        batch = max(1, min(self._client.get_max_batch_size(), 5000))
+        for i in range(0, len(records), batch):
+            part = records[i:i + batch]
+            self._collection.upsert(
+                ids=[r.chunk.chunk_id for r in part],
+                embeddings=embeddings[i:i + batch],
+                documents=[r.chunk.text for r in part],
+                metadatas=[to_metadata(r) for r in part],
+            )
+        old = self.ids_by_source(source for source, _ in complete)
+        removed = {source: old.get(source, set()) - keep for source, keep in complete}
+        stale = sorted(set().union(*removed.values())) if removed else []
+        if stale:
+            self._collection.delete(ids=stale)
+        self._bump()
+        return removed
 
     def chunk_ids(self, source: str) -> set[str]:
         return self.ids_by_source([source])[source]
@@ -195,6 +249,7 @@ class ChunkStore:
         records = [r for _, recs in docs for r in recs]
         if len(embeddings) != len(records):
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        self._bump()  # see write_parts
         batch = max(1, min(self._client.get_max_batch_size(), 5000))
         for i in range(0, len(records), batch):
             part = records[i:i + batch]
@@ -214,12 +269,16 @@ class ChunkStore:
     def delete_source(self, source: str) -> int:
         ids = sorted(self.chunk_ids(source))
         if ids:
+            self._bump()
             self._collection.delete(ids=ids)
             self._bump()
         return len(ids)
 
     def _bump(self) -> None:
-        meta = dict(self._collection.metadata or {})
+        if self.before_write is not None:
+            self.before_write()
+        # the metadata as stored now, not as cached when opened: it also holds the writer lease (rag.lease)
+        meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
         meta[GEN_KEY] = uuid.uuid4().hex
         self._collection.modify(metadata=meta)
 
@@ -237,6 +296,8 @@ def to_metadata(rec: StoredChunk) -> dict:
         "source": c.source, "title": c.title, "start": c.start, "end": c.end,
         "content_hash": rec.content_hash, "ingested_at": rec.ingested_at, "index": rec.index,
     }
+    if rec.total:
+        meta["chunks"] = rec.total
     if c.page is not None:
         meta["page"] = c.page
     if c.url:
@@ -250,4 +311,18 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
         chunk_id=chunk_id, text=text, source=meta.get("source", ""), title=meta.get("title", ""),
         page=meta.get("page"), start=int(meta.get("start", 0)), end=int(meta.get("end", 0)), url=meta.get("url"),
     )
-    return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)))
+    return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)),
+                       int(meta.get("chunks", 0)))
+
+
+INCOMPLETE = "inconsistent"  # the content hash reported for a document whose last write was interrupted
+
+
+def document_complete(items: list[StoredChunk]) -> bool:
+    """One version, holding every chunk it was split into (each index once)."""
+    if len({i.content_hash for i in items}) != 1:
+        return False
+    total = items[0].total
+    if not total:  # written before chunk totals were recorded: one version is all we can tell
+        return True
+    return len(items) == total and {i.index for i in items} == set(range(total))
