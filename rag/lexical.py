@@ -99,7 +99,7 @@ class LexicalIndex:
                 try:
                     self._load(name)
                     return
-                except (FileNotFoundError, json.JSONDecodeError, ValueError):
+                except (OSError, json.JSONDecodeError, ValueError):
                     continue  # replaced and removed while we read it: read the pointer again
             raise RuntimeError(f"BM25 index in {self.directory} keeps changing while it is read")
 

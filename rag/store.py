@@ -9,6 +9,7 @@ incremental ingest and the BM25 index are all derived from it.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from rag.types import Chunk, SourceInfo
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
+_REOPEN_LOCK = threading.Lock()
 MODEL_KEY, DIM_KEY, GEN_KEY = "rag:embedding_model", "rag:embedding_dim", "rag:generation"
 
 
@@ -80,6 +82,7 @@ class ChunkStore:
         self._counted: tuple[str, int] | None = None  # (generation, count)
         self.before_write = None  # called before every write (the server writer lease renews itself here)
         self._collection = self._open()
+        self._known_generation = self.generation  # the state this process's Chroma client has loaded
 
     def _open(self):
         coll = self._client.get_or_create_collection(
@@ -210,11 +213,17 @@ class ChunkStore:
         Fetching text and metadata for every candidate costs more than the
         vector search itself; callers fetch (`get`) only the chunks they keep.
         """
-        # Chroma returns what there is when asked for more (or from an empty collection)
-        got = self._collection.query(
-            query_embeddings=[embedding], n_results=n, where=source_filter(sources),
-            include=["distances"],
-        )
+        self.follow_other_writers()
+        try:
+            # Chroma returns what there is when asked for more (or from an empty collection)
+            got = self._collection.query(
+                query_embeddings=[embedding], n_results=n, where=source_filter(sources),
+                include=["distances"],
+            )
+        except Exception as exc:
+            if "Nothing found on disk" not in str(exc):
+                raise
+            return []  # another process's first chunks are not on disk yet: no dense results until they are
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0])]
 
     # --- writing -----------------------------------------------------------------------
@@ -277,10 +286,30 @@ class ChunkStore:
     def _bump(self) -> None:
         if self.before_write is not None:
             self.before_write()
+        self.follow_other_writers()  # never write through a client that missed another process's writes
         # the metadata as stored now, not as cached when opened: it also holds the writer lease (rag.lease)
         meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
-        meta[GEN_KEY] = uuid.uuid4().hex
+        meta[GEN_KEY] = self._known_generation = uuid.uuid4().hex  # ours: known before anyone can read it
         self._collection.modify(metadata=meta)
+
+    def follow_other_writers(self) -> None:
+        """Reload the embedded client's vector index when another process wrote to the collection.
+
+        Chroma's embedded client keeps the HNSW index it loaded in memory: after
+        another process (a CLI ingest beside the UI) writes, its dense searches
+        miss the new chunks, or fail ("Nothing found on disk") if the collection
+        was empty when opened, and a write through it could persist the stale
+        index. The generation stamp (read from SQLite, always current) tells.
+        """
+        generation = self.generation
+        if generation == self._known_generation:
+            return
+        with _REOPEN_LOCK:
+            if generation != self._known_generation:
+                server = getattr(self._client, "_server", None)
+                if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
+                    server.start()  # new bindings; calls in flight keep the old object alive
+                self._known_generation = generation
 
 
 def source_filter(sources: Iterable[str] | None) -> dict | None:
