@@ -81,15 +81,21 @@ def ingest(
                           "files": [vars(f) for f in report.files]}, indent=2))
     else:
         for f in report.files:
+            path = _printable(f.path)  # a file name may hold newlines or terminal escape sequences
             if f.status == "skipped":
-                console.print(f"[yellow]skipped[/] {f.path}: {f.reason}", markup=True)
+                console.print(f"skipped  {path}: {f.reason}", markup=False, style="yellow")
             elif f.status in ("added", "updated", "removed"):
-                console.print(f"{f.status:8} {f.path} ({f.chunks} chunks)", markup=False)
+                console.print(f"{f.status:8} {path} ({f.chunks} chunks)", markup=False)
             elif f.status == "interrupted" and f.reason != "not read before the stop":
-                console.print(f"[yellow]interrupted[/] {f.path}: {f.reason}", markup=True)
+                console.print(f"interrupted {path}: {f.reason}", markup=False, style="yellow")
         console.print(report.summary(), markup=False)
     if report.interrupted:
         _exit_interrupted(report)
+
+
+def _printable(text: str) -> str:
+    """Control characters shown as escapes (`\\n`, `\\x1b`), so a name cannot break or recolour the output."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _exit_interrupted(report) -> None:

@@ -121,6 +121,8 @@ class Ingestor:
                     report.files.append(FileResult(str(path), "skipped", reason=reason))
                     continue
                 source = source_key(path)
+                if source in seen:  # the same file reached twice (overlapping folders, `..`, links)
+                    continue
                 seen.add(source)
                 result = self._prepare(path, source, known, max_bytes)
                 if isinstance(result, FileResult):
