@@ -328,6 +328,7 @@ class _Batch:
         # BM25 may only be patched if it matched the store before our writes
         self.base = ingestor.store.generation
         self._last_lexical = time.monotonic()
+        self._lexical_cost = 0.0
         self._queue = None
         self._writer = None
         self._error: BaseException | None = None
@@ -414,8 +415,11 @@ class _Batch:
             if self._error is None and not self.stop.is_set():
                 try:
                     self._write(job)
-                    if time.monotonic() - self._last_lexical >= _LEXICAL_EVERY_S:
+                    # BM25 is rebuilt whole on each commit: space them so it costs at most ~20% of the ingest
+                    if time.monotonic() - self._last_lexical >= max(_LEXICAL_EVERY_S, 4 * self._lexical_cost):
+                        started = time.monotonic()
                         self.commit_lexical()
+                        self._lexical_cost = time.monotonic() - started
                 except BaseException as exc:  # handed to the caller's thread
                     self._error = exc
 

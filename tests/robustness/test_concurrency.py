@@ -191,3 +191,41 @@ def test_dense_search_sees_another_processes_ingest(tmp_path, empty_at_open):
     new = next(s for s in qa.store.scan() if s.chunk.source.endswith("zeppelin.txt"))
     for mode in ("dense", "hybrid"):
         assert qa.retrieve(index_text(new.chunk), k=1, mode=mode)[0].chunk_id == new.chunk.chunk_id, mode
+
+
+@pytest.mark.slow
+def test_ui_cli_and_python_on_one_home(squad, tmp_path):
+    """The UI answering, a CLI ingest writing and Python searching, all at once on one home: no error."""
+    from gradio_client import Client
+
+    from rag.api import DocQA
+    from rag.config import load_settings
+    from tests.conftest import serving, shared_cache
+
+    home = tmp_path / "home"
+    settings = load_settings(environ={}, home=home, cache=shared_cache(),
+                             embedding={"provider": "fake", "model_name": "fake"},
+                             llm={"provider": "fake", "fake_responses": ["The passages say so [1]."]},
+                             answer={"min_relevance": -1.0})
+    seed = squad_corpus(tmp_path / "seed", 5)
+    assert run_rag(home, "ingest", str(seed)).returncode == 0
+    ui_qa, py_qa = DocQA(settings), DocQA(settings)
+    errors, asked, searched = [], 0, 0
+    with serving(ui_qa) as url:
+        client = Client(url, verbose=False)
+        ingest = start_rag(home, "ingest", str(squad), delay=2.0)
+        started = time.monotonic()
+        while ingest.poll() is None or time.monotonic() - started < 30:
+            try:
+                result = client.predict("Who won Super Bowl 50?", api_name="/ask")
+                asked += bool(result["answer"])
+                for mode in ("hybrid", "bm25", "dense"):
+                    py_qa.retrieve("Denver Broncos", k=3, mode=mode)
+                    searched += 1
+            except Exception as exc:  # any error fails the test, after the ingest is collected
+                errors.append(f"{type(exc).__name__}: {exc}")
+        out, err = ingest.communicate(timeout=300)
+    assert ingest.returncode == 0, err
+    assert not errors, errors[:3]
+    assert asked >= 5 and searched >= 15
+    assert py_qa.check().ok and len(py_qa.sources()) == 605

@@ -106,3 +106,28 @@ def test_check_finds_and_repairs_damage(fake_settings, tmp_path):
     assert repaired.ok, repaired.problems
     assert any("re-ingested" in line for line in repaired.repaired)
     assert len(qa.store.chunk_ids(str(folder / "d1.txt"))) == len(victim)
+
+
+def test_rag_check_command_reports_and_repairs(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+    from tests.robustness.support import FAKE_ENV
+
+    for key, value in FAKE_ENV.items():
+        monkeypatch.setenv(key, value)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha.\n\n" + " ".join(f"alpha{j}" for j in range(600)))
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", str(folder)]).exit_code == 0
+    ok = runner.invoke(app, ["check"])
+    assert ok.exit_code == 0 and "consistent" in ok.output
+    qa = open_qa(tmp_path / "home")
+    ids = sorted(qa.store.chunk_ids(str(folder / "a.txt")))
+    qa.store.delete_ids(ids[:1])  # an interrupted write, as a crash would leave it
+    bad = runner.invoke(app, ["check"])
+    assert bad.exit_code == 1 and "incomplete-document" in bad.output and "rag check --repair" in bad.output
+    fixed = runner.invoke(app, ["check", "--repair"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "re-ingested" in fixed.output and "consistent" in fixed.output
