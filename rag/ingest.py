@@ -130,7 +130,7 @@ class Ingestor:
                 else:
                     batch.add(result, report)
             self._finish(batch, report)
-            if sync and not self.stop.is_set():  # after a stop, `seen` is not every file
+            if sync and not report.interrupted:  # after a stop, `seen` is not every file
                 for source in sorted(known):
                     if source not in seen and any(_under(source, r) for r in roots) and not Path(source).exists():
                         ids = self.store.chunk_ids(source)
@@ -256,11 +256,12 @@ class Ingestor:
         return item
 
     def _finish(self, batch: _Batch, report: IngestReport) -> None:
-        """Write what is pending; after a stop, record what was not stored and why."""
+        """Write what is pending; after a stop, record what was not stored and why (and re-arm)."""
         batch.flush(report)
         if self.stop.is_set():
             batch.report_unfinished(report)
             report.interrupted = self.stop_reason
+            self.stop.clear()  # the next ingest of a long-running process (the UI) runs normally
 
     def _chunk_spans(self):
         """The configured splitter, built once: (text, hard_limit) -> spans."""
@@ -437,7 +438,8 @@ class _Batch:
             p.stored.update(r.chunk.chunk_id for r in recs)
             if last:
                 self.removed.extend(removed.get(p.source, ()))
-                self.unfinished.pop(p.source, None)
+                if self.unfinished.get(p.source) is p:
+                    del self.unfinished[p.source]
                 p.report.files.append(FileResult(p.source, p.status, chunks=len(p.records)))
 
     def report_unfinished(self, report: IngestReport) -> None:

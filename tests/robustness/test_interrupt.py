@@ -97,3 +97,31 @@ def test_small_files_are_not_held_back_by_a_large_one(fake_settings, tmp_path, m
     assert report.count("added") == 6
     names = [s.rsplit("/", 1)[1] for s in order]
     assert names[-1] == "00_large.txt" and sorted(names[:-1]) == [f"small{i}.txt" for i in range(5)]
+
+
+def test_stop_request_in_process_then_next_ingest_runs(fake_settings, tmp_path, monkeypatch):
+    """`request_stop` (what the signal handler calls) from Python: the batch in flight is kept, --sync removes
+    nothing, and the same long-running process ingests normally afterwards."""
+    from rag import ingest as ingest_mod
+    from rag.api import DocQA
+
+    monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 2)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(10):
+        (folder / f"d{i}.txt").write_text(f"Note {i} about herons.")
+    qa = DocQA(fake_settings)
+    qa.ingest([folder])
+    for i in range(10):
+        (folder / f"d{i}.txt").write_text(f"Note {i} about herons, revised.")
+
+    def progress(done, total, path):
+        if done == 5:
+            qa.ingestor.request_stop("test")
+
+    report = qa.ingest([folder], sync=True, progress=progress)
+    assert report.interrupted == "test" and report.count("removed") == 0
+    assert report.count("interrupted") >= 5 and report.count("updated") >= 2
+    assert len(qa.sources()) == 10 and qa.check().ok  # nothing lost, nothing half-written
+    again = qa.ingest([folder])
+    assert not again.interrupted and again.count("updated") + report.count("updated") == 10
