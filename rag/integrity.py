@@ -92,9 +92,25 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
             report.problems.append(Problem("bm25-source", f"chunk {cid}: BM25 says {source!r}", chunk.source))
         elif tokens != tokenize(index_text(chunk)):
             report.problems.append(Problem("bm25-postings", f"chunk {cid}: BM25 terms differ from its text", chunk.source))
+    for cid in _probe_dense(store, sorted(chunks)[:: max(1, len(chunks) // 20)][:20]):
+        report.problems.append(Problem("dense-missing", f"chunk {cid} is stored but its vector is not found",
+                                       chunks[cid].chunk.source))
     if store.generation != generation:
         report.problems.append(Problem("changed", "the collection changed during the check (an ingest is running?)"))
     return report
+
+
+def _probe_dense(store, ids: list[str]) -> list[str]:
+    """Of a sample of chunks, those the vector index cannot find by their own stored vector."""
+    if not ids:
+        return []
+    lost = []
+    for cid, vector in store.vectors(ids).items():
+        hits = store.nearest(vector, 10)
+        # identical texts have identical vectors: finding one at similarity 1 is enough
+        if cid not in {h for h, _ in hits} and not (hits and hits[0][1] > 0.999):
+            lost.append(cid)
+    return lost
 
 
 def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) -> list[str]:

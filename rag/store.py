@@ -22,6 +22,7 @@ from rag.types import Chunk, SourceInfo
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
 _REOPEN_LOCK = threading.Lock()
+_LOADED: dict[tuple[int, str], str] = {}  # (Chroma client, collection) -> generation its vector index has loaded
 MODEL_KEY, DIM_KEY, GEN_KEY = "rag:embedding_model", "rag:embedding_dim", "rag:generation"
 
 
@@ -82,7 +83,8 @@ class ChunkStore:
         self._counted: tuple[str, int] | None = None  # (generation, count)
         self.before_write = None  # called before every write (the server writer lease renews itself here)
         self._collection = self._open()
-        self._known_generation = self.generation  # the state this process's Chroma client has loaded
+        # what this process's Chroma client has loaded is shared by every store on the same client
+        _LOADED.setdefault(self._loaded_key, self.generation)
 
     def _open(self):
         coll = self._client.get_or_create_collection(
@@ -159,6 +161,12 @@ class ChunkStore:
         """The stored chunks of one document, without text."""
         got = self._collection.get(where=source_filter([source]), include=["metadatas"])
         return [from_record(cid, "", meta) for cid, meta in zip(got["ids"], got["metadatas"])]
+
+    def vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        """The stored vectors of some chunks (read from the vector index)."""
+        self.follow_other_writers()
+        got = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
 
     def delete_ids(self, ids: Iterable[str]) -> None:
         ids = sorted(set(ids))
@@ -289,8 +297,12 @@ class ChunkStore:
         self.follow_other_writers()  # never write through a client that missed another process's writes
         # the metadata as stored now, not as cached when opened: it also holds the writer lease (rag.lease)
         meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
-        meta[GEN_KEY] = self._known_generation = uuid.uuid4().hex  # ours: known before anyone can read it
+        meta[GEN_KEY] = _LOADED[self._loaded_key] = uuid.uuid4().hex  # ours: known before anyone can read it
         self._collection.modify(metadata=meta)
+
+    @property
+    def _loaded_key(self) -> tuple[int, str]:
+        return id(getattr(self._client, "_server", self._client)), self.name
 
     def follow_other_writers(self) -> None:
         """Reload the embedded client's vector index when another process wrote to the collection.
@@ -302,14 +314,14 @@ class ChunkStore:
         index. The generation stamp (read from SQLite, always current) tells.
         """
         generation = self.generation
-        if generation == self._known_generation:
+        if generation == _LOADED.get(self._loaded_key):
             return
         with _REOPEN_LOCK:
-            if generation != self._known_generation:
+            if generation != _LOADED.get(self._loaded_key):
                 server = getattr(self._client, "_server", None)
                 if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
                     server.start()  # new bindings; calls in flight keep the old object alive
-                self._known_generation = generation
+                _LOADED[self._loaded_key] = generation
 
 
 def source_filter(sources: Iterable[str] | None) -> dict | None:

@@ -62,7 +62,11 @@ def _kill_and_converge(folder, reference, seconds, tmp_path, kills: int, seed: i
         got = snapshot(qa)
         results.append({"trial": trial, "kill_at_s": round(moment, 2), "killed": -signal.SIGKILL in codes,
                         "problems_before": len(before.problems), "ok_after": after.ok})
-        assert after.ok, (trial, after.problems[:5])
+        assert after.ok, (trial, after.problems[:5])  # includes a probe of the vector index
+        from rag.retrieve import index_text
+
+        for sc in list(qa.store.scan())[::60]:  # and the dense index finds chunks by their text
+            assert qa.retrieve(index_text(sc.chunk), k=1, mode="dense")[0].text == sc.chunk.text
         assert got["chunks"].keys() == reference["chunks"].keys(), f"trial {trial}: chunk ids differ"
         assert got == reference, f"trial {trial}: texts, metadata or BM25 postings differ"
     print("\ncrash trials:", results)
