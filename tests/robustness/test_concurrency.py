@@ -10,6 +10,8 @@ import pytest
 
 from tests.robustness.support import REPO, open_qa, run_rag, squad_corpus, start_rag, wait_for
 
+N_SQUAD = 300  # files in the corpus the concurrency tests ingest
+
 _BM25_WRITER = """
 import sys, time
 from pathlib import Path
@@ -64,13 +66,13 @@ def _lock_held(path) -> bool:
 
 @pytest.fixture(scope="module")
 def squad(tmp_path_factory):
-    return squad_corpus(tmp_path_factory.mktemp("concurrency") / "squad", 600)
+    return squad_corpus(tmp_path_factory.mktemp("concurrency") / "squad", N_SQUAD)
 
 
 def test_second_ingest_on_one_home_refuses_or_waits(squad, tmp_path):
     home = tmp_path / "home"
     lock = open_qa(home)._state_dir / "ingest.lock"
-    first = start_rag(home, "ingest", str(squad), delay=1.0)
+    first = start_rag(home, "ingest", str(squad), delay=4.0)  # holds the lock while the others start
     wait_for(lambda: _lock_held(lock), 60, "the first ingest to take the lock")
     refused = run_rag(home, "ingest", str(squad), "--wait", "0")
     assert refused.returncode == 1
@@ -79,9 +81,9 @@ def test_second_ingest_on_one_home_refuses_or_waits(squad, tmp_path):
     assert first.wait(300) == 0
     out, err = waited.communicate(timeout=300)
     assert waited.returncode == 0, err
-    assert "600 unchanged" in out  # it waited for the first one and found everything done
+    assert f"{N_SQUAD} unchanged" in out  # it waited for the first one and found everything done
     qa = open_qa(home)
-    assert len(qa.sources()) == 600 and qa.check().ok
+    assert len(qa.sources()) == N_SQUAD and qa.check().ok
 
 
 def test_searches_from_another_process_during_an_ingest_are_consistent(squad, tmp_path, monkeypatch):
@@ -89,7 +91,7 @@ def test_searches_from_another_process_during_an_ingest_are_consistent(squad, tm
     from rag.retrieve import index_text
 
     home = tmp_path / "home"
-    ingest = start_rag(home, "ingest", str(squad), delay=1.0)
+    ingest = start_rag(home, "ingest", str(squad), delay=2.0)
     qa = open_qa(home)
     writes = []
     real_write = LexicalIndex._write
@@ -128,7 +130,7 @@ def test_two_homes_on_one_server_collection_take_turns(squad, tmp_path, chroma_s
     from rag.lease import WRITER_KEY
 
     env = {"RAG_CHROMA_URL": chroma_server}
-    first = start_rag(tmp_path / "home-a", "ingest", str(squad), delay=1.0, **env)
+    first = start_rag(tmp_path / "home-a", "ingest", str(squad), delay=4.0, **env)
     host, port = chroma_server.rsplit(":", 1)
     client = chromadb.HttpClient(host="127.0.0.1", port=int(port))
 
@@ -147,7 +149,7 @@ def test_two_homes_on_one_server_collection_take_turns(squad, tmp_path, chroma_s
     assert not leased()  # released at the end
     second = run_rag(tmp_path / "home-b", "ingest", str(squad), "--wait", "0", **env)
     assert second.returncode == 0, second.stderr
-    assert "600 unchanged" in second.stdout
+    assert f"{N_SQUAD} unchanged" in second.stdout
     check = run_rag(tmp_path / "home-b", "check", **env)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -228,4 +230,4 @@ def test_ui_cli_and_python_on_one_home(squad, tmp_path):
     assert ingest.returncode == 0, err
     assert not errors, errors[:3]
     assert asked >= 5 and searched >= 15
-    assert py_qa.check().ok and len(py_qa.sources()) == 605
+    assert py_qa.check().ok and len(py_qa.sources()) == N_SQUAD + 5
