@@ -48,6 +48,7 @@ def test_bm25_reader_never_pairs_ids_with_another_versions_scores(tmp_path):
             reads += 1
             wrong += [cid for cid, _ in hits if not cid.startswith(prefix)]
     writes = int(writer.communicate()[0])
+    print(f"\nBM25: {reads} reads during {writes} rewrites by another process, {len(wrong)} inconsistent")
     assert writes > 5 and reads > 20
     assert not wrong, f"{len(wrong)} inconsistent results in {reads} reads during {writes} rewrites: {wrong[:5]}"
 
@@ -115,6 +116,8 @@ def test_searches_from_another_process_during_an_ingest_are_consistent(squad, tm
                     problems.append(f"bm25 hit {c.chunk_id} does not contain {word!r}")
     out, err = ingest.communicate(timeout=300)
     assert ingest.returncode == 0, err
+    print(f"\n{searches} searches ({during} during the ingest), {len(problems)} inconsistent, "
+          f"{len(writes)} BM25 writes by the reading process")
     assert searches >= 10 and during >= 3 and not problems, (searches, during, problems[:5])
     # the reader reloaded what the writer saved instead of rebuilding BM25 after every batch
     assert len(writes) <= 1, f"the reading process rewrote BM25 {len(writes)} times during one ingest"
@@ -229,5 +232,6 @@ def test_ui_cli_and_python_on_one_home(squad, tmp_path):
         out, err = ingest.communicate(timeout=300)
     assert ingest.returncode == 0, err
     assert not errors, errors[:3]
+    print(f"\nUI asks {asked}, Python searches {searched}, errors {len(errors)}")
     assert asked >= 5 and searched >= 15
     assert py_qa.check().ok and len(py_qa.sources()) == N_SQUAD + 5
