@@ -9,7 +9,7 @@ export ANONYMIZED_TELEMETRY := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install provision ingest run ui serve test test-fast eval bench clean
+.PHONY: install provision ingest run ui serve test test-fast stress eval bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: provision
 # Fast unit tests only (fake models).
 test-fast: install
 	$(PY) -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
+
+# Robustness tests too slow for the default suite: 20 kill -9 crash trials, Ctrl-C variant (tests/robustness).
+stress: install
+	$(PY) -m pytest tests/robustness -m slow $(PYTEST_ARGS)
 
 eval: provision
 	$(RAG) eval --dataset evals/datasets/squad-dev-mini --out evals/results/squad-dev-mini.json --report evals/results/squad-dev-mini.md

@@ -108,7 +108,7 @@ class DocQA:
     def lexical(self):
         from rag.lexical import LexicalIndex
 
-        return LexicalIndex(self._state_dir / "bm25")
+        return LexicalIndex(self._state_dir / "bm25", writer_lock=self._state_dir / "ingest.lock")
 
     @cached_property
     def retriever(self):
@@ -124,17 +124,19 @@ class DocQA:
                         lock_path=self._state_dir / "ingest.lock")
 
     # --- documents ---------------------------------------------------------------------------
-    def ingest(self, paths: Iterable[str | Path], *, sync: bool = False, progress=None) -> IngestReport:
+    def ingest(self, paths: Iterable[str | Path], *, sync: bool = False, progress=None,
+               lock_timeout: float = 30.0) -> IngestReport:
         """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
         Args:
             paths: files and/or folders (searched recursively).
             sync: also remove documents whose files are gone from the given folders.
             progress: optional callback `(done, total, path)`.
+            lock_timeout: seconds to wait for another ingest of this collection.
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        return self.ingestor.ingest_paths(paths, sync=sync, progress=progress)
+        return self.ingestor.ingest_paths(paths, sync=sync, progress=progress, lock_timeout=lock_timeout)
 
     def ingest_texts(self, rows: Iterable[dict], *, progress=None) -> IngestReport:
         """Ingest in-memory documents: dicts with `source`, `text`, optional `title` and `url`."""
@@ -163,6 +165,23 @@ class DocQA:
     def delete(self, source: str) -> int:
         """Remove one document's chunks; returns how many were removed."""
         return self.ingestor.delete(self.resolve_source(source))
+
+    def check(self, *, repair: bool = False):
+        """Verify the store and the BM25 index agree (`rag check`); with `repair`, fix what is found.
+
+        Returns a `rag.integrity.CheckReport` (after repairing: of the repaired state,
+        with `repaired` listing what was done).
+        """
+        from rag import integrity
+        from rag.lexical import tokenize
+        from rag.retrieve import index_text
+
+        report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=tokenize)
+        if repair and not report.ok:
+            done = integrity.repair(self.store, self.lexical, self.ingestor, index_text=index_text)
+            report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=tokenize)
+            report.repaired = done
+        return report
 
     @cached_property
     def chat_model(self):

@@ -55,8 +55,15 @@ def ingest(
     watch: Annotated[bool, typer.Option("--watch", help="Then keep following the folders: new and changed files are "
                                         "ingested, deleted ones removed, renames re-keyed (Ctrl-C stops).")] = False,
     home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait while another ingest writes to this collection.")] = 30.0,
 ):
-    """Parse, chunk, embed and store documents; unchanged files are skipped."""
+    """Parse, chunk, embed and store documents; unchanged files are skipped.
+
+    Ctrl-C or SIGTERM stops after the batch being written: what was stored is kept,
+    and running the same command again finishes the rest.
+    """
+    from rag.interrupt import stop_on_signals
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if watch and not all(p.is_dir() for p in paths):
@@ -74,21 +81,69 @@ def ingest(
         def progress(done: int, total: int, path: str) -> None:
             bar.update(task, completed=done, total=total, description=Path(path).name[:40])
 
-        report = qa.ingest(paths, sync=sync, progress=progress)
+        with stop_on_signals(qa.ingestor.request_stop):
+            report = qa.ingest(paths, sync=sync, progress=progress, lock_timeout=wait)
     _print_report(console, report, as_json)
+    if report.interrupted:
+        _exit_interrupted(report)
 
 
 def _print_report(console, report, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"summary": report.summary(), "files": [vars(f) for f in report.files]}, indent=2), flush=True)
+        print(json.dumps({"summary": report.summary(), "interrupted": report.interrupted,
+                          "files": [vars(f) for f in report.files]}, indent=2), flush=True)
         return
     for f in report.files:
+        path = _printable(f.path)  # a file name may hold newlines or terminal escape sequences
         if f.status == "skipped":
-            console.print(f"[yellow]skipped[/] {f.path}: {f.reason}", markup=True)
+            console.print(f"skipped  {path}: {f.reason}", markup=False, style="yellow")
         elif f.status in ("added", "updated", "removed", "renamed"):
             note = f": {f.reason}" if f.reason else ""  # e.g. scanned pages left out, or where a rename came from
-            console.print(f"{f.status:8} {f.path} ({f.chunks} chunks){note}", markup=False)
-    console.print(report.summary())
+            console.print(f"{f.status:8} {path} ({f.chunks} chunks){note}", markup=False)
+        elif f.status == "interrupted" and f.reason != "not read before the stop":
+            console.print(f"interrupted {path}: {f.reason}", markup=False, style="yellow")
+    console.print(report.summary(), markup=False)
+
+
+def _printable(text: str) -> str:
+    """Control characters shown as escapes (`\\n`, `\\x1b`), so a name cannot break or recolour the output."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _exit_interrupted(report) -> None:
+    import signal
+
+    kept = report.count("added") + report.count("updated")
+    unread = sum(1 for f in report.files if f.status == "interrupted" and f.reason == "not read before the stop")
+    partial = report.count("interrupted") - unread
+    click.echo(
+        f"stopped by {report.interrupted}: {kept} documents stored before the stop are kept and searchable; "
+        f"{partial} partly stored and {unread} not read: run the same command again to finish", err=True)
+    code = getattr(signal, report.interrupted, None)
+    raise typer.Exit(128 + int(code) if code is not None else 1)
+
+
+@app.command()
+def check(
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found: finish or remove interrupted documents, rebuild BM25.")] = False,
+    home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False,
+):
+    """Verify the store and the BM25 index agree; exit code 1 if they do not."""
+    qa = _open(home, collection)
+    report = qa.check(repair=repair)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        console = _console()
+        for line in report.repaired:
+            console.print(f"repaired: {line}", markup=False)
+        for p in report.problems[:50]:
+            console.print(f"{p.kind}: {p.source + ': ' if p.source else ''}{p.detail}", markup=False)
+        if len(report.problems) > 50:
+            console.print(f"... and {len(report.problems) - 50} more", markup=False)
+        console.print(report.summary(), markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _watch_folders(qa, folders: list[Path], as_json: bool, stop=None) -> None:

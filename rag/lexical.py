@@ -1,8 +1,8 @@
 """BM25 over the stored chunks, persisted beside the store and kept in step with it.
 
 The index is derived data: it records the store's generation stamp, is updated
-incrementally by ingest, and is rebuilt from the store when the stamps differ
-(e.g. another client wrote to a shared Chroma server).
+incrementally by ingest, and catches up with the store when the stamps differ
+(e.g. another process or another client of a shared Chroma server wrote).
 
 It is a small log-structured index: each ingest writes one immutable segment
 (the term frequencies of its new chunks, term-major) and marks replaced or
@@ -158,97 +158,226 @@ class _Segment:
 
 
 class LexicalIndex:
-    """A persisted BM25 index of chunk ids; `search` returns (chunk_id, score) pairs."""
+    """A persisted BM25 index of chunk ids; `search` returns (chunk_id, score) pairs.
 
-    def __init__(self, directory: Path):
+    Readers in other processes always see one whole state: segment files are
+    immutable and written before `meta.json` (which names the live segments and
+    the deleted rows) is atomically replaced; a commit keeps the previous
+    state's segment files, so a reader that read the old `meta.json` still finds
+    them. Every read checks whether `meta.json` was replaced (one `stat`) and
+    reloads. Writers take a file lock and re-read the newest state first, so
+    updates from several processes compose.
+    """
+
+    def __init__(self, directory: Path, *, writer_lock: Path | None = None):
         self.directory = Path(directory)
-        self._lock = threading.Lock()
+        self.writer_lock = writer_lock  # the ingest lock: held while another writer keeps this index current
+        self._lock = threading.RLock()
         self._segments: list[_Segment] = []
         self._where: dict[str, tuple[_Segment, int]] = {}
         self._generation: str | None = None
-        self._loaded = False
+        self._stamp: tuple | None = None  # (inode, mtime, size) of the meta.json in memory; None: none read
 
     # --- persistence ---------------------------------------------------------------------
     @property
     def _meta_path(self) -> Path:
         return self.directory / "meta.json"
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        if not self._meta_path.is_file():
-            return
-        try:
-            meta = json.loads(self._meta_path.read_text())
-            if meta.get("format") != _FORMAT:
-                return  # an older layout: stale, rebuilt from the store on first use
-            segments = []
-            for entry in meta["segments"]:
-                seg = _Segment.load(self.directory, entry["name"])
-                seg.alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
-                segments.append(seg)
-        except (OSError, ValueError, KeyError) as exc:  # damaged: treat as missing, it is rebuilt
-            import logging
+    def refresh(self) -> None:
+        """Load the newest state on disk if it is not the one in memory."""
+        with self._lock:
+            for _attempt in range(5):
+                try:
+                    st = self._meta_path.stat()
+                except FileNotFoundError:
+                    if self._stamp is not None:
+                        self._set([], None)
+                        self._stamp = None
+                    return
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if stamp == self._stamp:
+                    return
+                try:
+                    meta = json.loads(self._meta_path.read_text())
+                    if meta.get("format") != _FORMAT:  # an older layout: stale, rebuilt from the store on first use
+                        self._set([], None)
+                        self._stamp = stamp
+                        return
+                    segments = []
+                    for entry in meta["segments"]:
+                        seg = self._cached_segment(entry["name"])
+                        seg.alive[:] = True
+                        seg.alive[np.asarray(entry["deleted"], dtype=np.int64)] = False
+                        segments.append(seg)
+                except FileNotFoundError:
+                    continue  # replaced while we read it: read meta.json again
+                except (OSError, ValueError, KeyError) as exc:  # damaged: treat as missing, it is rebuilt
+                    import logging
 
-            logging.getLogger(__name__).warning("BM25 index in %s unreadable (%s); it will be rebuilt", self.directory, exc)
-            return
-        self._set(segments, meta["generation"])
+                    logging.getLogger(__name__).warning("BM25 index in %s unreadable (%s); it will be rebuilt",
+                                                        self.directory, exc)
+                    self._set([], None)
+                    self._stamp = stamp
+                    return
+                self._set(segments, meta["generation"])
+                self._stamp = stamp
+                return
+            raise RuntimeError(f"BM25 index in {self.directory} keeps changing while it is read")
+
+    def _cached_segment(self, name: str) -> _Segment:
+        for seg in self._segments:  # segments are immutable on disk: reuse what is loaded (a fresh alive mask)
+            if seg.name == name:
+                return _Segment(seg.name, seg.ids, seg.sources, seg.lengths, seg.term_list, seg.indptr, seg.docs,
+                                seg.tfs)
+        return _Segment.load(self.directory, name)
 
     def _set(self, segments: list[_Segment], generation: str | None) -> None:
         self._segments, self._generation = segments, generation
         self._where = {cid: (seg, i) for seg in segments for i, cid in enumerate(seg.ids) if seg.alive[i]}
 
+    def _file_lock(self):
+        from filelock import FileLock
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.directory / ".write.lock"), timeout=600)
+
     def _commit(self, segments: list[_Segment], generation: str) -> None:
-        """Persist: new segment files first, then meta.json (what marks the index current), then clean up."""
+        """Persist (caller holds both locks): new segment files, then meta.json, then remove the segment
+        files that neither this state nor the previous one uses."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for seg in segments:
             if not (self.directory / f"{seg.name}.npz").is_file():
                 seg.save(self.directory)
+        previous = {f"{s.name}.npz" for s in self._segments}
         meta = {"format": _FORMAT, "generation": generation,
                 "segments": [{"name": s.name, "deleted": np.flatnonzero(~s.alive).tolist()} for s in segments]}
-        tmp = self._meta_path.with_name(f".meta.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(meta))
-        tmp.replace(self._meta_path)
-        keep = {f"{s.name}.npz" for s in segments}
+        tmp = self._meta_path.with_name(f".meta.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(meta))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self._meta_path)  # the switch: readers see the old state or the new one, whole
+        keep = {f"{s.name}.npz" for s in segments} | previous
         for path in self.directory.glob("*.npz"):  # merged or replaced segments
             if path.name not in keep:
                 path.unlink(missing_ok=True)
-        (self.directory / "tokens.jsonl").unlink(missing_ok=True)  # the layout before segments
+        (self.directory / "tokens.jsonl").unlink(missing_ok=True)  # the layouts before segments
         shutil.rmtree(self.directory / "bm25", ignore_errors=True)
         self._set(segments, generation)
-        self._loaded = True
+        st = self._meta_path.stat()
+        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
 
     # --- updates -----------------------------------------------------------------------
     def generation(self) -> str | None:
+        """The store generation the newest state on disk was built from (None: no index)."""
         with self._lock:
-            self._load()
+            self.refresh()
             return self._generation
 
-    def update(self, added: Iterable[tuple[str, str, str]], removed: Iterable[str], generation: str) -> None:
+    @property
+    def exists(self) -> bool:
+        with self._lock:
+            self.refresh()
+            return self._generation is not None
+
+    def postings(self) -> dict[str, tuple[str, list[str]]]:
+        """(source, sorted terms with repeats) per live chunk id: what `rag check` compares."""
+        with self._lock:
+            self.refresh()
+            out: dict[str, tuple[str, list[str]]] = {}
+            for seg in self._segments:
+                terms: list[list[str]] = [[] for _ in seg.ids]
+                counts = np.diff(seg.indptr)
+                for t, term in enumerate(seg.term_list):
+                    lo = seg.indptr[t]
+                    for d, tf in zip(seg.docs[lo:lo + counts[t]], seg.tfs[lo:lo + counts[t]]):
+                        terms[d].extend([term] * int(tf))
+                for i, cid in enumerate(seg.ids):
+                    if seg.alive[i]:
+                        out[cid] = (seg.sources[i], sorted(terms[i]))
+            return out
+
+    def update(self, added: Iterable[tuple[str, str, str]], removed: Iterable[str], generation: str,
+               *, base: str | None = None) -> bool:
         """Apply (chunk_id, source, text) additions and id removals, then persist.
 
         Costs what the new chunks cost to tokenize, plus an occasional merge of
         segments of similar size (amortised: each chunk is merged O(log n) times).
+        With `base`, only if the index on disk was built from that generation
+        (else nothing is written and False is returned: the caller rebuilds).
         """
-        with self._lock:
-            self._load()
-            rows = {cid: (cid, source, tokenize(text)) for cid, source, text in added}
-            for cid in [*removed, *rows]:  # an id added again replaces its earlier version
-                hit = self._where.get(cid)
-                if hit is not None:
-                    hit[0].alive[hit[1]] = False
-            segments = [s for s in self._segments if s.alive.any()]
-            if rows:
-                segments.append(_Segment.build(uuid.uuid4().hex, list(rows.values())))
-            self._commit(self._compact(segments), generation)
+        rows = {cid: (cid, source, tokenize(text)) for cid, source, text in added}  # outside the locks
+        removed = list(removed)
+        with self._lock, self._file_lock():
+            self.refresh()
+            if base is not None and self._generation != base:
+                return False
+            self._apply(rows, removed, generation)
+            return True
+
+    def _apply(self, rows: dict[str, tuple[str, str, list[str]]], removed: Iterable[str], generation: str) -> None:
+        segments = [_Segment(s.name, s.ids, s.sources, s.lengths, s.term_list, s.indptr, s.docs, s.tfs)
+                    for s in self._segments]  # new alive masks: the state in memory stays whole until the commit
+        for new, old in zip(segments, self._segments):
+            new.alive[:] = old.alive
+        where = {cid: (seg, i) for seg in segments for i, cid in enumerate(seg.ids) if seg.alive[i]}
+        for cid in [*removed, *rows]:  # an id added again replaces its earlier version
+            hit = where.get(cid)
+            if hit is not None:
+                hit[0].alive[hit[1]] = False
+        segments = [s for s in segments if s.alive.any()]
+        if rows:
+            segments.append(_Segment.build(uuid.uuid4().hex, list(rows.values())))
+        self._commit(self._compact(segments), generation)
 
     def rebuild(self, items: Iterable[tuple[str, str, str]], generation: str) -> None:
         """Replace the whole index with (chunk_id, source, text) items."""
-        with self._lock:
-            rows = {cid: (cid, source, tokenize(text)) for cid, source, text in items}
+        rows = {cid: (cid, source, tokenize(text)) for cid, source, text in items}
+        with self._lock, self._file_lock():
+            self.refresh()
             segments = [_Segment.build(uuid.uuid4().hex, list(rows.values()))] if rows else []
             self._commit(segments, generation)
+
+    def writer_active(self) -> bool:
+        """Whether an ingest holds the writer lock (it keeps this index current as it goes)."""
+        if self.writer_lock is None or not self.writer_lock.exists():
+            return False
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.writer_lock), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+    def sync(self, store, *, index_text) -> None:
+        """Bring the index up to the store's generation, cheaply.
+
+        Reload the state another process saved if it is current; while an ingest
+        holds the writer lock, keep using the (consistent, slightly older) state it
+        last saved; else catch up with the store: fetch and tokenize only the
+        chunks added since, drop the removed ones.
+        """
+        generation = store.generation
+        if self.generation() == generation:
+            return
+        if self.exists and self.writer_active():
+            return
+        with self._lock, self._file_lock():
+            self.refresh()
+            if self._generation == generation:
+                return
+            ids = store.all_ids()
+            have = set(self._where)
+            rows = {}
+            new = sorted(ids - have)
+            for i in range(0, len(new), 1000):
+                for chunk in store.get(new[i:i + 1000]):
+                    rows[chunk.chunk_id] = (chunk.chunk_id, chunk.source, tokenize(index_text(chunk)))
+            # written under the generation read first: a write during the scan leaves it stale, not wrong
+            self._apply(rows, sorted(have - ids), generation)
 
     @staticmethod
     def _compact(segments: list[_Segment]) -> list[_Segment]:
@@ -266,7 +395,7 @@ class LexicalIndex:
     # --- search ------------------------------------------------------------------------
     def search(self, query: str, n: int, sources: Iterable[str] | None = None) -> list[tuple[str, float]]:
         with self._lock:
-            self._load()
+            self.refresh()
             alive = [s for s in self._segments if s.alive.any()]
             if not alive:
                 return []

@@ -632,12 +632,32 @@ def _open_docx(path: Path, data: bytes):
         raise DocumentError(str(path), "not a valid .docx file (old .doc or password-protected: save as .docx)")
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise DocumentError(str(path), "not a valid .docx file")
+    check_unzipped_size(path, data)
     import docx
 
     try:
         return docx.Document(io.BytesIO(data))
     except Exception as exc:  # PackageNotFoundError, KeyError, BadZipFile, XML errors
         raise DocumentError(str(path), f"not a valid .docx file ({_short_cause(exc)})") from None
+
+
+_MAX_UNZIPPED_BYTES = 256 * 2**20  # a text-only .docx unzips to a few times its size; more is a zip bomb
+
+
+def check_unzipped_size(path: Path, data: bytes, limit: int = _MAX_UNZIPPED_BYTES) -> None:
+    """Refuse a zip-based document whose members would unzip past `limit`, before any is unzipped.
+
+    The sizes come from the zip's central directory; a member that lies about
+    its size fails zipfile's own length check when read, so it cannot sneak past.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DocumentError(str(path), f"not a valid .docx file ({_short_cause(exc)})") from None
+    if total > limit:
+        raise DocumentError(str(path), f"unzips to {_format_size(total)}, over the {_format_size(limit)} limit "
+                                       "for documents (a zip bomb?)")
 
 
 def _docx_blocks(document) -> tuple[list[str], str | None]:

@@ -68,11 +68,8 @@ class HybridRetriever:
         self.settings = settings  # RetrievalSettings
 
     def ensure_lexical_current(self) -> None:
-        """Rebuild BM25 from the store when another writer changed it."""
-        generation = self.store.generation
-        if self.lexical.generation() != generation:
-            items = ((s.chunk.chunk_id, s.chunk.source, index_text(s.chunk)) for s in self.store.scan())
-            self.lexical.rebuild(items, generation)
+        """Bring BM25 up to the store when another writer changed it (see `LexicalIndex.sync`)."""
+        self.lexical.sync(self.store, index_text=index_text)
 
     def search(self, query: str, k: int | None = None, *, sources: Iterable[str] | None = None,
                mode: str | None = None) -> Retrieval:

@@ -9,6 +9,7 @@ incremental ingest and the BM25 index are all derived from it.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,8 @@ from rag.types import Chunk, SourceInfo
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
+_REOPEN_LOCK = threading.Lock()
+_LOADED: dict[tuple[int, str], str] = {}  # (Chroma client, collection) -> generation its vector index has loaded
 MODEL_KEY, DIM_KEY, GEN_KEY = "rag:embedding_model", "rag:embedding_dim", "rag:generation"
 BACKEND_KEY = "rag:embedding_backend"  # absent in collections made before backends existed: those are torch
 
@@ -32,6 +35,7 @@ class StoredChunk:
     content_hash: str
     ingested_at: str
     index: int
+    total: int = 0  # chunks of this document version; 0: not recorded (written before it was)
 
 
 def check_collection_name(name: str) -> str:
@@ -79,7 +83,10 @@ class ChunkStore:
         self.backend = backend
         self._client = client
         self._counted: tuple[str, int] | None = None  # (generation, count)
+        self.before_write = None  # called before every write (the server writer lease renews itself here)
         self._collection = self._open()
+        # what this process's Chroma client has loaded is shared by every store on the same client
+        _LOADED.setdefault(self._loaded_key, self.generation)
 
     def _open(self):
         coll = self._client.get_or_create_collection(
@@ -142,14 +149,72 @@ class ChunkStore:
         out = []
         for source, items in agg.items():
             first = items[0]
-            hashes = {i.content_hash for i in items}
             out.append(SourceInfo(
                 source=source, title=first.chunk.title, chunks=len(items),
-                # two hashes mean an interrupted update: report it so ingest redoes the file
-                content_hash=first.content_hash if len(hashes) == 1 else "inconsistent",
+                # an interrupted write (two versions, or a version short of its chunks) is redone by ingest
+                content_hash=first.content_hash if document_complete(items) else INCOMPLETE,
                 ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
             ))
         return sorted(out, key=lambda s: s.source)
+
+    def all_ids(self) -> set[str]:
+        """Every stored chunk id (no text, no metadata), paged."""
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self._collection.get(include=[], limit=_PAGE, offset=offset)["ids"]
+            if not got:
+                return ids
+            ids.update(got)
+            offset += len(got)
+
+    def records(self, source: str) -> list[StoredChunk]:
+        """The stored chunks of one document, without text."""
+        got = self._collection.get(where=source_filter([source]), include=["metadatas"])
+        return [from_record(cid, "", meta) for cid, meta in zip(got["ids"], got["metadatas"])]
+
+    def vectors(self, ids: list[str]) -> dict[str, list[float]]:
+        """The stored vectors of some chunks (read from the vector index)."""
+        self.follow_other_writers()
+        got = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
+
+    def delete_ids(self, ids: Iterable[str]) -> None:
+        ids = sorted(set(ids))
+        if ids:
+            self._bump()
+        for i in range(0, len(ids), 5000):
+            self._collection.delete(ids=ids[i:i + 5000])
+        if ids:
+            self._bump()
+
+    def write_parts(self, records: list[StoredChunk], embeddings, complete: list[tuple[str, set[str]]]) -> dict[str, set[str]]:
+        """Upsert `records` (parts of documents), then finish the documents in `complete`.
+
+        `complete` holds (source, all chunk ids of its new version) for each
+        document whose last part is among `records` (or already stored): its
+        chunks outside that set (the previous version) are deleted. Returns the
+        removed ids per finished source.
+        """
+        if len(embeddings) != len(records):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        self._bump()  # before writing too: a crash mid-write must leave derived indexes stale, not "current"
+        batch = max(1, min(self._client.get_max_batch_size(), 5000))
+        for i in range(0, len(records), batch):
+            part = records[i:i + batch]
+            self._collection.upsert(
+                ids=[r.chunk.chunk_id for r in part],
+                embeddings=embeddings[i:i + batch],
+                documents=[r.chunk.text for r in part],
+                metadatas=[to_metadata(r) for r in part],
+            )
+        old = self.ids_by_source(source for source, _ in complete)
+        removed = {source: old.get(source, set()) - keep for source, keep in complete}
+        stale = sorted(set().union(*removed.values())) if removed else []
+        if stale:
+            self._collection.delete(ids=stale)
+        self._bump()
+        return removed
 
     def chunk_ids(self, source: str) -> set[str]:
         return self.ids_by_source([source])[source]
@@ -167,11 +232,17 @@ class ChunkStore:
         Fetching text and metadata for every candidate costs more than the
         vector search itself; callers fetch (`get`) only the chunks they keep.
         """
-        # Chroma returns what there is when asked for more (or from an empty collection)
-        got = self._collection.query(
-            query_embeddings=[embedding], n_results=n, where=source_filter(sources),
-            include=["distances"],
-        )
+        self.follow_other_writers()
+        try:
+            # Chroma returns what there is when asked for more (or from an empty collection)
+            got = self._collection.query(
+                query_embeddings=[embedding], n_results=n, where=source_filter(sources),
+                include=["distances"],
+            )
+        except Exception as exc:
+            if "Nothing found on disk" not in str(exc):
+                raise
+            return []  # another process's first chunks are not on disk yet: no dense results until they are
         return [(cid, 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0])]
 
     # --- writing -----------------------------------------------------------------------
@@ -206,6 +277,7 @@ class ChunkStore:
         records = [r for _, recs in docs for r in recs]
         if len(embeddings) != len(records):
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        self._bump()  # see write_parts
         batch = max(1, min(self._client.get_max_batch_size(), 5000))
         for i in range(0, len(records), batch):
             part = records[i:i + batch]
@@ -254,14 +326,42 @@ class ChunkStore:
     def delete_source(self, source: str) -> int:
         ids = sorted(self.chunk_ids(source))
         if ids:
+            self._bump()
             self._collection.delete(ids=ids)
             self._bump()
         return len(ids)
 
     def _bump(self) -> None:
-        meta = dict(self._collection.metadata or {})
-        meta[GEN_KEY] = uuid.uuid4().hex
+        if self.before_write is not None:
+            self.before_write()
+        self.follow_other_writers()  # never write through a client that missed another process's writes
+        # the metadata as stored now, not as cached when opened: it also holds the writer lease (rag.lease)
+        meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
+        meta[GEN_KEY] = _LOADED[self._loaded_key] = uuid.uuid4().hex  # ours: known before anyone can read it
         self._collection.modify(metadata=meta)
+
+    @property
+    def _loaded_key(self) -> tuple[int, str]:
+        return id(getattr(self._client, "_server", self._client)), self.name
+
+    def follow_other_writers(self) -> None:
+        """Reload the embedded client's vector index when another process wrote to the collection.
+
+        Chroma's embedded client keeps the HNSW index it loaded in memory: after
+        another process (a CLI ingest beside the UI) writes, its dense searches
+        miss the new chunks, or fail ("Nothing found on disk") if the collection
+        was empty when opened, and a write through it could persist the stale
+        index. The generation stamp (read from SQLite, always current) tells.
+        """
+        generation = self.generation
+        if generation == _LOADED.get(self._loaded_key):
+            return
+        with _REOPEN_LOCK:
+            if generation != _LOADED.get(self._loaded_key):
+                server = getattr(self._client, "_server", None)
+                if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
+                    server.start()  # new bindings; calls in flight keep the old object alive
+                _LOADED[self._loaded_key] = generation
 
 
 def source_filter(sources: Iterable[str] | None) -> dict | None:
@@ -277,6 +377,8 @@ def to_metadata(rec: StoredChunk) -> dict:
         "source": c.source, "title": c.title, "start": c.start, "end": c.end,
         "content_hash": rec.content_hash, "ingested_at": rec.ingested_at, "index": rec.index,
     }
+    if rec.total:
+        meta["chunks"] = rec.total
     if c.page is not None:
         meta["page"] = c.page
     if c.url:
@@ -293,4 +395,18 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
         page=meta.get("page"), start=int(meta.get("start", 0)), end=int(meta.get("end", 0)), url=meta.get("url"),
         ocr=bool(meta.get("ocr", False)),
     )
-    return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)))
+    return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)),
+                       int(meta.get("chunks", 0)))
+
+
+INCOMPLETE = "inconsistent"  # the content hash reported for a document whose last write was interrupted
+
+
+def document_complete(items: list[StoredChunk]) -> bool:
+    """One version, holding every chunk it was split into (each index once)."""
+    if len({i.content_hash for i in items}) != 1:
+        return False
+    total = items[0].total
+    if not total:  # written before chunk totals were recorded: one version is all we can tell
+        return True
+    return len(items) == total and {i.index for i in items} == set(range(total))

@@ -183,6 +183,7 @@ class IngestReport:
 
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: str = ""  # why the ingest stopped early (e.g. "SIGTERM"); empty when it ran to the end
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -195,4 +196,6 @@ class IngestReport:
         parts = [f"{self.count(s)} {s}" for s in ("added", "updated", "unchanged", "skipped", "removed")]
         if self.count("renamed"):  # only a watched folder renames
             parts.append(f"{self.count('renamed')} renamed")
+        if self.count("interrupted"):
+            parts.append(f"{self.count('interrupted')} interrupted")
         return f"{', '.join(parts)}; {self.chunks_written} chunks written in {self.seconds:.1f}s"
