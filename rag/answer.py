@@ -64,7 +64,9 @@ def condense_question(question: str, history: History, chat_model, max_turns: in
     if not history:
         return question
     prompt = load_prompt("condense")
-    convo = "\n".join(f"User: {u}\nAssistant: {strip_markers(a)}" for u, a in list(history)[-max_turns:])
+    # earlier answers come from the documents: fenced as data, like the passages
+    convo = "\n".join(f"User: {defang(u)}\nAssistant: <answer>{defang(strip_markers(a))}</answer>"
+                      for u, a in list(history)[-max_turns:])
     from langchain_core.messages import HumanMessage, SystemMessage
 
     reply = chat_model.invoke([SystemMessage(prompt["system"]),
@@ -179,12 +181,29 @@ def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: C
     return focus_passages(question, passages, cfg.focus_tokens, count_tokens)
 
 
+# `<passage`, `</PASSAGE >`, `< /passage`, full-width `＜／passage`: any tag of a fence of ours
+_FENCE_TAGS = re.compile(r"[<\uFF1C\uFE64\u2039\u3008]\s*[/\uFF0F]?\s*(passage|answer)\b", re.IGNORECASE)
+
+
+def defang(text: str) -> str:
+    """Untrusted text that cannot open or close a `<passage>`/`<answer>` fence (the `<` becomes `&lt;`)."""
+    return _FENCE_TAGS.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+
+
+def fence_label(text: str, limit: int = 120) -> str:
+    """A document title or file name made safe for a fence attribute: one line, no quotes or markup."""
+    import html
+
+    one_line = " ".join(str(text).split())[:limit]
+    return html.escape(one_line, quote=True)
+
+
 def format_passages(passages: Sequence[Passage]) -> str:
+    """The passages as fenced, numbered data; nothing in a document can close or forge a fence."""
     out = []
     for p in passages:
-        label = (p.chunk.title or p.chunk.source.rsplit("/", 1)[-1]).replace('"', "'")
-        body = p.text.replace("</passage", "</ passage")  # a document cannot close our fence
-        out.append(f'<passage id="{p.n}" source="{label}">\n{body}\n</passage>')
+        label = fence_label(p.chunk.title or p.chunk.source.rsplit("/", 1)[-1])
+        out.append(f'<passage id="{p.n}" source="{label}">\n{defang(p.text)}\n</passage>')
     return "\n".join(out)
 
 
