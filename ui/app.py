@@ -207,9 +207,22 @@ class Handlers:
         qa = self._surface(self.qa_for, collection)
         resolved = self._surface(qa.resolve_source, source)
         n = self._surface(qa.delete, resolved)
-        remove_upload(resolved, qa.settings.uploads_dir)  # an uploaded file goes with its document
+        if not self._used_elsewhere(resolved, qa.settings.collection):
+            remove_upload(resolved, qa.settings.uploads_dir)  # an uploaded file goes with its document
         gr.Info(notice(f"removed {display_name(resolved)} ({n} chunks)"))
         return self._document_views(collection)
+
+    def _used_elsewhere(self, source: str, collection: str) -> bool:
+        """Whether another collection of this store still holds `source` (uploads are shared by collections)."""
+        for name in self._surface(self.collections):
+            if name == collection:
+                continue
+            try:
+                if self.qa_for(name).store.chunk_ids(source):
+                    return True
+            except RagError:  # e.g. built with another embedding model: cannot tell, so keep the file
+                return True
+        return False
 
     def switch_collection(self, collection: str | None, request: gr.Request = None):
         """Open another collection; resets the conversation.

@@ -124,6 +124,18 @@ def test_deleting_a_document_removes_its_uploaded_file(tmp_path):
     assert [Path(s.source).name for s in h.base.sources()] == ["doc1.txt"]
 
 
+def test_a_file_another_collection_still_uses_is_kept(tmp_path):
+    h = Handlers(DocQA(settings_for(tmp_path)))
+    files = upload_files(tmp_path, 1)
+    h.upload([str(f) for f in files], "default")
+    h.upload([str(f) for f in files], "other")
+    source = h.base.sources()[0].source
+    h.delete(source, "default")
+    assert [p.name for p in h.base.settings.uploads_dir.iterdir()] == ["doc0.txt"]
+    h.delete(source, "other")
+    assert list(h.base.settings.uploads_dir.iterdir()) == []
+
+
 def test_upload_that_cannot_be_ingested_leaves_no_file(tmp_path):
     h = Handlers(DocQA(settings_for(tmp_path)))
     bad = tmp_path / "browser" / "empty.txt"
