@@ -212,6 +212,11 @@ class Handlers:
         gr.Info(notice(f"removed {display_name(resolved)} ({n} chunks)"))
         return self._document_views(collection)
 
+    def controls(self, request: gr.Request = None):
+        """Page load: (upload, delete button, document to delete) usable only by editors (the server checks anyway)."""
+        editor = self.role(request) == "editor"
+        return (gr.update(interactive=editor), gr.update(interactive=editor), gr.update(interactive=editor))
+
     def _used_elsewhere(self, source: str, collection: str) -> bool:
         """Whether another collection of this store still holds `source` (uploads are shared by collections)."""
         for name in self._surface(self.collections):
@@ -376,6 +381,7 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
                          outputs=[collection, *doc_views, conversation, sources_panel, turns],
                          api_visibility="private")
         demo.load(h.refresh, inputs=collection, outputs=[collection, *doc_views], api_visibility="private")
+        demo.load(h.controls, outputs=[upload, delete, to_delete], api_visibility="private")
         gr.api(h.ask_api, api_name="ask")
     return demo
 

@@ -113,6 +113,18 @@ def test_reader_can_ask_but_not_delete_upload_or_create(tmp_path):
         assert [Path(s.source).name for s in qa.sources()] == ["new.txt"]
 
 
+def test_readers_see_the_document_controls_disabled(tmp_path):
+    import gradio as gr
+
+    from ui.app import Handlers, load_guard
+
+    qa = make_qa(tmp_path)
+    h = Handlers(qa, load_guard(qa.settings.ui))
+    assert [u["interactive"] for u in h.controls(gr.Request(username="bob"))] == [False] * 3
+    assert [u["interactive"] for u in h.controls(gr.Request(username="alice"))] == [True] * 3
+    assert [u["interactive"] for u in Handlers(qa).controls(None)] == [True] * 3  # no login: loopback use
+
+
 # --- login rate limit ------------------------------------------------------------------------
 def test_failed_logins_lock_the_user_out_for_a_while(tmp_path):
     qa = make_qa(tmp_path, login_max_failures=3, login_lockout_s=3)
