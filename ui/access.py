@@ -98,3 +98,54 @@ class LoginGuard:
     def role(self, username: str | None) -> str:
         user = self.users.get(username or "")
         return user.role if user else "reader"
+
+
+class LoginRateLimit:
+    """ASGI middleware: refuses `POST /login` from a client address with too many recent failures.
+
+    Gradio's `auth` callable never sees the client's address, so the per-address
+    count is kept here, from the status of each login response (400: wrong
+    credentials, 200: signed in, which clears the address's count). A refused
+    attempt gets HTTP 429 and never reaches the password check. Behind a
+    reverse proxy every client has the proxy's address: the limit then applies
+    to all of them together.
+    """
+
+    def __init__(self, app, *, max_failures: int = 10, lockout_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.app = app
+        self.max_failures = max_failures
+        self.lockout_s = lockout_s
+        self.clock = clock
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http" or scope.get("method") != "POST" \
+                or scope.get("path", "").rstrip("/").rsplit("/", 1)[-1] != "login":
+            return await self.app(scope, receive, send)
+        address = (scope.get("client") or ("?", 0))[0]
+        now = self.clock()
+        with self._lock:
+            recent = [t for t in self._failures.get(address, []) if now - t < self.lockout_s]
+            self._failures[address] = recent
+            refused = len(recent) >= self.max_failures
+        if refused:
+            body = b'{"detail":"Too many failed logins from this address: try again later."}'
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()),
+                                    (b"retry-after", str(int(self.lockout_s)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                with self._lock:
+                    if message["status"] == 400:
+                        self._failures.setdefault(address, []).append(self.clock())
+                    elif message["status"] < 300:
+                        self._failures.pop(address, None)
+            await send(message)
+
+        return await self.app(scope, receive, watch)

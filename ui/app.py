@@ -465,8 +465,17 @@ def launch_options(settings: Settings, host: str | None = None, port: int | None
                 raise ConfigError(f"{var}={path} is not a readable file: give the PEM file's path")
         # ssl_verify=False only lets Gradio's own start-up request to itself accept a self-signed certificate
         tls = dict(ssl_certfile=str(Path(cert).expanduser()), ssl_keyfile=str(Path(key).expanduser()), ssl_verify=False)
+    extra = {}
+    if guard is not None:  # failed logins are also counted per client address (Gradio's auth sees none)
+        from starlette.middleware import Middleware
+
+        from ui.access import LoginRateLimit
+
+        extra["app_kwargs"] = {"middleware": [Middleware(LoginRateLimit, max_failures=2 * settings.ui.login_max_failures,
+                                                         lockout_s=settings.ui.login_lockout_s)]}
     return dict(server_name=host, server_port=port, auth=guard, ssr_mode=False,
-                max_file_size=upload_limit(settings), show_error=True, auth_message="Document Q&A: sign in", **tls)
+                max_file_size=upload_limit(settings), show_error=True, auth_message="Document Q&A: sign in",
+                **tls, **extra)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:

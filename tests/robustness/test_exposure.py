@@ -137,6 +137,16 @@ def test_failed_logins_lock_the_user_out_for_a_while(tmp_path):
         assert login(url, "alice", "editor-pw") == 200
 
 
+def test_failed_logins_from_one_address_lock_that_address_out(tmp_path):
+    qa = make_qa(tmp_path, login_max_failures=3, login_lockout_s=3)
+    with served(qa) as url:
+        # six names, one wrong guess each: no name reaches its own limit, the address does (2 x 3)
+        assert [login(url, f"user{i}", "guess") for i in range(6)] == [400] * 6
+        assert login(url, "alice", "editor-pw") == 429
+        time.sleep(3.2)
+        assert login(url, "alice", "editor-pw") == 200
+
+
 def test_guessing_across_many_names_is_slowed_too():
     now = [0.0]
     guard = LoginGuard(parse_users(["alice:pw"]), max_failures=2, lockout_s=60, clock=lambda: now[0])
