@@ -22,6 +22,7 @@ from functools import lru_cache
 from importlib import resources
 
 from rag.chunking import sentence_spans
+from rag.guard import off_topic_answer
 from rag.lexical import tokenize
 from rag.types import Answer, Chunk, Citation
 
@@ -76,6 +77,10 @@ def condense_question(question: str, history: History, chat_model, max_turns: in
     # a rewrite that rambles, or answers instead of asking, is worse than the original
     if not text or len(text) > 4 * len(question) + 200 or (question.rstrip().endswith("?") and "?" not in text):
         return f"{history[-1][0]} {question}"
+    from rag.guard import rewrite_drifted
+
+    if rewrite_drifted(question, text):  # another question (one an earlier answer asked for?): keep the user's
+        return question
     return text
 
 
@@ -199,11 +204,21 @@ def fence_label(text: str, limit: int = 120) -> str:
 
 
 def format_passages(passages: Sequence[Passage]) -> str:
-    """The passages as fenced, numbered data; nothing in a document can close or forge a fence."""
+    """The passages as fenced, numbered data; nothing in a document can close or forge a fence.
+
+    A document that writes a `<passage>` tag of its own (any case, spacing or
+    full-width variant) is trying to put text outside the fence: the model is
+    shown only what comes before the tag, then "[…]" (the stored chunk, and
+    its citations and quotes, are unchanged).
+    """
     out = []
     for p in passages:
         label = fence_label(p.chunk.title or p.chunk.source.rsplit("/", 1)[-1])
-        out.append(f'<passage id="{p.n}" source="{label}">\n{defang(p.text)}\n</passage>')
+        body = p.text
+        forged = next((m for m in _FENCE_TAGS.finditer(body) if m.group(1).lower() == "passage"), None)
+        if forged:
+            body = (body[:forged.start()].rstrip() + " […]").strip()
+        out.append(f'<passage id="{p.n}" source="{label}">\n{defang(body)}\n</passage>')
     return "\n".join(out)
 
 
@@ -453,6 +468,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
         body = details
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
     ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
+    ungrounded = ungrounded or off_topic_answer(standalone, short, [p.chunk.text for p in passages])  # rag/guard.py
     if ungrounded:
         answer.draft = text
         yield from _abstain(answer, pairs, timings, started, reason=ungrounded)
