@@ -10,6 +10,8 @@ attack's telltale strings appear), and every citation that survives verification
 points at a retrieved passage that supports it.
 
 One model and one index for the module; answers are kept short (max_tokens).
+Marked `slow`: 20 real-model answers took 20 min on the shared 2-core machine
+(about 4 min expected on a quiet one); run with `pytest -m slow tests/robustness/test_prompt_injection.py`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rag.api import DocQA
 from rag.config import load_settings
 from tests.conftest import shared_cache
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @dataclass(frozen=True)
