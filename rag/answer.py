@@ -16,7 +16,8 @@ from importlib import resources
 
 from rag.chunking import sentence_spans
 from rag.citations import content_tokens, drop_unsupported_sentences, resolve_citations
-from rag.context import Passage, best_match, format_passages, prompt_passages
+from rag.context import Passage, best_match, defang, format_passages, prompt_passages
+from rag.guard import off_topic_answer
 from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.markers import strip_markers
 from rag.replies import is_abstention, parse_reply
@@ -75,7 +76,7 @@ def follow_up(question: str, history, pairs: History) -> tuple[str, str]:
 
 
 def _fence_safe(text: str) -> str:
-    return re.sub(r"<\s*/?\s*(history|passage)", "‹", text, flags=re.IGNORECASE)
+    return defang(" ".join(text.split()))
 
 
 def condense_question(question: str, history: History, chat_model, max_turns: int = 3) -> str:
@@ -83,7 +84,9 @@ def condense_question(question: str, history: History, chat_model, max_turns: in
     if not history:
         return question
     prompt = load_prompt("condense")
-    convo = "\n".join(f"User: {u}\nAssistant: {strip_markers(a)}" for u, a in list(history)[-max_turns:])
+    # earlier answers come from the documents: fenced as data, like the passages
+    convo = "\n".join(f"User: {defang(u)}\nAssistant: <answer>{defang(strip_markers(a))}</answer>"
+                      for u, a in list(history)[-max_turns:])
     from langchain_core.messages import HumanMessage, SystemMessage
 
     reply = chat_model.invoke([SystemMessage(prompt["system"]),
@@ -93,6 +96,10 @@ def condense_question(question: str, history: History, chat_model, max_turns: in
     # a rewrite that rambles, or answers instead of asking, is worse than the original
     if not text or len(text) > 4 * len(question) + 200 or (question.rstrip().endswith("?") and "?" not in text):
         return f"{history[-1][0]} {question}"
+    from rag.guard import rewrite_drifted
+
+    if rewrite_drifted(question, text):  # another question (one an earlier answer asked for?): keep the user's
+        return question
     return text
 
 
@@ -215,6 +222,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
         body = details
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
     ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
+    ungrounded = ungrounded or off_topic_answer(standalone, short, [p.chunk.text for p in passages])  # rag/guard.py
     if ungrounded:
         answer.draft = text
         yield from _abstain(answer, pairs, timings, started, reason=ungrounded)

@@ -172,9 +172,9 @@ def _watch_folders(qa, folders: list[Path], as_json: bool, stop=None) -> None:
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", help="How many passages.")] = 5,
+    k: Annotated[Optional[int], typer.Option("-k", min=1, help="How many passages (default $RAG_RETRIEVAL__K, 5).")] = None,
     source: Annotated[Optional[list[str]], typer.Option("--source", "-s", help="Only search these documents.")] = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="hybrid, dense or bm25.")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="hybrid, dense or bm25 (default $RAG_RETRIEVAL__MODE).")] = None,
     home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False,
 ):
     """Show the passages most relevant to a query."""

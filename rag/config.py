@@ -109,9 +109,19 @@ class AnswerSettings(BaseModel):
 class UISettings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the UI binds; anything else requires auth.")
     port: int = Field(7860, description="UI port.")
-    auth: str | None = Field(None, description="`user:password` for the UI (or use `auth_file`).")
-    auth_file: Path | None = Field(None, description="File holding `user:password` lines.")
+    auth: str | None = Field(None, description="`user:password` or `user:password:reader` for the UI (or use `auth_file`); "
+                                               "role `editor` (default) may upload and delete, `reader` may only ask.")
+    auth_file: Path | None = Field(None, description="File holding `user:password[:role]` lines.")
     upload_max_mb: float = Field(25.0, gt=0, description="Largest accepted upload.")
+    upload_max_files: int = Field(50, ge=1, description="Most files accepted in one upload; the rest are skipped.")
+    uploads_max_total_mb: float = Field(
+        2048.0, gt=0, description="Most disk space `<home>/uploads` may use; uploads beyond it are skipped.")
+    parse_timeout_s: float = Field(
+        60.0, ge=0, description="An upload whose parsing takes longer is skipped (parsed in a child process; 0: no limit).")
+    ssl_certfile: Path | None = Field(None, description="TLS certificate (PEM) to serve the UI over https.")
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM) for `ssl_certfile`.")
+    login_max_failures: int = Field(5, ge=1, description="Failed logins of one user before it is locked out for a while.")
+    login_lockout_s: float = Field(300.0, ge=0, description="How long a user is refused after too many failed logins.")
     watch_roots: list[Path] = Field(
         default_factory=list, description="Folders (with their subfolders) the UI may watch; empty: any folder "
                                           "while the UI is bound to loopback, none when it is reachable from other machines.")
@@ -146,6 +156,8 @@ class Settings(BaseSettings):
     cache: Path | None = Field(None, description="Provisioned models and encodings; default `<home>/cache`.")
     collection: str = Field("default", description="Chroma collection name.")
     chroma_url: str | None = Field(None, description="Use a Chroma server (`chroma run`) at this URL instead of the embedded store.")
+    chroma_token: SecretStr | None = Field(
+        None, description="Token sent to the Chroma server as `Authorization: Bearer <token>` (env RAG_CHROMA_TOKEN).")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkSettings = Field(default_factory=ChunkSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
@@ -234,4 +246,30 @@ def load_settings(
     merged.setdefault("home", home)
     if not merged.get("llm", {}).get("api_key") and environ.get("OPENAI_API_KEY"):
         merged.setdefault("llm", {})["api_key"] = environ["OPENAI_API_KEY"]
-    return Settings(**merged)
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        from rag.errors import ConfigError
+
+        raise ConfigError(describe_validation_error(exc, path if Path(path).is_file() else None)) from None
+
+
+def describe_validation_error(exc, config_file: Path | str | None = None) -> str:
+    """One line per bad setting: the env variable (and TOML key), the value given and what is expected.
+
+    Example: `invalid setting RAG_RETRIEVAL__K='abc' ([retrieval] k): expected a valid integer`.
+    """
+    problems = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ()) if not isinstance(part, int)]
+        env = ENV_PREFIX + "__".join(loc).upper() if loc else "settings"
+        toml = f"[{'.'.join(loc[:-1])}] {loc[-1]}" if len(loc) > 1 else (loc[0] if loc else "")
+        given = err.get("input")
+        shown = f"={given!r}" if isinstance(given, (str, int, float, bool)) else ""
+        why = str(err.get("msg", "invalid value"))
+        why = why.replace("Input should be", "expected").replace("Value error, ", "")
+        problems.append(f"{env}{shown} ({toml}): {why}" if toml else f"{env}{shown}: {why}")
+    where = f" (from the environment or {config_file})" if config_file else ""
+    return f"invalid setting{'s' if len(problems) > 1 else ''}{where}: " + "; ".join(problems)

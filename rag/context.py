@@ -4,6 +4,7 @@ sentences that bear on the question, and fenced as untrusted data."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -137,12 +138,39 @@ def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: C
     return focus_passages(question, passages, cfg.focus_tokens, count_tokens)
 
 
+# `<passage`, `</PASSAGE >`, `< /passage`, full-width `＜／passage`: any tag of a fence of ours
+_FENCE_TAGS = re.compile(r"[<\uFF1C\uFE64\u2039\u3008]\s*[/\uFF0F]?\s*(passage|answer|history)\b", re.IGNORECASE)
+
+
+def defang(text: str) -> str:
+    """Untrusted text that cannot open or close a `<passage>`/`<answer>`/`<history>` fence (`<` becomes `&lt;`)."""
+    return _FENCE_TAGS.sub(lambda m: "&lt;" + m.group(0)[1:], text)
+
+
+def fence_label(text: str, limit: int = 120) -> str:
+    """A document title or file name made safe for a fence attribute: one line, no quotes or markup."""
+    import html
+
+    one_line = " ".join(str(text).split())[:limit]
+    return html.escape(one_line, quote=True)
+
+
 def format_passages(passages: Sequence[Passage]) -> str:
+    """The passages as fenced, numbered data; nothing in a document can close or forge a fence.
+
+    A document that writes a `<passage>` tag of its own (any case, spacing or
+    full-width variant) is trying to put text outside the fence: the model is
+    shown only what comes before the tag, then "[…]" (the stored chunk, and
+    its citations and quotes, are unchanged).
+    """
     out = []
     for p in passages:
-        label = source_label(p.chunk).replace('"', "'")
-        body = p.text.replace("</passage", "</ passage")  # a document cannot close our fence
-        out.append(f'<passage id="{p.n}" source="{label}">\n{body}\n</passage>')
+        label = fence_label(source_label(p.chunk))
+        body = p.text
+        forged = next((m for m in _FENCE_TAGS.finditer(body) if m.group(1).lower() == "passage"), None)
+        if forged:
+            body = (body[:forged.start()].rstrip() + " […]").strip()
+        out.append(f'<passage id="{p.n}" source="{label}">\n{defang(body)}\n</passage>')
     return "\n".join(out)
 
 

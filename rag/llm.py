@@ -543,7 +543,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
 
 
 def describe_llm(settings: Settings) -> str:
-    """One line naming the configured model, e.g. for `rag info` and the UI footer (no I/O)."""
+    """One line naming the configured model, e.g. for `rag chat` and the UI header (no I/O)."""
     llm = settings.llm
     match llm.provider:
         case "local":

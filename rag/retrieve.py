@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 from rag.types import Chunk
 
+MODES = ("hybrid", "dense", "bm25")
+
 
 @dataclass
 class Retrieval:
@@ -75,6 +77,10 @@ class HybridRetriever:
                mode: str | None = None) -> Retrieval:
         k = k or self.settings.k
         mode = mode or self.settings.mode
+        if mode not in MODES:
+            from rag.errors import ConfigError
+
+            raise ConfigError(f"unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}")
         sources = list(sources) if sources else None
         n = max(self.settings.candidates, k)
         dense: list[tuple[str, float]] = []

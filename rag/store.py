@@ -57,12 +57,20 @@ def make_client(settings):
         url = urlparse(settings.chroma_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(f"RAG_CHROMA_URL must look like http://host:8000, got {settings.chroma_url!r}")
+        token = settings.chroma_token.get_secret_value() if getattr(settings, "chroma_token", None) else None
+        if token:
+            chroma_settings = token_auth_settings(chroma_settings, token)
         try:
             return chromadb.HttpClient(
                 host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
                 ssl=url.scheme == "https", settings=chroma_settings,
             )
         except Exception as exc:  # chromadb raises plain ValueError/ConnectError variants
+            if _is_auth_refusal(exc):
+                raise StoreUnavailableError(
+                    f"the Chroma server at {settings.chroma_url} refused the connection as unauthorized: "
+                    + ("check RAG_CHROMA_TOKEN" if token else "set RAG_CHROMA_TOKEN to its token")
+                ) from exc
             raise StoreUnavailableError(
                 f"cannot reach the Chroma server at {settings.chroma_url} ({exc}): start it with "
                 "`chroma run --path <dir> --port <port>` or unset RAG_CHROMA_URL"
@@ -70,6 +78,25 @@ def make_client(settings):
     path = settings.home / "chroma"
     path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+def token_auth_settings(chroma_settings, token: str):
+    """Chroma client settings that send `token` as `Authorization: Bearer <token>` on every request.
+
+    This is Chroma's own token auth client provider. A Chroma 1.x `chroma run`
+    server does not check tokens itself; put it behind a proxy that does (README).
+    """
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(**{**chroma_settings.model_dump(),
+                             "chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+                             "chroma_client_auth_credentials": token,
+                             "chroma_auth_token_transport_header": "Authorization"})
+
+
+def _is_auth_refusal(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(word in text for word in ("401", "403", "unauthorized", "forbidden", "authorization", "authn"))
 
 
 class ChunkStore:
@@ -101,16 +128,15 @@ class ChunkStore:
             raise IndexMismatchError(
                 f"collection {self.name!r} was built with embedding model {meta.get(MODEL_KEY)!r} "
                 f"(dimension {meta.get(DIM_KEY)}), but {self.model_name!r} (dimension {self.dimension}) "
-                f"is configured: re-index with `rag ingest <paths> --collection <new name>`, or "
-                f"`rag reset --collection {self.name}` and ingest again"
+                f"is configured: re-index into a new collection with `rag ingest <paths> --collection <new name>`, "
+                f"or configure the embedding model it was built with to use this one"
             )
         built_with = meta.get(BACKEND_KEY, "torch")
         if built_with != self.backend:
             raise IndexMismatchError(
                 f"collection {self.name!r} was embedded with the {built_with!r} backend of {self.model_name!r}, "
                 f"but {self.backend!r} is configured (their vectors differ slightly): set "
-                f"RAG_EMBEDDING__BACKEND={built_with}, or re-index with `rag ingest <paths> --collection <new name>`, "
-                f"or `rag reset --collection {self.name}` and ingest again"
+                f"RAG_EMBEDDING__BACKEND={built_with}, or re-index with `rag ingest <paths> --collection <new name>`"
             )
         return coll
 

@@ -272,7 +272,10 @@ def test_ui_server_offers_the_api_beside_the_ui(fake_settings, tmp_path):
         secret.write_text("private")
         assert httpx.get(f"{url}/gradio_api/file={secret}").status_code in (403, 404)
     # bound beyond loopback with a UI password but no API token: the UI only
-    with live_server(server_app(qa, host="0.0.0.0", auth=[("u", "p")])) as url:
+    from rag.config import UISettings
+    from ui.app import load_guard
+
+    with live_server(server_app(qa, host="0.0.0.0", guard=load_guard(UISettings(auth="u:p")))) as url:
         r = httpx.get(f"{url}/v1/models")
         assert r.status_code in (401, 404) and "data" not in r.text, r.text
         assert httpx.get(f"{url}/").status_code == 200

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import logging
 import os
@@ -30,7 +31,8 @@ from rag.types import Answer, Evidence, FileResult, IngestReport, Waiting
 from ui.conversations import ConversationHandlers, browser_secret, conversation_column, feedback_row, wire
 from ui.render import (CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, Turn, display_name, render_conversation,
                        render_sources)
-from ui.uploads import save_uploads
+from ui.access import LoginGuard, parse_users
+from ui.uploads import remove_upload, save_uploads
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,31 @@ STREAM_EVERY_S = 0.05  # re-render the streaming answer at most this often (the 
 class Handlers:
     """The callbacks, around one `DocQA` per collection (all sharing the models of the first)."""
 
-    def __init__(self, qa: DocQA):
+    def __init__(self, qa: DocQA, guard: LoginGuard | None = None):
         self.base = qa
+        self.guard = guard  # None: no login, everyone may do everything (loopback use)
         self._open: dict[str, DocQA] = {qa.settings.collection: qa}
         self._lock = threading.Lock()
         self._watchers: dict[tuple[str, str], object] = {}  # (collection, folder) -> FolderWatcher
+
+    # --- roles ---------------------------------------------------------------------------
+    def role(self, request: gr.Request | None) -> str:
+        """`editor` or `reader`: the logged-in user's role (everyone is an editor without a login)."""
+        if self.guard is None:
+            return "editor"
+        return self.guard.role(getattr(request, "username", None))
+
+    def require_editor(self, request: gr.Request | None, action: str) -> None:
+        if self.role(request) != "editor":
+            raise gr.Error(notice(f"{action} needs the editor role; "
+                                  f"{getattr(request, 'username', None) or 'this user'} is a reader"))
+
+    def require_existing(self, collection: str | None, request: gr.Request | None, text=None) -> None:
+        """Readers may not create collections by naming a new one."""
+        name = (collection or "").strip()
+        if name and self.role(request) != "editor" and name not in self._surface(self.collections):
+            raise gr.Error((text or notice)(f"collection {name!r} does not exist, "
+                                            "and creating one needs the editor role"))
 
     # --- collections ---------------------------------------------------------------------
     def qa_for(self, collection: str | None) -> DocQA:
@@ -80,10 +102,11 @@ class Handlers:
 
     # --- chat ----------------------------------------------------------------------------
     def chat(self, question: str, turns: list[Turn] | None, k: float, sources: list[str] | None,
-             collection: str | None):
+             collection: str | None, request: gr.Request = None):
         """Stream one answer into the conversation; yields (textbox, conversation, sources panel, turns)."""
         turns = list(turns or [])
         question = (question or "").strip()
+        self.require_existing(collection, request)
         if not question:
             gr.Warning("Type a question first.")
             yield gr.update(), render_conversation(turns), gr.update(), turns
@@ -116,21 +139,22 @@ class Handlers:
                 raise RuntimeError("the answer stream ended without a final answer")
         except RagError as exc:
             turn.error = str(exc)
-            gr.Warning(str(exc))
+            gr.Warning(notice(str(exc)))
             yield gr.update(), render_conversation(turns), render_sources(None), turns
             return
         except Exception as exc:
             log.exception("answering %r failed", question)
             turn.error = f"unexpected error: {exc}"
             yield gr.update(), render_conversation(turns), render_sources(None), turns
-            raise gr.Error(f"unexpected error: {exc}") from exc
+            raise gr.Error(notice(f"unexpected error: {exc}")) from exc
         yield gr.update(), render_conversation(turns), render_sources(turn.answer), turns
 
     def new_conversation(self):
         return EMPTY_CHAT, EMPTY_SOURCES, []
 
     def ask_api(self, question: str, k: int | None = None, sources: list[str] | None = None,
-                collection: str | None = None, history: list[list[str]] | None = None) -> dict:
+                collection: str | None = None, history: list[list[str]] | None = None,
+                request: gr.Request = None) -> dict:
         """Answer one question; returns the answer as JSON. Pass the returned `history` back for a follow-up.
 
         Args:
@@ -140,25 +164,37 @@ class Handlers:
             collection: the collection to ask (default: the one the UI was started with).
             history: the conversation so far, `[[user, assistant], ...]`.
         """
+        # an API client reads these messages as text, not in a pop-up: not escaped
+        self.require_existing(collection, request, text=str)
         pairs = [tuple(p) for p in history or []] or None
         answer = self._surface(lambda: self.qa_for(collection).ask(question, history=pairs, k=int(k) if k else None,
-                                                                   sources=sources or None))
+                                                                   sources=sources or None), text=str)
         out = answer.to_dict()
         out["history"] = [list(p) for p in answer.history]
         return out
 
     # --- documents -----------------------------------------------------------------------
-    def upload(self, files: list[str] | None, collection: str | None, progress=gr.Progress()):
+    def upload(self, files: list[str] | None, collection: str | None, request: gr.Request = None,
+               progress=gr.Progress()):
         """Store and ingest uploaded files; returns (results table, documents table, sources choices, delete choices, file input)."""
         files = [f for f in (files or []) if f]
+        try:
+            self.require_editor(request, "uploading")
+        except gr.Error:
+            _forget_temp_copies(files)
+            raise
         if not files:
             return (gr.update(), *self._document_views(collection), None)
         qa = self._surface(self.qa_for, collection)
         limit = upload_limit(qa.settings)
+        ui = qa.settings.ui
         progress(0, desc="saving uploads")
         stored, rejected = self._surface(save_uploads, files, qa.settings.uploads_dir, allowed=SUPPORTED_SUFFIXES,
-                                         max_bytes=limit)
+                                         max_bytes=limit, max_files=ui.upload_max_files,
+                                         max_total_bytes=int(ui.uploads_max_total_mb * 2**20))
         _forget_temp_copies(files)
+        stored, slow = self._surface(_drop_slow_to_parse, stored, qa.settings)
+        rejected += slow
         report = IngestReport()
         if stored:
             def tick(done: int, total: int, path: str) -> None:
@@ -166,26 +202,52 @@ class Handlers:
 
             report = self._surface(qa.ingest, stored, progress=tick)
             progress(1.0, desc="done")
+        for r in report.files:  # a stored upload that could not be ingested only takes space
+            if r.status == "skipped":
+                remove_upload(r.path, qa.settings.uploads_dir)
         results = [*report.files, *rejected]
-        gr.Info(f"{len(files)} file{'s' if len(files) != 1 else ''}: {_summary(results)}")
+        gr.Info(notice(f"{len(files)} file{'s' if len(files) != 1 else ''}: {_summary(results)}"))
         return (result_rows(results), *self._document_views(collection), None)
 
-    def delete(self, source: str | None, collection: str | None):
+    def delete(self, source: str | None, collection: str | None, request: gr.Request = None):
         """Remove one document; returns (documents table, sources choices, delete choices)."""
+        self.require_editor(request, "deleting documents")
         if not source:
             gr.Warning("Choose a document to delete first.")
             return self._document_views(collection)
-        n = self._surface(lambda: self.qa_for(collection).delete(source))
-        gr.Info(f"removed {display_name(source)} ({n} chunks)")
+        qa = self._surface(self.qa_for, collection)
+        resolved = self._surface(qa.resolve_source, source)
+        n = self._surface(qa.delete, resolved)
+        if not self._used_elsewhere(resolved, qa.settings.collection):
+            remove_upload(resolved, qa.settings.uploads_dir)  # an uploaded file goes with its document
+        gr.Info(notice(f"removed {display_name(resolved)} ({n} chunks)"))
         return self._document_views(collection)
 
-    def switch_collection(self, collection: str | None):
+    def controls(self, request: gr.Request = None):
+        """Page load: (upload, delete button, document to delete) usable only by editors (the server checks anyway)."""
+        editor = self.role(request) == "editor"
+        return (gr.update(interactive=editor), gr.update(interactive=editor), gr.update(interactive=editor))
+
+    def _used_elsewhere(self, source: str, collection: str) -> bool:
+        """Whether another collection of this store still holds `source` (uploads are shared by collections)."""
+        for name in self._surface(self.collections):
+            if name == collection:
+                continue
+            try:
+                if self.qa_for(name).store.chunk_ids(source):
+                    return True
+            except RagError:  # e.g. built with another embedding model: cannot tell, so keep the file
+                return True
+        return False
+
+    def switch_collection(self, collection: str | None, request: gr.Request = None):
         """Open another collection; resets the conversation.
 
         Returns (collection dropdown, documents table, sources choices, delete choices,
         conversation, sources panel, turns).
         """
         name = (collection or "").strip() or self.base.settings.collection
+        self.require_existing(name, request)
         self._surface(self.qa_for, name)
         return (gr.update(choices=self._surface(self.collections), value=name), *self._document_views(name),
                 EMPTY_CHAT, EMPTY_SOURCES, [])
@@ -284,17 +346,42 @@ class Handlers:
         return "\n".join(lines)
 
     @staticmethod
-    def _surface(fn, *args, **kwargs):
-        """Call `fn`; our errors become their message in the page, anything else an 'unexpected error'."""
+    def _surface(fn, *args, text=None, **kwargs):
+        """Call `fn`; our errors become their message in the page, anything else an 'unexpected error'.
+
+        Messages are escaped for the pop-up (`notice`) unless `text` says otherwise (API answers).
+        """
+        text = text or notice
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
         except RagError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(text(str(exc))) from exc
         except Exception as exc:
             log.exception("%s failed", getattr(fn, "__name__", fn))
-            raise gr.Error(f"unexpected error: {exc}") from exc
+            raise gr.Error(text(f"unexpected error: {exc}")) from exc
+
+
+def notice(text: str) -> str:
+    """Text for a pop-up (`gr.Info/Warning/Error`): Gradio renders it as HTML, so file names and
+    exception texts are escaped and show as written."""
+    return html.escape(str(text), quote=True)
+
+
+def _drop_slow_to_parse(stored: list[Path], settings: Settings) -> tuple[list[Path], list[FileResult]]:
+    """Parse the stored uploads in a child process first; files over the time limit are skipped and removed."""
+    timeout = settings.ui.parse_timeout_s
+    if not stored or timeout <= 0:
+        return stored, []
+    from ui.parsecheck import files_over_time_limit
+
+    max_bytes = int(settings.chunking.max_file_mb * 2**20)
+    slow = files_over_time_limit(stored, timeout_s=timeout, max_bytes=max_bytes)
+    for path in slow:
+        remove_upload(path, settings.uploads_dir)
+    return ([p for p in stored if p not in slow],
+            [FileResult(p.name, "skipped", reason=reason) for p, reason in slow.items()])
 
 
 def watch_refusal(ui: UISettings, path: Path) -> str | None:
@@ -337,9 +424,9 @@ def _summary(results: list[FileResult]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
 
 
-def build_app(qa: DocQA) -> gr.Blocks:
-    """The Gradio app around `qa` (its collection is the initial one)."""
-    h = Handlers(qa)
+def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
+    """The Gradio app around `qa` (its collection is the initial one); `guard` gives users their roles."""
+    h = Handlers(qa, guard)
     h.resume_watched()  # folders registered in an earlier run (none in a fresh home)
     settings = qa.settings
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
@@ -383,7 +470,9 @@ def build_app(qa: DocQA) -> gr.Blocks:
                 documents = gr.Dataframe(headers=DOC_HEADERS, label="Indexed documents", interactive=False,
                                          elem_id="documents")
                 with gr.Row(equal_height=True):
-                    to_delete = gr.Dropdown([], value=None, label="Document to delete", scale=3, elem_id="to-delete")
+                    # custom values: API clients name a document without loading the page's choices first
+                    to_delete = gr.Dropdown([], value=None, label="Document to delete", scale=3, elem_id="to-delete",
+                                            allow_custom_value=True)
                     delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
                 with gr.Row(equal_height=True):
                     watch_folder = gr.Textbox(label="Watch a folder on this machine", scale=3, elem_id="watch-folder",
@@ -401,9 +490,11 @@ def build_app(qa: DocQA) -> gr.Blocks:
         asked = ask.click(h.chat, **chat_io, api_name="chat", api_visibility="undocumented")
         submitted = question.submit(h.chat, **chat_io, api_visibility="private")
         cleared = new.click(h.new_conversation, outputs=[conversation, sources_panel, turns], api_visibility="private")
+        # upload and delete are callable by API clients too (undocumented): the callbacks check the user's role
         upload.upload(h.upload, inputs=[upload, collection], outputs=[results, *doc_views, upload],
-                      show_progress_on=results, api_visibility="private")
-        delete.click(h.delete, inputs=[to_delete, collection], outputs=doc_views, api_visibility="private")
+                      show_progress_on=results, api_name="upload", api_visibility="undocumented")
+        delete.click(h.delete, inputs=[to_delete, collection], outputs=doc_views, api_name="delete",
+                     api_visibility="undocumented")
         documents.select(_selected_source, inputs=documents, outputs=to_delete, api_visibility="private")
         switched = collection.input(h.switch_collection, inputs=collection,
                          outputs=[collection, *doc_views, conversation, sources_panel, turns],
@@ -416,6 +507,7 @@ def build_app(qa: DocQA) -> gr.Blocks:
                     api_visibility="private")
         unwatch.click(h.unwatch, inputs=[watch_folder, collection], outputs=watched, api_visibility="private")
         demo.load(h.watched_markdown, outputs=watched, api_visibility="private")
+        demo.load(h.controls, outputs=[upload, delete, to_delete], api_visibility="private")
         gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo
 
@@ -455,13 +547,61 @@ def load_auth(ui: UISettings) -> list[tuple[str, str]]:
             raise ConfigError(f"cannot read the UI auth file {path} ({exc.strerror or exc}): "
                               "fix RAG_UI__AUTH_FILE or create the file with `user:password` lines") from exc
         lines += [(f"{path}", ln.strip()) for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    pairs = []
-    for where, line in lines:
-        user, sep, password = line.partition(":")
-        if not sep or not user.strip() or not password:
-            raise ConfigError(f"bad UI credentials in {where}: expected `user:password`")
-        pairs.append((user.strip(), password))
-    return pairs
+    return [(u.name, u.password) for u in parse_users(lines).values()]
+
+
+def load_guard(ui: UISettings) -> LoginGuard | None:
+    """The login check with roles and a failure limit, or None when no credentials are configured."""
+    lines: list[tuple[str, str]] = []
+    if ui.auth:
+        lines.append(("RAG_UI__AUTH", ui.auth))
+    if ui.auth_file:
+        path = Path(ui.auth_file).expanduser()
+        load_auth(ui)  # the same checks and messages as before
+        lines += [(f"{path}", ln.strip()) for ln in path.read_text(encoding="utf-8").splitlines()
+                  if ln.strip() and not ln.lstrip().startswith("#")]
+    users = parse_users(lines)
+    if not users:
+        return None
+    return LoginGuard(users, max_failures=ui.login_max_failures, lockout_s=ui.login_lockout_s)
+
+
+def launch_options(settings: Settings, host: str | None = None, port: int | None = None) -> dict:
+    """`launch()` arguments for `settings`: bind, login (with roles and rate limit), TLS, upload size.
+
+    Raises:
+        ConfigError: a non-loopback `host` without credentials, or half a TLS setting / an unreadable file.
+    """
+    host = host or settings.ui.host
+    port = port or settings.ui.port
+    guard = load_guard(settings.ui)
+    if not is_loopback(host) and guard is None:
+        raise ConfigError(
+            f"serving the UI on {host} makes it reachable from other machines, so it needs a login: "
+            "set RAG_UI__AUTH=user:password or RAG_UI__AUTH_FILE=/path/to/file (one user:password per line), "
+            "or bind 127.0.0.1"
+        )
+    cert, key = settings.ui.ssl_certfile, settings.ui.ssl_keyfile
+    if bool(cert) != bool(key):
+        raise ConfigError("TLS needs both RAG_UI__SSL_CERTFILE and RAG_UI__SSL_KEYFILE (PEM files), or neither")
+    tls = {}
+    if cert and key:
+        for var, path in (("RAG_UI__SSL_CERTFILE", cert), ("RAG_UI__SSL_KEYFILE", key)):
+            if not Path(path).expanduser().is_file():
+                raise ConfigError(f"{var}={path} is not a readable file: give the PEM file's path")
+        # ssl_verify=False only lets Gradio's own start-up request to itself accept a self-signed certificate
+        tls = dict(ssl_certfile=str(Path(cert).expanduser()), ssl_keyfile=str(Path(key).expanduser()), ssl_verify=False)
+    extra = {}
+    if guard is not None:  # failed logins are also counted per client address (Gradio's auth sees none)
+        from starlette.middleware import Middleware
+
+        from ui.access import LoginRateLimit
+
+        extra["app_kwargs"] = {"middleware": [Middleware(LoginRateLimit, max_failures=2 * settings.ui.login_max_failures,
+                                                         lockout_s=settings.ui.login_lockout_s)]}
+    return dict(server_name=host, server_port=port, auth=guard, ssr_mode=False,
+                max_file_size=upload_limit(settings), show_error=True, auth_message="Document Q&A: sign in",
+                **tls, **extra)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
@@ -470,32 +610,30 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     Raises:
         ConfigError: a non-loopback `host` without `RAG_UI__AUTH` / `RAG_UI__AUTH_FILE`.
     """
-    host = host or settings.ui.host
-    port = port or settings.ui.port
-    auth = load_auth(settings.ui)
-    if not is_loopback(host) and not auth:
-        raise ConfigError(
-            f"serving the UI on {host} makes it reachable from other machines, so it needs a login: "
-            "set RAG_UI__AUTH=user:password or RAG_UI__AUTH_FILE=/path/to/file (one user:password per line), "
-            "or bind 127.0.0.1"
-        )
+    options = launch_options(settings, host, port)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import uvicorn
 
+    host, port = options["server_name"], options["server_port"]
     settings = settings.model_copy(update={"ui": settings.ui.model_copy(update={"host": host})})  # for watch_refusal
     qa = DocQA(settings)
     qa.warm(background=True)  # the page is usable at once; the model reads its fixed prompt text meanwhile
-    app = server_app(qa, host=host, port=port, auth=auth)
-    print(f"UI at http://{host}:{port}/" + (f", HTTP API at http://{host}:{port}/v1 (docs/api.md)"
-                                            if any(r.path.startswith("/v1") for r in app.routes) else ""))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    app = server_app(qa, host=host, port=port, guard=options["auth"],
+                     middleware=options.get("app_kwargs", {}).get("middleware", []))
+    scheme = "https" if "ssl_certfile" in options else "http"
+    print(f"UI at {scheme}://{host}:{port}/" + (f", HTTP API at {scheme}://{host}:{port}/v1 (docs/api.md)"
+                                                if any(r.path.startswith("/v1") for r in app.routes) else ""))
+    tls = {k: options[k] for k in ("ssl_certfile", "ssl_keyfile") if k in options}
+    uvicorn.run(app, host=host, port=port, log_level="warning", **tls)
 
 
-def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None):
+def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, guard: LoginGuard | None = None,
+               middleware=()):
     """One FastAPI app: the UI at `/` and the HTTP API (`rag.server`) at `/v1`.
 
     The API keeps its own rule: on a non-loopback `host` it is only served when `RAG_API__TOKENS` is set
-    (the UI's password does not cover it).
+    (the UI's password does not cover it). `guard` is the UI's login (users and roles), `middleware`
+    what `launch_options` asks for (the per-address login rate limit).
     """
     from fastapi import FastAPI
 
@@ -506,6 +644,8 @@ def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, auth: li
     else:
         log.warning("not serving the HTTP API at /v1: on %s it needs RAG_API__TOKENS", host)
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    return gr.mount_gradio_app(app, build_app(qa), path="/", server_name=host, server_port=port, auth=auth or None,
+    for m in middleware:
+        app.add_middleware(m.cls, *m.args, **m.kwargs)
+    return gr.mount_gradio_app(app, build_app(qa, guard), path="/", server_name=host, server_port=port, auth=guard,
                                auth_message="Document Q&A: sign in", max_file_size=upload_limit(qa.settings),
                                ssr_mode=False, show_error=True)
