@@ -163,14 +163,16 @@ def format_passages(passages: Sequence[Passage]) -> str:
     shown only what comes before the tag, then "[…]" (the stored chunk, and
     its citations and quotes, are unchanged).
     """
-    out = []
+    out, named = [], set()
     for p in passages:
-        label = fence_label(source_label(p.chunk))
+        # a document is named on its first passage only: every prompt token costs time on a CPU
+        label = "" if p.chunk.source in named else f' source="{fence_label(source_label(p.chunk))}"'
+        named.add(p.chunk.source)
         body = p.text
         forged = next((m for m in _FENCE_TAGS.finditer(body) if m.group(1).lower() == "passage"), None)
         if forged:
             body = (body[:forged.start()].rstrip() + " […]").strip()
-        out.append(f'<passage id="{p.n}" source="{label}">\n{defang(body)}\n</passage>')
+        out.append(f'<passage id="{p.n}"{label}>\n{defang(body)}\n</passage>')
     return "\n".join(out)
 
 

@@ -280,3 +280,14 @@ def test_short_answer_left_out_of_the_details_is_put_in_front(fake_settings, doc
     assert ans.text.startswith("Beijing, Shanghai and Hainan province")
     assert "Ministry of Commerce" in ans.text
     assert ans.citations and all(c.supported for c in ans.citations)  # the added sentence is cited too
+
+
+def test_a_document_is_named_once_and_briefly_in_the_prompt():
+    long_title = "Six foreign-invested biotech companies enter cell and gene therapy sector in Shanghai"
+    same = [Passage(i + 1, Chunk(chunk_id=f"c{i}", text=t, source="news.txt", title=long_title), t)
+            for i, t in enumerate(["First passage.", "Second passage."])]
+    other = Passage(3, Chunk(chunk_id="c9", text="Third.", source="other.txt", title="Other"), "Third.")
+    text = format_passages([*same, other])
+    assert text.count('source="') == 2  # news.txt once, other.txt once
+    assert 'source="Six foreign-invested biotech companies enter …"' in text and long_title not in text
+    assert '<passage id="2">' in text and 'source="Other"' in text
