@@ -16,6 +16,7 @@ from importlib import resources
 
 from rag.citations import content_tokens, drop_unsupported_sentences, resolve_citations
 from rag.context import Passage, format_passages, prompt_passages
+from rag.grounding import STEPS as GROUNDING_STEPS
 from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.markers import strip_markers
 from rag.replies import is_abstention, parse_reply
@@ -99,9 +100,10 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     chunks = retrieval.chunks
     answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
     if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
-        yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
+        yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough", step="relevance")
         return
     passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
+    answer.prompt_chunk_ids = [p.chunk.chunk_id for p in passages]
     messages = build_messages(standalone, passages)
     raw, n_tokens, first = [], 0, None
     for piece in deps.chat_model.stream(messages):
@@ -118,9 +120,10 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     timings["generation_ms"] = round((done - (first or done)) * 1000, 1)
     timings["tokens"] = float(n_tokens)
     timings["tokens_per_s"] = round(n_tokens / (done - first), 2) if first and done > first else 0.0
-    short, details = parse_reply("".join(raw))
+    answer.raw_reply = "".join(raw)
+    short, details = parse_reply(answer.raw_reply)
     if is_abstention(short, details):
-        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it")
+        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
@@ -136,7 +139,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
     if ungrounded:
         answer.draft = text
-        yield from _abstain(answer, pairs, timings, started, reason=ungrounded)
+        yield from _abstain(answer, pairs, timings, started, reason=ungrounded, step=GROUNDING_STEPS[ungrounded])
         return
     answer.text, answer.short_answer, answer.citations, answer.dropped_citations = text, short, citations, dropped
     timings["total_ms"] = _ms(started)
@@ -145,8 +148,9 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     yield answer
 
 
-def _abstain(answer: Answer, pairs, timings, started, reason: str) -> Iterator[Answer]:
+def _abstain(answer: Answer, pairs, timings, started, reason: str, step: str) -> Iterator[Answer]:
     answer.abstained = True
+    answer.abstain_step = step
     answer.text = load_prompt("answer")["abstain_text"]
     answer.abstain_reason = reason
     timings["total_ms"] = _ms(started)

@@ -69,7 +69,12 @@ class Answer:
     abstained: bool = False
     short_answer: str = ""
     abstain_reason: str = ""
+    # which step abstained: "relevance" (no passage relevant enough, the model was not asked), "model" (the
+    # model said it does not know), "answer_not_in_passages", "question_coverage", "verification"
+    abstain_step: str = ""
     draft: str = ""  # what the model said when a grounding check made us abstain
+    raw_reply: str = ""  # the model's own reply, before any repair (scored as "raw" by the evals)
+    prompt_chunk_ids: list[str] = field(default_factory=list)  # chunk of passage n at index n - 1, as shown
     question: str = ""
     standalone_question: str = ""
     passages: list[Chunk] = field(default_factory=list)
@@ -83,6 +88,9 @@ class Answer:
             "short_answer": self.short_answer,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
+            "abstain_step": self.abstain_step,
+            "raw_reply": self.raw_reply,
+            "prompt_chunk_ids": self.prompt_chunk_ids,
             "question": self.question,
             "standalone_question": self.standalone_question,
             "citations": [c.to_dict() for c in self.citations],
