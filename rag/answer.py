@@ -2,7 +2,8 @@
 
 condense (follow-ups) -> retrieve -> relevance gate (`rag.grounding`) -> pack and focus the
 context (`rag.context`) -> generate (streamed) -> parse the reply (`rag.replies`) -> resolve
-and verify citations (`rag.citations`) -> grounding checks (`rag.grounding`).
+and verify citations (`rag.citations`) -> grounding checks (`rag.grounding`) -> verification
+(`rag.verify`: does the cited sentence state the asked fact?).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -21,6 +22,7 @@ from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.markers import strip_markers
 from rag.replies import is_abstention, parse_reply
 from rag.types import Answer
+from rag.verify import verify_answer
 
 History = Sequence[tuple[str, str]]
 
@@ -141,6 +143,17 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
         answer.draft = text
         yield from _abstain(answer, pairs, timings, started, reason=ungrounded, step=GROUNDING_STEPS[ungrounded])
         return
+    # verification (rag.verify): a short second prompt asks whether the cited sentence states the asked fact
+    if cfg.verify:
+        verdict = verify_answer(standalone, short, citations, deps.chat_model, cfg.verify_threshold)
+        timings["verify_ms"], answer.verify_p_yes = verdict.ms, verdict.p_yes
+        if not verdict.passed:
+            answer.draft = text
+            answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,
+                                      dropped_citations=dropped, timings=dict(timings))
+            yield from _abstain(answer, pairs, timings, started, step="verification",
+                                reason="the cited sentence does not state the asked fact")
+            return
     answer.text, answer.short_answer, answer.citations, answer.dropped_citations = text, short, citations, dropped
     timings["total_ms"] = _ms(started)
     answer.timings = timings

@@ -89,6 +89,9 @@ class AnswerSettings(BaseModel):
     support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
     min_question_coverage: float = Field(
         0.34, ge=0, le=1, description="Abstain when the cited passages hold less than this share of the question's content words.")
+    verify: bool = Field(True, description="After generation, ask the model whether the cited sentence states the asked fact (rag.verify).")
+    verify_threshold: float = Field(
+        0.5, ge=0, le=1, description="Abstain when the verifier's probability of Yes is below this.")
 
 
 class UISettings(BaseModel):

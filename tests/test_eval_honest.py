@@ -86,6 +86,16 @@ def test_abstentions_are_tabled_by_step():
                                       "verification": {"answerable": 0, "unanswerable": 1}}
 
 
+def test_withheld_answers_give_the_figures_without_verification():
+    shown = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], verify_p_yes=0.3)
+    ans = Answer("I don't know.", abstained=True, abstain_step="verification", verify_p_yes=0.3, withheld=shown)
+    rows = [score_answer(Q, ans)]
+    assert answer_metrics(rows)["answer.accuracy"] == 0.0
+    assert answer_metrics(without_verification(rows))["answer.accuracy"] == 1.0
+    sweep = {r["threshold"]: r["answer.accuracy"] for r in verification_sweep(rows, (0.0, 0.2, 0.5))}
+    assert sweep == {0.0: 1.0, 0.2: 1.0, 0.5: 0.0}
+
+
 def test_list_answers_score_item_recall_and_precision():
     assert list_items("Merck Testing and Frontera Therapeutics [1].") == ["Merck Testing", "Frontera Therapeutics"]
     assert list_items("Beijing, Shanghai, and Hainan") == ["Beijing", "Shanghai", "Hainan"]
