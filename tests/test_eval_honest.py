@@ -138,7 +138,7 @@ def test_squad_split_is_by_article_six_and_six():
 
 
 def test_seed_and_conversation_sets_place_every_gold_answer():
-    for name in ("seed",):
+    for name in ("seed", "conversations"):
         data = load_dataset(REPO / "evals" / "datasets" / name)
         texts = {d["doc_id"]: d["text"] for d in data.corpus}
         for q in data.questions:
@@ -146,3 +146,9 @@ def test_seed_and_conversation_sets_place_every_gold_answer():
                 assert gold_spans(q, texts), f"{name} {q['qid']}: no gold span"
 
 
+def test_conversation_set_size():
+    data = load_dataset(REPO / "evals" / "datasets" / "conversations")
+    conversations = {q["qid"].split("t")[0] for q in data.questions}
+    assert len(conversations) >= 40
+    assert sum(not q["answerable"] for q in data.questions) >= 5 and sum(bool(q["list_items"]) for q in data.questions) >= 20
+    assert all(1 <= len(q["history"]) <= 2 for q in data.questions if q["qid"].endswith(("t2", "t3")))
