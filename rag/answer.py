@@ -19,6 +19,7 @@ from rag.citations import content_tokens, drop_unsupported_sentences, resolve_ci
 from rag.context import Passage, format_passages, prompt_passages
 from rag.grounding import STEPS as GROUNDING_STEPS
 from rag.grounding import coverage, grounding_problem, is_relevant
+from rag.lists import complete_list
 from rag.markers import strip_markers
 from rag.replies import is_abstention, parse_reply
 from rag.types import Answer
@@ -127,6 +128,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     if is_abstention(short, details):
         yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
+    short = complete_list(standalone, short, passages)  # rag.lists: one item of a list asked for -> the whole list
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
     # from; details that leave the short answer out (a small model sometimes quotes a neighbouring
