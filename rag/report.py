@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.evaluate import CATEGORIES, EvalResult, abstention_table
+from rag.evaluate import CATEGORIES, EvalResult, abstention_table, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
 CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness")
@@ -92,12 +92,22 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
                   f"| citation precision (passage) | {_cell(m['citation.raw_precision'])} | {_cell(m['citation.precision'])} |",
                   f"| citation recall (passage) | {_cell(m['citation.raw_recall'])} | {_cell(m['citation.recall'])} |",
                   f"| faithfulness | {_cell(m.get('faithfulness_raw', 0.0))} | {_cell(m['faithfulness'])} |", ""]
+    if any(r.get("verify_p_yes") is not None for r in result.per_question):
+        sweep = verification_sweep(result.per_question)
+        keys = [k for k in sweep[0] if k != "threshold"]
+        lines += ["## Verification threshold", "",
+                  "The same run recomputed at each threshold (0 = no verification): answers verification withheld "
+                  "are put back, then answers whose P(yes) is under the threshold abstain. Valid up to the run's "
+                  "own threshold.", "",
+                  "| threshold | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
+        lines += [f"| {row['threshold']:.1f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
+        lines.append("")
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]
     else:
         lines += ["Categories: *retrieval miss* = answer wrong and no gold document among the passages; *model error* "
                   "= answer wrong although a gold document was retrieved; *citation error* = answer right but no "
-                  "citation points at a gold document or a passage holding the answer; *wrong abstention* = "
+                  "citation points at a passage holding the gold answer or its span; *wrong abstention* = "
                   "abstained on an answerable question; *missed abstention* = answered an unanswerable one.", ""]
     for category in CATEGORIES:
         rows = [r for r in failed if r["category"] == category]
