@@ -128,7 +128,7 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
     if is_abstention(short, details):
         yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
-    short = complete_list(standalone, short, passages)  # rag.lists: one item of a list asked for -> the whole list
+    short = complete_list(standalone, short, passages, asked=question)  # rag.lists: one item of a list asked for -> the whole list
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
     # from; details that leave the short answer out (a small model sometimes quotes a neighbouring

@@ -34,10 +34,15 @@ def asks_for_several(question: str) -> bool:
     return bool(_SEVERAL.search(question))
 
 
-def complete_list(question: str, short: str, passages: Sequence[Passage]) -> str:
-    """`short`, or the coordination of names it stands in when the question asks for several (see module)."""
+def complete_list(question: str, short: str, passages: Sequence[Passage], asked: str = "") -> str:
+    """`short`, or the coordination of names it stands in when the question asks for several (see module).
+
+    `asked`: the user's own words, when `question` is a rewrite of a follow-up (a rewrite can lose the
+    plural: "Which of them are named?" -> "Which of the companies completed the change?").
+    """
     item = short.strip().rstrip(".")
-    if not item or not asks_for_several(question) or re.search(r",|\band\b", item):
+    several = asks_for_several(question) or bool(asked and asks_for_several(asked))
+    if not item or not several or re.search(r",|\band\b", item):
         return short
     for p in passages:
         text = p.chunk.text.replace("\xa0", " ")

@@ -27,6 +27,13 @@ def test_one_named_item_becomes_the_coordination_it_stands_in():
         "the Ministry of Commerce, the National Health Commission and the National Medical Products Administration")
 
 
+def test_the_users_own_words_count_when_the_rewrite_lost_the_plural():
+    rewritten = "Which of the foreign-invested biotech companies completed the change of business scope?"
+    assert complete_list(rewritten, "Merck Testing", PASSAGES) == "Merck Testing"
+    assert complete_list(rewritten, "Merck Testing", PASSAGES, asked="Which of them are named?") == (
+        "Merck Testing and Frontera Therapeutics")
+
+
 def test_single_answers_and_full_lists_are_left_alone():
     assert complete_list("Which company is headquartered in Germany?", "Merck Testing", PASSAGES) == "Merck Testing"
     assert complete_list("Which of them are named?", "Merck Testing and Frontera Therapeutics", PASSAGES) == (
