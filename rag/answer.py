@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -18,10 +18,13 @@ from rag.chunking import sentence_spans
 from rag.citations import content_tokens, drop_unsupported_sentences, resolve_citations
 from rag.context import Passage, best_match, defang, format_passages, prompt_passages
 from rag.guard import off_topic_answer
+from rag.grounding import STEPS as GROUNDING_STEPS
 from rag.grounding import coverage, grounding_problem, is_relevant
+from rag.lists import complete_list
 from rag.markers import strip_markers
 from rag.replies import is_abstention, parse_reply
 from rag.types import Answer, Evidence, Waiting
+from rag.verify import verify_answer
 
 History = Sequence[tuple[str, str]]
 
@@ -119,7 +122,7 @@ def build_messages(question: str, passages: Sequence[Passage], context: str = ""
     return messages + [HumanMessage(user)]
 
 
-def warm_prompts() -> list[list]:
+def warm_prompts(settings=None) -> list[list]:
     """Example prompts of each kind the answer path sends, for the model to cache their fixed prefix."""
     from rag.types import Chunk
 
@@ -133,6 +136,11 @@ def warm_prompts() -> list[list]:
 
     kinds.append([[SystemMessage(condense["system"]), HumanMessage(condense["user"].format(history=h, question=q))]
                   for h, q in (("User: a\nAssistant: b", "c?"), ("User: x y\nAssistant: z", "w?"))])
+    if settings is not None and settings.answer.verify:
+        from rag.verify import verify_messages
+
+        kinds.append([verify_messages("Who wrote it?", "Ann", "Ann wrote it."),
+                      verify_messages("When was the bridge built?", "1932", "The bridge opened in 1932.")])
     return kinds
 
 
@@ -153,63 +161,70 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
                   sources=None) -> Iterator[str | Evidence | Waiting | Answer]:
     """Yield what retrieval found (`Evidence`), queue positions (`Waiting`), the model's tokens, then the
     final `Answer` (always last)."""
+    queue = deps.queue
+    ticket = queue.join() if queue is not None else None
+    try:  # the local model's turn is held from the first model call to the last (generation, verification)
+        yield from _answer(question, deps, history, k, sources, queue, ticket)
+    finally:
+        if queue is not None:
+            queue.leave(ticket)
+
+
+def _answer(question, deps, history, k, sources, queue, ticket):
     started = time.perf_counter()
     cfg = deps.settings.answer
     pairs = history_pairs(history)
     timings: dict[str, float] = {}
-    queue = deps.queue
-    ticket = queue.join() if queue is not None else None
-    try:
-        if cfg.follow_ups == "rewrite" and pairs:
-            yield from _wait_turn(queue, ticket, timings, started)
-            standalone, context = condense_question(question, pairs, deps.chat_model), ""
-            timings["condense_ms"] = _ms(started)
-        else:
-            standalone, context = follow_up(question, history, pairs)
-        t = time.perf_counter()
-        retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
-        timings["retrieval_ms"] = _ms(t)
-        chunks = retrieval.chunks
-        answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
-        if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
-            yield Evidence(list(chunks), query=standalone)
-            yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough")
-            return
-        passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
-        match = best_match(standalone, passages)
-        yield Evidence(list(chunks), quote=match[1] if match else "", chunk_id=match[0].chunk.chunk_id if match else "",
-                       query=standalone)
-        timings["evidence_ms"] = _ms(started)
-        messages = build_messages(question if context else standalone, passages, context)
-        shown = " ".join([question, context, *(p.text for p in passages)])
-        timings["necessary_tokens"] = float(getattr(deps.chat_model, "count_tokens", deps.count_tokens)(shown))
+    if cfg.follow_ups == "rewrite" and pairs:
         yield from _wait_turn(queue, ticket, timings, started)
-        raw, n_tokens, first, meta = [], 0, None, {}
-        for piece in deps.chat_model.stream(messages):
-            meta = getattr(piece, "response_metadata", None) or meta
-            token = _content(piece)
-            if not token:
-                continue
-            if first is None:
-                first = time.perf_counter()
-                timings["first_token_ms"] = _ms(started)
-            n_tokens += 1
-            raw.append(token)
-            yield token
-        done = time.perf_counter()
-    finally:
-        if queue is not None:
-            queue.leave(ticket)
+        standalone, context = condense_question(question, pairs, deps.chat_model), ""
+        timings["condense_ms"] = _ms(started)
+    else:
+        standalone, context = follow_up(question, history, pairs)
+    t = time.perf_counter()
+    retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
+    timings["retrieval_ms"] = _ms(t)
+    chunks = retrieval.chunks
+    answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
+    if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
+        yield Evidence(list(chunks), query=standalone)
+        yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough", step="relevance")
+        return
+    passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
+    answer.prompt_chunk_ids = [p.chunk.chunk_id for p in passages]
+    match = best_match(standalone, passages)
+    yield Evidence(list(chunks), quote=match[1] if match else "", chunk_id=match[0].chunk.chunk_id if match else "",
+                   query=standalone)
+    timings["evidence_ms"] = _ms(started)
+    messages = build_messages(question if context else standalone, passages, context)
+    shown = " ".join([question, context, *(p.text for p in passages)])
+    timings["necessary_tokens"] = float(getattr(deps.chat_model, "count_tokens", deps.count_tokens)(shown))
+    yield from _wait_turn(queue, ticket, timings, started)
+    raw, n_tokens, first, meta = [], 0, None, {}
+    for piece in deps.chat_model.stream(messages):
+        meta = getattr(piece, "response_metadata", None) or meta
+        token = _content(piece)
+        if not token:
+            continue
+        if first is None:
+            first = time.perf_counter()
+            timings["first_token_ms"] = _ms(started)
+        n_tokens += 1
+        raw.append(token)
+        yield token
+    done = time.perf_counter()
     for key in ("prompt_tokens", "prompt_evaluated"):
         if key in meta:
             timings[key] = float(meta[key])
     timings["generation_ms"] = round((done - (first or done)) * 1000, 1)
     timings["tokens"] = float(n_tokens)
     timings["tokens_per_s"] = round(n_tokens / (done - first), 2) if first and done > first else 0.0
-    short, details = parse_reply("".join(raw))
+    answer.raw_reply = "".join(raw)
+    short, details = parse_reply(answer.raw_reply)
     if is_abstention(short, details):
-        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it")
+        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
+    short = complete_list(standalone, short, passages, asked=question)  # rag.lists: one item of a list asked for -> the whole list
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
     # from; details that leave the short answer out (a small model sometimes quotes a neighbouring
@@ -222,11 +237,25 @@ def answer_stream(question: str, deps: AnswerDeps, *, history=None, k: int | Non
         body = details
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
     ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
-    ungrounded = ungrounded or off_topic_answer(standalone, short, [p.chunk.text for p in passages])  # rag/guard.py
+    step = GROUNDING_STEPS.get(ungrounded, "")
+    if not ungrounded:
+        ungrounded = off_topic_answer(standalone, short, [p.chunk.text for p in passages])  # rag/guard.py
+        step = "off_topic"
     if ungrounded:
         answer.draft = text
-        yield from _abstain(answer, pairs, timings, started, reason=ungrounded)
+        yield from _abstain(answer, pairs, timings, started, reason=ungrounded, step=step)
         return
+    # verification (rag.verify): a short second prompt asks whether the cited sentence states the asked fact
+    if cfg.verify:
+        verdict = verify_answer(standalone, short, citations, deps.chat_model, cfg.verify_threshold)
+        timings["verify_ms"], answer.verify_p_yes = verdict.ms, verdict.p_yes
+        if not verdict.passed:
+            answer.draft = text
+            answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,
+                                      dropped_citations=dropped, timings=dict(timings))
+            yield from _abstain(answer, pairs, timings, started, step="verification",
+                                reason="the cited sentence does not state the asked fact")
+            return
     answer.text, answer.short_answer, answer.citations, answer.dropped_citations = text, short, citations, dropped
     timings["total_ms"] = _ms(started)
     answer.timings = timings
@@ -247,8 +276,9 @@ def _wait_turn(queue, ticket, timings, started, poll_s: float = 0.25) -> Iterato
     timings["queue_ms"] = _ms(t)
 
 
-def _abstain(answer: Answer, pairs, timings, started, reason: str) -> Iterator[Answer]:
+def _abstain(answer: Answer, pairs, timings, started, reason: str, step: str) -> Iterator[Answer]:
     answer.abstained = True
+    answer.abstain_step = step
     answer.text = load_prompt("answer")["abstain_text"]
     answer.abstain_reason = reason
     timings["total_ms"] = _ms(started)

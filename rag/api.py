@@ -251,7 +251,7 @@ class DocQA:
         if hasattr(model, "warm"):
             queue = generation_queue(model)
             with queue.turn() if queue is not None else _nullcontext():
-                model.warm(warm_prompts())
+                model.warm(warm_prompts(self.settings))
 
     def ask(self, question: str, *, history=None, k: int | None = None,
             sources: Iterable[str] | None = None) -> Answer:

@@ -373,6 +373,8 @@ def eval_cmd(
     llm: Annotated[Optional[str], typer.Option("--llm", help="Chat model provider: local, openai or fake.")] = None,
     mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid, dense or bm25.")] = None,
     k: Annotated[Optional[int], typer.Option("--k", "-k", help="Passages per answer (default retrieval.k).")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Only the questions of this split of the dataset's split.json (dev or test).")] = None,
+    qids: Annotated[Optional[Path], typer.Option("--qids", help="Only the questions whose qid is listed in this file (one a line).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics and per-question results as JSON here.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown report (and a PNG chart beside it) here.")] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option("--compare", help="Print the metric differences of two --out files (A B).")] = None,
@@ -391,7 +393,7 @@ def eval_cmd(
 
     settings = _open(home, None).settings
     result = run_eval(settings, dataset, retrieval_only=retrieval_only, limit=limit, seed=seed, mode=mode,
-                      llm=llm, k=k, progress=True)
+                      llm=llm, k=k, progress=True, split=split, qids=_read_qids(qids) if qids else None)
     _console().print(result.table(), markup=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -514,6 +516,10 @@ def _rich_escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+def _read_qids(path: Path) -> list[str]:
+    from rag.evaluate import read_qids
+
+    return read_qids(path)
 
 
 def display_source(source: str) -> str:

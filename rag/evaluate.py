@@ -107,10 +107,79 @@ def _corpus_row(row: dict, where: str) -> dict:
 def _question_row(row: dict, where: str) -> dict:
     q = {"qid": str(_field(row, "qid", (str, int), where)), "question": _field(row, "question", str, where),
          "answers": _field(row, "answers", list, where, []), "gold_doc_ids": _field(row, "gold_doc_ids", list, where, []),
-         "answerable": _field(row, "answerable", bool, where, True), "history": _field(row, "history", list, where, [])}
+         "answerable": _field(row, "answerable", bool, where, True), "history": _field(row, "history", list, where, []),
+         "answer_starts": _starts(row, where), "evidence": _field(row, "evidence", list, where, []),
+         "list_items": _field(row, "list_items", list, where, [])}
     if q["answerable"] and not q["answers"]:
         raise ConfigError(f"{where}: an answerable question needs at least one gold answer in 'answers'")
     return q
+
+
+def _starts(row: dict, where: str) -> list[int]:
+    value = row.get("answer_starts") or []
+    if not (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise ConfigError(f"{where}: 'answer_starts' must be a list of character offsets (integers)")
+    return value
+
+
+def gold_spans(q: dict, texts: dict[str, str]) -> list[tuple[str, int, int]]:
+    """The gold answers' character spans (doc_id, start, end) in the gold documents.
+
+    `answer_starts` are offsets into a gold document (SQuAD keeps one per annotator, not one per
+    deduplicated answer), so each offset is paired with every answer that is written there.
+    `evidence` (sentences copied from a gold document) places the answer where `answer_starts` are not
+    given: the span of a gold answer inside the evidence, else the evidence itself.
+    """
+    spans = set()
+    for doc in q["gold_doc_ids"]:
+        text = _plain(texts.get(doc, ""))
+        for start in q.get("answer_starts") or []:
+            for gold in q["answers"]:
+                if text[start:start + len(gold)] == _plain(gold):
+                    spans.add((doc, start, start + len(gold)))
+        for evidence in q.get("evidence") or []:
+            at = text.find(_plain(evidence))
+            if at < 0:
+                continue
+            golds = [*q["answers"], *(a for item in q.get("list_items", []) for a in item.split("|"))]
+            inside = [(_plain(evidence).find(_plain(g)), len(g)) for g in golds]
+            inside = [(i, n) for i, n in inside if i >= 0]
+            spans.update((doc, at + i, at + i + n) for i, n in inside)
+            if not inside:
+                spans.add((doc, at, at + len(evidence)))
+    return sorted(spans)
+
+
+def _plain(text: str) -> str:
+    """Lower case, no-break spaces and curly apostrophes made plain (same length, so offsets hold)."""
+    return text.replace("\xa0", " ").replace("’", "'").lower()
+
+
+def load_split(folder: Path, name: str) -> set[str]:
+    """The document titles of split `name` ("dev" or "test") from the dataset's `split.json`."""
+    path = Path(folder) / "split.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: --split needs a split.json in the dataset folder (see evals/README.md)")
+    splits = json.loads(path.read_text(encoding="utf-8"))
+    if name not in splits or not isinstance(splits[name], list):
+        raise ConfigError(f"{path} has no split {name!r}: use one of {', '.join(k for k in splits if k != 'note')}")
+    return set(splits[name])
+
+
+def split_dataset(dataset: Dataset, titles: set[str]) -> Dataset:
+    """The questions whose gold documents belong to articles titled `titles` (the whole corpus stays)."""
+    title_of = {d["doc_id"]: d["title"] for d in dataset.corpus}
+    qs = [q for q in dataset.questions if q["gold_doc_ids"] and title_of[q["gold_doc_ids"][0]] in titles]
+    return Dataset(dataset.name, dataset.corpus, qs)
+
+
+def read_qids(path: Path) -> list[str]:
+    """A list of qids, one a line (blank lines and `#` comments skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: give a file of qids, one a line")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
 
 
 def select_questions(questions: list[dict], limit: int | None, seed: int | None) -> list[dict]:
@@ -155,7 +224,11 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "config": self.config, "metrics": self.metrics,
-                "failures": self.failure_counts(), "questions": self.per_question}
+                "failures": self.failure_counts(), "abstentions": abstention_table(self.per_question),
+                "standard_errors": standard_errors(self.per_question) if not self.config.get("retrieval_only") else {},
+                "verification_sweep": verification_sweep(self.per_question)
+                if any(r.get("verify_p_yes") is not None for r in self.per_question) else [],
+                "questions": self.per_question}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "EvalResult":
@@ -182,6 +255,10 @@ class EvalResult:
         counts = self.failure_counts()
         if counts:
             lines += ["", "failures: " + ", ".join(f"{k} {v}" for k, v in counts.items())]
+        steps = abstention_table(self.per_question)
+        if steps:
+            lines += ["abstentions by step (answerable/unanswerable): "
+                      + ", ".join(f"{k} {v['answerable']}/{v['unanswerable']}" for k, v in steps.items())]
         return "\n".join(lines)
 
 
@@ -246,33 +323,153 @@ def ask_in_context(qa, q: dict, k: int | None, cache: dict) -> Any:
     return previous
 
 
-def score_answer(q: dict, answer) -> dict:
-    """One question's answer scores, citation judgements and failure category (see evals/README.md)."""
+def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = None,
+                 support_threshold: float = 0.35) -> dict:
+    """One question's answer scores, citation judgements and failure category (see evals/README.md).
+
+    `spans`: the gold answers' character spans (`gold_spans`), for passage-level citation correctness.
+    Citations are scored twice: as the user sees them (`citations`, after the answer path's repairs) and
+    as the model wrote them (`raw_citations`, the `[n]` markers of `Answer.raw_reply`).
+    """
     golds = q["answers"]
     gold_docs = set(q["gold_doc_ids"])
     short = answer.short_answer or answer.text
+    chunks = {c.chunk_id: c for c in answer.passages}
     supported = [c.n for c in answer.citations if c.supported]
     sentences_ok, sentences = (0, 0) if answer.abstained else metrics.faithful_sentences(answer.text, supported)
+
+    def correct(chunk_id: str | None, text: str, source: str) -> bool:
+        """Passage level: the cited chunk holds a gold answer, or overlaps a gold answer's span."""
+        if not q["answerable"] or chunk_id is None:
+            return False
+        if metrics.contains_answer(text, golds):
+            return True
+        c = chunks.get(chunk_id)
+        return c is not None and any(doc == source and c.start < end and start < c.end for doc, start, end in spans or [])
+
     citations = []
     for c in answer.citations:
-        correct = c.source in gold_docs or (q["answerable"] and metrics.contains_answer(c.text, golds))
         citations.append({"n": c.n, "source": c.source, "chunk_id": c.chunk_id, "quote": c.quote,
-                          "support": c.support, "supported": c.supported, "correct": bool(correct)})
+                          "support": c.support, "supported": c.supported,
+                          "correct": correct(c.chunk_id, c.text, c.source), "doc_correct": c.source in gold_docs})
+    raw_citations, raw_ok, raw_sentences = raw_scores(answer, chunks, support_threshold)
+    for c in raw_citations:
+        chunk = chunks.get(c["chunk_id"]) if c["chunk_id"] else None
+        c["correct"] = chunk is not None and correct(chunk.chunk_id, chunk.text, chunk.source)
+        c["doc_correct"] = chunk is not None and chunk.source in gold_docs
     row = {
         "qid": q["qid"], "question": q["question"], "history": q["history"], "answerable": q["answerable"],
         "gold": golds, "gold_docs": sorted(gold_docs), "answer": answer.text, "short_answer": answer.short_answer,
         "standalone_question": answer.standalone_question, "abstained": answer.abstained,
-        "passages": [p.source for p in answer.passages], "citations": citations,
+        "abstain_step": getattr(answer, "abstain_step", "") if answer.abstained else "",
+        "abstain_reason": answer.abstain_reason if answer.abstained else "",
+        "raw_reply": getattr(answer, "raw_reply", ""),
+        "passages": [p.source for p in answer.passages], "citations": citations, "raw_citations": raw_citations,
         "dropped_citations": answer.dropped_citations, "faithful_sentences": sentences_ok, "sentences": sentences,
+        "raw_faithful_sentences": raw_ok, "raw_sentences": raw_sentences,
+        "verify_p_yes": getattr(answer, "verify_p_yes", None),
         "timings": dict(answer.timings),
     }
     if q["answerable"]:
         row |= {"em": metrics.exact_match(answer.text, golds), "f1": round(metrics.token_f1(answer.text, golds), 4),
                 "short_em": metrics.exact_match(short, golds), "short_f1": round(metrics.token_f1(short, golds), 4)}
-        # right = a gold answer (or alias) appears as whole words in the short answer or the full text
-        row["correct"] = not answer.abstained and metrics.contains_answer(f"{short} \n {answer.text}", golds)
+        # strict: a gold answer (or alias) appears as whole words in the short answer; lenient: anywhere in the text
+        row["correct"] = not answer.abstained and metrics.contains_answer(short, golds)
+        row["correct_lenient"] = not answer.abstained and metrics.contains_answer(f"{short} \n {answer.text}", golds)
+        if q.get("list_items"):  # a list: right only with every required item in the short answer
+            row |= list_scores(short, answer.text, q["list_items"], answer.abstained)
+            row["correct"] = not answer.abstained and row["list_recall"] == 1.0
+            row["correct_lenient"] = not answer.abstained and row["list_recall_lenient"] == 1.0
     row["category"] = categorize(row)
+    withheld = getattr(answer, "withheld", None)
+    if withheld is not None:  # scored as well, for the figures without verification
+        row["withheld"] = score_answer(q, withheld, spans, support_threshold)
     return row
+
+
+def without_verification(rows: list[dict], threshold: float = 0.0) -> list[dict]:
+    """The rows as they would be with verification at `threshold` (0: no verification), from one run.
+
+    An answer verification withheld is put back (its `withheld` row); then every answer whose
+    `verify_p_yes` is below `threshold` is turned into an abstention. Valid for thresholds up to
+    the one the run used (above it, the run's own abstentions already count).
+    """
+    out = []
+    for row in rows:
+        row = row.get("withheld") or row
+        p = row.get("verify_p_yes")
+        if threshold > 0 and p is not None and p < threshold and not row["abstained"]:
+            row = {**row, "abstained": True, "abstain_step": "verification", "citations": [], "raw_citations": [],
+                   "sentences": 0, "faithful_sentences": 0, "raw_sentences": 0, "raw_faithful_sentences": 0}
+            if row["answerable"]:
+                row |= {"em": 0.0, "f1": 0.0, "short_em": 0.0, "short_f1": 0.0, "correct": False, "correct_lenient": False}
+            row["category"] = categorize(row)
+        out.append(row)
+    return out
+
+
+def verification_sweep(rows: list[dict], thresholds=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)) -> list[dict]:
+    """Key metrics at each verification threshold, recomputed from one run's rows (`without_verification`)."""
+    keys = ("answer.short_em", "answer.short_f1", "answer.accuracy", "citation.precision", "citation.recall",
+            "abstention.unanswerable_abstained", "abstention.answerable_abstained")
+    table = []
+    for t in thresholds:
+        m = answer_metrics(without_verification(rows, t))
+        table.append({"threshold": t, **{k: m[k] for k in keys}})
+    return table
+
+
+def raw_scores(answer, chunks: dict, threshold: float) -> tuple[list[dict], int, int]:
+    """The model's own citations and faithfulness, before the answer path repaired anything.
+
+    Each `[n]` marker of the raw reply's details names the n-th passage of the prompt
+    (`Answer.prompt_chunk_ids`); a marker naming no passage is kept, as incorrect and unsupported.
+    A sentence of the raw details is faithful when one of its markers names a passage that supports it.
+    Returns (citations, faithful sentences, sentences); nothing for an abstained answer.
+    """
+    from rag.citations import best_quote
+    from rag.replies import parse_reply
+
+    raw = getattr(answer, "raw_reply", "")
+    if answer.abstained or not raw:
+        return [], 0, 0
+    ids = list(getattr(answer, "prompt_chunk_ids", []))
+    _, details = parse_reply(raw)
+    out: dict[int, dict] = {}
+    ok = total = 0
+    for sentence, numbers in metrics.cited_sentences(details):
+        claim = metrics.strip_markers(sentence)
+        total += 1
+        good = False
+        for n in numbers:
+            chunk = chunks.get(ids[n - 1]) if 0 < n <= len(ids) else None
+            support = best_quote(claim, chunk.text)[0] if chunk is not None and claim else 0.0
+            good = good or support >= threshold
+            if n not in out:
+                out[n] = {"n": n, "chunk_id": chunk.chunk_id if chunk else None,
+                          "source": chunk.source if chunk else None, "supported": support >= threshold}
+        ok += good
+    return list(out.values()), ok, total
+
+
+def list_scores(short: str, text: str, items: list[str], abstained: bool) -> dict:
+    """Item recall and precision of a list answer (see evals/README.md).
+
+    recall = required items found (whole words) in the short answer / required items (`list_recall_lenient`:
+    in the short answer or the full text); precision = items the short answer names (split on commas,
+    "and", "or") that match a required item / items it names.
+    """
+    if abstained:
+        return {"list_recall": 0.0, "list_recall_lenient": 0.0, "list_precision": 0.0}
+    aliases = [i.split("|") for i in items]  # "Frédéric Chopin|Chopin": either spelling counts
+    found = [a for a in aliases if metrics.contains_answer(short, a)]
+    found_lenient = [a for a in aliases if metrics.contains_answer(f"{short} \n {text}", a)]
+    named = metrics.list_items(short)
+    hits = sum(1 for part in named if any(metrics.contains_answer(part, a) or metrics.contains_answer(" ".join(a), [part])
+                                         for a in aliases))
+    return {"list_recall": round(len(found) / len(items), 4),
+            "list_recall_lenient": round(len(found_lenient) / len(items), 4),
+            "list_precision": round(hits / len(named), 4) if named else 0.0}
 
 
 def categorize(row: dict) -> str | None:
@@ -288,13 +485,16 @@ def categorize(row: dict) -> str | None:
 
 
 def answer_metrics(rows: list[dict]) -> dict[str, float]:
-    """Aggregate scored rows into the `answer.*`, `citation.*`, `abstention.*`, `faithfulness` and latency keys."""
+    """Aggregate scored rows into the `answer.*`, `citation.*`, `abstention.*`, `faithfulness*` and latency keys."""
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     answered = [r for r in answerable if not r["abstained"]]
     cites = [c for r in answered for c in r["citations"]]
+    raw_cites = [c for r in answered for c in r.get("raw_citations", [])]
     all_cites = [c for r in rows if not r["abstained"] for c in r["citations"]]
     sentences = sum(r["sentences"] for r in rows)
+    raw_sentences = sum(r.get("raw_sentences", 0) for r in rows)
+    lists = [r for r in answerable if "list_recall" in r]
     mean = metrics.mean
     out = {
         "answer.questions": len(answerable),
@@ -303,8 +503,14 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
         "answer.short_em": mean([r["short_em"] for r in answerable]),
         "answer.short_f1": mean([r["short_f1"] for r in answerable]),
         "answer.accuracy": mean([float(r["correct"]) for r in answerable]),
+        "answer.accuracy_lenient": mean([float(r.get("correct_lenient", r["correct"])) for r in answerable]),
         "citation.precision": mean([float(c["correct"]) for c in cites]),
         "citation.recall": mean([float(any(c["correct"] for c in r["citations"])) for r in answered]),
+        "citation.raw_precision": mean([float(c["correct"]) for c in raw_cites]),
+        "citation.raw_recall": mean([float(any(c["correct"] for c in r.get("raw_citations", []))) for r in answered]),
+        "citation.doc_precision": mean([float(c.get("doc_correct", c["correct"])) for c in cites]),
+        "citation.doc_recall": mean([float(any(c.get("doc_correct", c["correct"]) for c in r["citations"]))
+                                     for r in answered]),
         "citation.unsupported_rate": mean([float(not c["supported"]) for c in all_cites]),
         "citation.per_answer": mean([len(r["citations"]) for r in rows if not r["abstained"]]),
         "citation.dropped": sum(r["dropped_citations"] for r in rows),
@@ -312,11 +518,28 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
         "abstention.unanswerable_abstained": mean([float(r["abstained"]) for r in unanswerable]),
         "abstention.answerable_abstained": mean([float(r["abstained"]) for r in answerable]),
         "faithfulness": sum(r["faithful_sentences"] for r in rows) / sentences if sentences else 0.0,
+        "faithfulness_raw": sum(r.get("raw_faithful_sentences", 0) for r in rows) / raw_sentences if raw_sentences else 0.0,
     }
-    for name in ("retrieval_ms", "first_token_ms", "total_ms"):
+    if lists:
+        out["list.questions"] = len(lists)
+        out["list.item_recall"] = mean([r["list_recall"] for r in lists])
+        out["list.item_recall_lenient"] = mean([r["list_recall_lenient"] for r in lists])
+        out["list.item_precision"] = mean([r["list_precision"] for r in lists])
+        out["list.complete"] = mean([float(r["list_recall"] == 1.0) for r in lists])
+    if any(r.get("history") for r in rows):  # a conversation set: every turn right (answered right, or abstained)
+        out["conversation.turns"] = len(rows)
+        out["conversation.turns_correct"] = mean([float(r["correct"] if r["answerable"] else r["abstained"])
+                                                  for r in rows])
+        out["conversation.turns_correct_lenient"] = mean(
+            [float(r.get("correct_lenient", r["correct"]) if r["answerable"] else r["abstained"]) for r in rows])
+        follow = [r for r in rows if r.get("history")]
+        out["conversation.follow_ups_correct"] = mean([float(r["correct"] if r["answerable"] else r["abstained"])
+                                                       for r in follow])
+    for name in ("retrieval_ms", "first_token_ms", "total_ms", "verify_ms"):
         values = [r["timings"][name] for r in rows if name in r["timings"]]
-        out[f"latency.{name}_p50"] = metrics.percentile(values, 50)
-        out[f"latency.{name}_p95"] = metrics.percentile(values, 95)
+        if values or name != "verify_ms":
+            out[f"latency.{name}_p50"] = metrics.percentile(values, 50)
+            out[f"latency.{name}_p95"] = metrics.percentile(values, 95)
     out["latency.tokens_per_s_mean"] = mean([r["timings"]["tokens_per_s"] for r in rows
                                              if r["timings"].get("tokens_per_s")])
     # what the model had to read per answer (question + evidence shown + follow-up context), and what
@@ -328,14 +551,66 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def evaluate_answers(qa, questions: list[dict], *, k: int | None = None,
-                     progress: bool = False) -> tuple[dict[str, float], list[dict]]:
-    """Ask every question (replaying follow-up history) and score the answers."""
+ABSTAIN_STEPS = ("relevance", "model", "answer_not_in_passages", "question_coverage", "verification")
+
+
+def abstention_table(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """How many answerable and unanswerable questions each step abstained on (steps in path order)."""
+    table: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r.get("abstained"):
+            step = r.get("abstain_step") or "unknown"
+            cell = table.setdefault(step, {"answerable": 0, "unanswerable": 0})
+            cell["answerable" if r["answerable"] else "unanswerable"] += 1
+    order = {s: i for i, s in enumerate(ABSTAIN_STEPS)}
+    return dict(sorted(table.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def standard_errors(rows: list[dict]) -> dict[str, float]:
+    """Standard error of the main rate metrics (sample sd / sqrt(n), per question or per citation).
+
+    A rate at 0 or 1 would have an error of 0; a pseudo-count ((k + 1) / (n + 2)) keeps a floor set
+    at value - 2 SE from demanding perfection.
+    """
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answered = [r for r in answerable if not r["abstained"]]
+    samples = {
+        "answer.short_em": [r["short_em"] for r in answerable],
+        "answer.short_f1": [r["short_f1"] for r in answerable],
+        "answer.accuracy": [float(r["correct"]) for r in answerable],
+        "citation.precision": [float(c["correct"]) for r in answered for c in r["citations"]],
+        "citation.recall": [float(any(c["correct"] for c in r["citations"])) for r in answered],
+        "abstention.unanswerable_abstained": [float(r["abstained"]) for r in unanswerable],
+        "abstention.answerable_abstained": [float(r["abstained"]) for r in answerable],
+    }
+    out = {}
+    for key, xs in samples.items():
+        n = len(xs)
+        if n < 2:
+            continue
+        if all(x in (0.0, 1.0) for x in xs):
+            p = (sum(xs) + 1) / (n + 2)
+            var = p * (1 - p)
+        else:
+            m = sum(xs) / n
+            var = sum((x - m) ** 2 for x in xs) / (n - 1)
+        out[key] = round((var / n) ** 0.5, 4)
+    return out
+
+
+def evaluate_answers(qa, questions: list[dict], *, k: int | None = None, progress: bool = False,
+                     texts: dict[str, str] | None = None) -> tuple[dict[str, float], list[dict]]:
+    """Ask every question (replaying follow-up history) and score the answers.
+
+    `texts`: the corpus documents by doc_id, to place the gold answer spans (`gold_spans`).
+    """
     tick = _bar("answers", len(questions)) if progress else None
+    threshold = qa.settings.answer.support_threshold if hasattr(qa, "settings") else 0.35
     cache: dict = {}
     rows = []
     for i, q in enumerate(questions, start=1):
-        rows.append(score_answer(q, ask_in_context(qa, q, k, cache)))
+        rows.append(score_answer(q, ask_in_context(qa, q, k, cache), gold_spans(q, texts or {}), threshold))
         if tick:
             tick(i, len(questions), "")
     return answer_metrics(rows), rows
@@ -354,7 +629,8 @@ def eval_settings(settings, *, mode: str | None = None, llm: str | None = None):
 
 def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False, limit: int | None = None,
              seed: int | None = None, mode: str | None = None, llm: str | None = None, k: int | None = None,
-             progress: bool = False, **components) -> EvalResult:
+             progress: bool = False, split: str | None = None, qids: list[str] | None = None,
+             **components) -> EvalResult:
     """Evaluate on a dataset folder (or a loaded `Dataset`).
 
     Args:
@@ -362,6 +638,8 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
         dataset: a folder (corpus.jsonl + questions.jsonl) or a `Dataset`.
         retrieval_only: skip the answers (no LLM).
         limit, seed: shuffle the questions with `seed`, then keep the first `limit`.
+        split: keep only the questions of this split of the dataset's `split.json` ("dev" or "test").
+        qids: keep only these questions (in this order), e.g. the gate's fixed sample (`read_qids`).
         k: passages per answer (default `retrieval.k`); retrieval misses are counted at this k.
         progress: show tqdm progress bars (hidden when not on a terminal).
         **components: `embeddings=` / `chat_model=` passed to `DocQA` (tests).
@@ -371,7 +649,18 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
     if llm and llm not in ("local", "openai", "fake"):
         raise ConfigError(f"unknown llm {llm!r}: use local, openai or fake")
     settings = eval_settings(settings, mode=mode, llm=llm)
+    folder = None if isinstance(dataset, Dataset) else Path(dataset)
     dataset = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    if split:
+        if folder is None:
+            raise ConfigError("--split needs a dataset folder (its split.json)")
+        dataset = split_dataset(dataset, load_split(folder, split))
+    if qids:
+        by_qid = {q["qid"]: q for q in dataset.questions}
+        unknown = [x for x in qids if x not in by_qid]
+        if unknown:
+            raise ConfigError(f"qids {unknown[:5]} are not questions of {dataset.name}{' (' + split + ' split)' if split else ''}")
+        dataset = Dataset(dataset.name, dataset.corpus, [by_qid[x] for x in qids])
     questions = select_questions(dataset.questions, limit, seed)
     k = k or settings.retrieval.k
     qa = open_dataset_index(settings, dataset, progress=progress, **components)
@@ -381,13 +670,16 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
               "chunk_tokens": settings.chunking.chunk_tokens, "overlap_tokens": settings.chunking.overlap_tokens,
               "embedding": settings.embedding.model_name, "embedding_backend": settings.embedding.backend,
               "llm": None if retrieval_only else describe_llm(settings),
-              "questions": len(questions), "limit": limit, "seed": seed, "retrieval_only": retrieval_only}
+              "questions": len(questions), "split": split, "qids": str(len(qids)) + " listed" if qids else None,
+              "limit": limit, "seed": seed,
+              "retrieval_only": retrieval_only}
     result = EvalResult(dataset.name, config)
     result.metrics, retrieval_rows = evaluate_retrieval(qa, questions, k=k, progress=progress)
     if retrieval_only:
         result.per_question = retrieval_rows
         return result
-    scores, rows = evaluate_answers(qa, questions, k=k, progress=progress)
+    scores, rows = evaluate_answers(qa, questions, k=k, progress=progress,
+                                    texts={d["doc_id"]: d["text"] for d in dataset.corpus})
     ranks = {r["qid"]: r["hit_rank"] for r in retrieval_rows}
     for row in rows:
         row["hit_rank"] = ranks.get(row["qid"])
@@ -395,6 +687,31 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
     result.metrics = {key: v for key, v in result.metrics.items() if not key.startswith("latency.")} | scores
     result.per_question = rows
     return result
+
+
+# the metrics the answer gates hold, and which are ceilings (lower is better)
+GATED = ("answer.short_em", "answer.short_f1", "answer.accuracy", "citation.precision", "citation.recall",
+         "abstention.unanswerable_abstained", "abstention.answerable_abstained")
+CEILINGS = frozenset({"abstention.answerable_abstained"})
+
+
+def suggest_floors(metrics_: dict[str, float], errors: dict[str, float], keys=GATED) -> dict[str, Any]:
+    """Floors at the measured value minus two standard errors (ceilings: plus two), rounded outward to 0.01.
+
+    `errors` from `standard_errors` of the same run (the `standard_errors` of an `--out` JSON file).
+    """
+    import math
+
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key not in metrics_ or key not in errors:
+            continue
+        value, se = float(metrics_[key]), float(errors[key])
+        if key in CEILINGS:
+            out[key] = {"max": min(1.0, math.ceil((value + 2 * se) * 100) / 100)}
+        else:
+            out[key] = max(0.0, math.floor((value - 2 * se) * 100) / 100)
+    return out
 
 
 def check_floors(scores: dict[str, float], floors: dict[str, Any]) -> list[str]:

@@ -44,7 +44,13 @@ def grounding_problem(question: str, short: str, citations: Sequence[Citation], 
     evidence = " ".join(c.text for c in citations) or " ".join(p.chunk.text for p in passages)
     yes_no = short.strip(" .!").lower() in ("yes", "no")
     if not yes_no and coverage(content_tokens(short), " ".join(p.chunk.text for p in passages)) < 0.5:
-        return "the model's answer does not occur in the passages"
+        return NOT_IN_PASSAGES
     if coverage(content_tokens(question), evidence) < min_question_coverage:
-        return "the cited passages do not mention what was asked"
+        return NOT_COVERED
     return ""
+
+
+NOT_IN_PASSAGES = "the model's answer does not occur in the passages"
+NOT_COVERED = "the cited passages do not mention what was asked"
+# the step name recorded on an abstaining Answer (`Answer.abstain_step`) for each grounding problem
+STEPS = {NOT_IN_PASSAGES: "answer_not_in_passages", NOT_COVERED: "question_coverage"}

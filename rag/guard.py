@@ -39,7 +39,7 @@ def segments(text: str) -> list[str]:
 
 def off_topic_answer(question: str, short: str, passages: Iterable[str]) -> str:
     """Why the short answer cannot be an answer to `question` (see module docstring), or ""."""
-    from rag.answer import content_tokens
+    from rag.citations import content_tokens
 
     wanted, said = content_tokens(question), content_tokens(short)
     if not wanted or not said or short.strip(" .!").lower() in ("yes", "no"):
@@ -56,7 +56,7 @@ def off_topic_answer(question: str, short: str, passages: Iterable[str]) -> str:
 
 def rewrite_drifted(question: str, rewrite: str, min_kept: float = 0.5) -> bool:
     """Whether a follow-up's rewrite dropped most of the follow-up's own content words."""
-    from rag.answer import content_tokens
+    from rag.citations import content_tokens
 
     own = content_tokens(question)
     if not own:

@@ -454,6 +454,27 @@ class LlamaCppChat(BaseChatModel):
         keep = ("finish_reason", "prompt_tokens", "prompt_evaluated", "completion_tokens", "time_to_first_token_s")
         return {"model_name": Path(self.model_path).name, **{k: info[k] for k in keep if k in info}}
 
+    def yes_probability(self, messages: list[BaseMessage]) -> float:
+        """P("Yes") / (P("Yes") + P("No")) for the model's first reply token to `messages` (rag.verify).
+
+        One prompt evaluation and no sampling loop: a one-token completion (which reuses llama.cpp's
+        cached prompt prefix), then the last position's logits, read from the context (the `Llama`
+        needs no `logits_all`). Case and a leading space are folded ("Yes", "yes", " Yes").
+        """
+        import numpy as np
+
+        llama = self.llama
+        tokens = self.prompt_tokens(messages)
+        with _run_locks[self._key]:
+            llama.prepare(tokens)  # the verify prompt's fixed prefix, if warmed, is not read again
+            llama.create_completion(tokens, max_tokens=1, temperature=0.0)
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        ids = {word: _first_tokens(llama, word) for word in ("yes", "no")}
+        top = logits.max()
+        mass = {w: float(np.exp(logits[sorted(t)] - top).sum()) for w, t in ids.items()}
+        total = mass["yes"] + mass["no"]
+        return mass["yes"] / total if total > 0 else 0.0
+
 
 # Qwen-style chat templates end a turn with <|im_end|>; llama.cpp stops at the model's EOS token by itself.
 _CHAT_STOPS = ("<|im_end|>", "<|endoftext|>")
@@ -473,6 +494,12 @@ def _formatter(llama):
         formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         llama._rag_formatter = formatter
     return formatter
+
+
+def _first_tokens(llama, word: str) -> set[int]:
+    """The first token of each spelling of `word` a reply may start with."""
+    spellings = {word, word.capitalize(), word.upper(), f" {word}", f" {word.capitalize()}"}
+    return {toks[0] for s in spellings if (toks := llama.tokenize(s.encode("utf-8"), add_bos=False, special=False))}
 
 
 _PASS_THROUGH = frozenset({"temperature", "max_tokens", "top_p", "top_k", "repeat_penalty", "seed", "grammar", "min_p"})
@@ -537,9 +564,20 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
             from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
             responses = list(llm.fake_responses) or [DEFAULT_FAKE_RESPONSE]
-            return GenericFakeChatModel(messages=itertools.cycle(responses))
+            return _fake_chat_model(GenericFakeChatModel)(messages=itertools.cycle(responses))
         case other:
             raise ConfigError(f"unknown llm.provider {other!r}: use local, openai or fake")
+
+
+def _fake_chat_model(base):
+    """The fake provider's model: canned replies, and a verifier that always says yes (rag.verify), so a
+    verification step does not use up the canned replies meant for the questions."""
+
+    class FakeChatModel(base):
+        def yes_probability(self, messages) -> float:
+            return 1.0
+
+    return FakeChatModel
 
 
 def describe_llm(settings: Settings) -> str:

@@ -104,6 +104,13 @@ def contains_answer(text: str, golds: Sequence[str]) -> bool:
     return any(norm and f" {norm} " in haystack for norm in map(_loose, golds))
 
 
+def list_items(text: str) -> list[str]:
+    """The items of a list answer: "A, B and C" -> ["A", "B", "C"] (one item: [text]; markers stripped)."""
+    text = strip_markers(text).strip().rstrip(".")
+    parts = [p.strip() for p in re.split(r"\s*(?:;|,\s*(?:and\s+|or\s+)?|\s+and\s+|\s+or\s+)\s*", text) if p.strip()]
+    return parts or ([text] if text else [])
+
+
 def _loose(text: str) -> str:
     text = "".join(" " if _is_punct(ch) else ch for ch in text.lower())
     return " ".join(_ARTICLES.sub(" ", text).split())

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.evaluate import CATEGORIES, EvalResult
+from rag.evaluate import CATEGORIES, EvalResult, abstention_table, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
 CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness")
@@ -72,12 +72,42 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
     lines += ["", "## Failures by category", "", "| category | questions |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in counts.items()]
     lines += [f"| **total** | {len(failed)} of {len(result.per_question)} |", ""]
+    steps = abstention_table(result.per_question)
+    if steps:
+        lines += ["## Abstentions by step", "",
+                  "Which step of the answer path abstained (`Answer.abstain_step`): *relevance* = no passage relevant "
+                  "enough, the model was not asked; *model* = the model said it does not know; "
+                  "*answer_not_in_passages* = the short answer does not occur in the passages; *question_coverage* = "
+                  "the cited passages lack the question's words; *verification* = the check after generation said "
+                  "the cited sentence does not state the asked fact.", "",
+                  "| step | answerable (wrong) | unanswerable (right) |", "|---|---:|---:|"]
+        lines += [f"| {k} | {v['answerable']} | {v['unanswerable']} |" for k, v in steps.items()]
+        lines.append("")
+    m = result.metrics
+    if "citation.raw_precision" in m:
+        lines += ["## Before and after repair", "",
+                  "*raw* = the model's own reply (its `[n]` markers, its sentences); *shown* = what the user sees, "
+                  "after unsupported sentences are dropped, dangling markers removed and uncited sentences cited.", "",
+                  "| metric | raw | shown |", "|---|---:|---:|",
+                  f"| citation precision (passage) | {_cell(m['citation.raw_precision'])} | {_cell(m['citation.precision'])} |",
+                  f"| citation recall (passage) | {_cell(m['citation.raw_recall'])} | {_cell(m['citation.recall'])} |",
+                  f"| faithfulness | {_cell(m.get('faithfulness_raw', 0.0))} | {_cell(m['faithfulness'])} |", ""]
+    if any(r.get("verify_p_yes") is not None for r in result.per_question):
+        sweep = verification_sweep(result.per_question)
+        keys = [k for k in sweep[0] if k != "threshold"]
+        lines += ["## Verification threshold", "",
+                  "The same run recomputed at each threshold (0 = no verification): answers verification withheld "
+                  "are put back, then answers whose P(yes) is under the threshold abstain. Valid up to the run's "
+                  "own threshold.", "",
+                  "| threshold | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
+        lines += [f"| {row['threshold']:.1f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
+        lines.append("")
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]
     else:
         lines += ["Categories: *retrieval miss* = answer wrong and no gold document among the passages; *model error* "
                   "= answer wrong although a gold document was retrieved; *citation error* = answer right but no "
-                  "citation points at a gold document or a passage holding the answer; *wrong abstention* = "
+                  "citation points at a passage holding the gold answer or its span; *wrong abstention* = "
                   "abstained on an answerable question; *missed abstention* = answered an unanswerable one.", ""]
     for category in CATEGORIES:
         rows = [r for r in failed if r["category"] == category]
@@ -99,7 +129,11 @@ def _failure(row: dict) -> list[str]:
                f" in {', '.join(row.get('gold_docs') or []) or '-'}")
     if "answer" in row:
         short = row.get("short_answer")
-        out.append(f"- answer{' (abstained)' if row.get('abstained') else ''}: {_inline(row['answer'])}")
+        step = f" (abstained at {row.get('abstain_step') or '?'}: {row.get('abstain_reason') or '-'})" \
+            if row.get("abstained") else ""
+        out.append(f"- answer{step}: {_inline(row['answer'])}")
+        if row.get("raw_reply") and row.get("abstained"):
+            out.append(f"- model's reply: {_inline(row['raw_reply'])}")
         if short and short != row["answer"]:
             out.append(f"- short answer: {_inline(short)}")
         out.append(f"- passages: {', '.join(row.get('passages') or []) or '-'} (gold rank {row.get('hit_rank') or '-'})")

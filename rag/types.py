@@ -89,7 +89,14 @@ class Answer:
     abstained: bool = False
     short_answer: str = ""
     abstain_reason: str = ""
+    # which step abstained: "relevance" (no passage relevant enough, the model was not asked), "model" (the
+    # model said it does not know), "answer_not_in_passages", "question_coverage", "verification"
+    abstain_step: str = ""
     draft: str = ""  # what the model said when a grounding check made us abstain
+    raw_reply: str = ""  # the model's own reply, before any repair (scored as "raw" by the evals)
+    prompt_chunk_ids: list[str] = field(default_factory=list)  # chunk of passage n at index n - 1, as shown
+    verify_p_yes: float | None = None  # the verifier's P(the cited sentence states the answer); None: not asked
+    withheld: Answer | None = None  # the answer verification withheld (what the user would have seen without it)
     question: str = ""
     standalone_question: str = ""
     passages: list[Chunk] = field(default_factory=list)
@@ -103,6 +110,11 @@ class Answer:
             "short_answer": self.short_answer,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
+            "abstain_step": self.abstain_step,
+            "raw_reply": self.raw_reply,
+            "prompt_chunk_ids": self.prompt_chunk_ids,
+            "verify_p_yes": self.verify_p_yes,
+            "withheld": self.withheld.to_dict() if self.withheld is not None else None,
             "question": self.question,
             "standalone_question": self.standalone_question,
             "citations": [c.to_dict() for c in self.citations],

@@ -72,6 +72,8 @@ def fake_settings(tmp_path):
         cache=shared_cache(),
         embedding={"provider": "fake", "model_name": "fake"},
         llm={"provider": "fake"},
+        # canned replies answer questions, not the verification prompt (tests/test_verify.py covers it)
+        answer={"verify": False},
     )
 
 

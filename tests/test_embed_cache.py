@@ -103,7 +103,9 @@ def test_cache_can_be_turned_off(tmp_path):
 def test_backend_setting_parses_and_rejects_unknown(tmp_path):
     s = load_settings(environ={"RAG_EMBEDDING__BACKEND": "onnx-int8"}, home=tmp_path)
     assert s.embedding.backend == "onnx-int8"
-    with pytest.raises(ValueError):
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RAG_EMBEDDING__BACKEND"):  # one line naming the variable
         load_settings(environ={"RAG_EMBEDDING__BACKEND": "tensorflow"}, home=tmp_path)
 
 
