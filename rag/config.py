@@ -139,7 +139,8 @@ class APISettings(BaseModel):
     tokens: list[SecretStr] = Field(
         default_factory=list,
         description="Bearer tokens the HTTP API and MCP-over-HTTP accept (comma-separated in the env); "
-                    "required unless bound to loopback.")
+                    "required unless bound to loopback. `TOKEN:reader` may only ask and search; `TOKEN` "
+                    "(or `TOKEN:editor`) may also upload and delete documents.")
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -149,8 +150,20 @@ class APISettings(BaseModel):
         return value
 
     def token_values(self) -> list[str]:
-        values = (t.get_secret_value() if isinstance(t, SecretStr) else str(t) for t in self.tokens)
-        return [v for v in values if v]
+        """The accepted tokens, without their role suffix."""
+        return list(self.token_roles())
+
+    def token_roles(self) -> dict[str, str]:
+        """token -> role: `TOKEN:reader` may ask and search, `TOKEN` or `TOKEN:editor` may also upload and delete."""
+        roles: dict[str, str] = {}
+        for t in self.tokens:
+            value = t.get_secret_value() if isinstance(t, SecretStr) else str(t)
+            token, sep, role = value.rpartition(":")
+            if not sep or role not in ("reader", "editor"):
+                token, role = value, "editor"
+            if token:
+                roles[token] = role
+        return roles
 
 
 class Settings(BaseSettings):

@@ -128,31 +128,35 @@ def check_bind(host: str, api: APISettings, what: str = "the API") -> None:
             "set RAG_API__TOKENS=<a long random string> (comma-separate several), or bind 127.0.0.1")
 
 
-def token_checker(tokens: list[str]):
-    """A check of one request's headers: bearer token when tokens are set, else same-machine origin only.
+def token_checker(tokens: list[str] | dict[str, str]):
+    """A check of one request's headers, returning the caller's role (`reader` or `editor`): bearer token
+    when tokens are set, else same-machine origin only (role editor).
 
     Without tokens the server is bound to loopback; a web page the user visits could still reach it
     (a cross-site form post, or DNS rebinding), so requests naming another host or origin are refused.
     """
-    expected = [t.encode() for t in tokens]
+    roles = tokens if isinstance(tokens, dict) else {t: "editor" for t in tokens}
+    expected = [(t.encode(), role) for t, role in roles.items()]
 
-    def check(headers) -> None:
+    def check(headers) -> str:
         if expected:
             scheme, _, given = (headers.get("authorization") or "").partition(" ")
             if scheme.lower() != "bearer" or not given.strip():
                 raise APIError(401, "Missing bearer token: send `Authorization: Bearer <token>` "
                                     "(one of RAG_API__TOKENS).", code="invalid_api_key",
                                headers={"WWW-Authenticate": "Bearer"})
-            if not any(hmac.compare_digest(given.strip().encode(), t) for t in expected):
+            matched = [role for t, role in expected if hmac.compare_digest(given.strip().encode(), t)]
+            if not matched:
                 raise APIError(401, "Incorrect bearer token: use one of the tokens in RAG_API__TOKENS.",
                                code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-            return
+            return matched[0]
         host = urlsplit("//" + (headers.get("host") or "")).hostname or ""
         origin = headers.get("origin")
         origin_host = urlsplit(origin).hostname or "" if origin and origin != "null" else None
         if (host and not is_loopback(host)) or (origin_host is not None and not is_loopback(origin_host)):
             raise APIError(403, "Requests from other hosts or web origins need a token: set RAG_API__TOKENS "
                                 "and send `Authorization: Bearer <token>`.", code="forbidden_origin")
+        return "editor"
 
     return check
 
@@ -332,11 +336,16 @@ def install_error_handlers(app: FastAPI) -> None:
 def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
     """The `/v1` routes, for `create_app` or to include in another FastAPI app."""
     settings: Settings = qa.settings
-    check = token_checker(settings.api.token_values() if tokens is None else tokens)
+    check = token_checker(settings.api.token_roles() if tokens is None else tokens)
     collections = Collections(qa)
 
     def authorize(request: Request) -> None:
-        check(request.headers)
+        request.state.role = check(request.headers)
+
+    def editor(request: Request) -> None:
+        if getattr(request.state, "role", "editor") != "editor":
+            raise APIError(403, "This token may ask and search, not change documents: use an editor's token "
+                                "(RAG_API__TOKENS entries without `:reader`).", code="insufficient_permissions")
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 
@@ -392,7 +401,7 @@ def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
         items = await run_in_threadpool(target.sources)
         return {"object": "list", "collection": target.settings.collection, "data": [vars(s) for s in items]}
 
-    @router.post("/documents")
+    @router.post("/documents", dependencies=[Depends(editor)])
     async def upload_documents(request: Request, collection: str | None = None) -> dict:
         form = await request.form(max_files=1000)
         files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
@@ -408,7 +417,7 @@ def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         return {"object": "list", "collection": target.settings.collection, "data": results, "counts": counts}
 
-    @router.delete("/documents/{source:path}")
+    @router.delete("/documents/{source:path}", dependencies=[Depends(editor)])
     async def delete_document(source: str, collection: str | None = None) -> dict:
         target = await run_in_threadpool(collections.get, collection, param="collection")
         resolved = await run_in_threadpool(target.resolve_source, source)

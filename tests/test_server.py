@@ -342,3 +342,25 @@ def test_stream_starts_before_a_slow_first_token_and_reports_late_errors(fake_se
         qa.chat_model = SlowThenBroken(messages=iter([ANSWER]))
         with pytest.raises(openai.APIError, match="went away"):
             list(client(url, "x").chat.completions.create(**body))
+
+
+def test_reader_tokens_ask_and_search_but_cannot_change_documents(fake_settings, tmp_path):
+    qa = make_qa(fake_settings, [ANSWER], tmp_path, tokens=["editor-secret", "reader-secret:reader"])
+    with live_server(create_app(qa)) as url:
+        reader, editor = {"Authorization": "Bearer reader-secret"}, {"Authorization": "Bearer editor-secret"}
+        resp = client(url, "reader-secret").chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "How many companies changed their business scope?"}])
+        assert resp.choices[0].message.model_extra["citations"]
+        assert httpx.post(f"{url}/v1/search", headers=reader, json={"query": "companies"}).status_code == 200
+        assert httpx.get(f"{url}/v1/documents", headers=reader).status_code == 200
+        refused = httpx.post(f"{url}/v1/documents", headers=reader,
+                             files={"files": ("notes.md", b"The cafeteria serves lunch at noon.")})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
+        assert httpx.delete(f"{url}/v1/documents/news.txt", headers=reader).status_code == 403
+        assert [s.source.rsplit("/", 1)[-1] for s in qa.sources()] == ["news.txt"]  # nothing changed
+        # the role suffix is not part of the token
+        assert httpx.get(f"{url}/v1/documents", headers={"Authorization": "Bearer reader-secret:reader"}).status_code == 401
+        added = httpx.post(f"{url}/v1/documents", headers=editor,
+                           files={"files": ("notes.md", b"The cafeteria serves lunch at noon.")})
+        assert added.status_code == 200
+        assert httpx.delete(f"{url}/v1/documents/notes.md", headers=editor).status_code == 200
