@@ -15,7 +15,7 @@ from functools import lru_cache
 from importlib import resources
 
 from rag.chunking import sentence_spans
-from rag.citations import content_tokens, drop_unsupported_sentences, resolve_citations
+from rag.citations import better_evidence, content_tokens, drop_unsupported_sentences, resolve_citations
 from rag.context import Passage, best_match, defang, format_passages, prompt_passages
 from rag.guard import off_topic_answer
 from rag.grounding import STEPS as GROUNDING_STEPS
@@ -229,8 +229,11 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
     # from; details that leave the short answer out (a small model sometimes quotes a neighbouring
     # sentence) get it put in front, so the text a user reads always holds the answer
+    better = better_evidence(standalone, short, details, passages) if strip_markers(details) else ""
     if not strip_markers(details):
         body = f"{short} {details}".strip()
+    elif better:  # the details quote a sentence that does not state the answer: show the one that does
+        body = f"{short.rstrip(' .')}. {better}" if coverage(content_tokens(short), better) < 0.5 else better
     elif short and coverage(content_tokens(short), details) < 0.5:
         body = f"{short.rstrip(' .')}. {details}"
     else:

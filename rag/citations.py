@@ -123,3 +123,34 @@ def _citation(n: int, passage: Passage, claim: str, threshold: float) -> Citatio
         score=c.score, support=round(support, 3), supported=support >= threshold, url=c.url, text=c.text,
         quote_start=qs, quote_end=qe, ocr=c.ocr,
     )
+
+
+def better_evidence(question: str, short: str, details: str, passages: Sequence[Passage]) -> str:
+    """A passage sentence, with its `[n]`, to show instead of the model's details, or "" to keep them.
+
+    The model's details should be a passage sentence that states its short answer.
+    A small model sometimes quotes a neighbouring sentence instead (Answer: 6, then a
+    sentence about "six months"). Among the sentences that hold the short answer, the
+    one that shares most of the question's words is the evidence; when that is a
+    passage sentence the details do not contain, it replaces them.
+    """
+    answer_words, asked = content_tokens(short), content_tokens(question)
+    if not answer_words or not asked:
+        return ""
+
+    def holds(sentence: str) -> bool:
+        return len(answer_words & content_tokens(sentence)) / len(answer_words) >= 0.5
+
+    def relevance(sentence: str) -> int:
+        return len(asked & content_tokens(sentence))
+
+    plain = strip_markers(details)
+    told = max((relevance(plain[s.start:s.end]) for s in sentence_spans(plain) if holds(plain[s.start:s.end])),
+               default=-1)
+    best, best_score = "", told
+    for p in passages:
+        for s in sentence_spans(p.text):
+            sentence = p.text[s.start:s.end].strip(" …")
+            if sentence and holds(sentence) and relevance(sentence) > best_score:
+                best, best_score = _append_marker(sentence, p.n), relevance(sentence)
+    return best

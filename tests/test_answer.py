@@ -271,15 +271,15 @@ def test_focus_keeps_document_order_within_a_passage():
     assert text.index("Omega comes last") < text.index("Alpha omega start")
 
 
-def test_short_answer_left_out_of_the_details_is_put_in_front(fake_settings, docs):
+def test_short_answer_left_out_of_the_details_is_shown_with_the_sentence_that_states_it(fake_settings, docs):
     qa = make_qa(fake_settings, ["Answer: Beijing, Shanghai and Hainan province\n"
                                  "Details: The notice was issued in September by the Ministry of Commerce [1]."])
     qa.ingest([docs])
     ans = qa.ask("Which cities does the pilot cover?")
     assert not ans.abstained
-    assert ans.text.startswith("Beijing, Shanghai and Hainan province")
-    assert "Ministry of Commerce" in ans.text
-    assert ans.citations and all(c.supported for c in ans.citations)  # the added sentence is cited too
+    # the text a user reads holds the answer, in the passage sentence that states it, not the unrelated one
+    assert "Beijing, Shanghai and Hainan province" in ans.text and "Ministry of Commerce" not in ans.text
+    assert ans.citations and all(c.supported for c in ans.citations)
 
 
 def test_a_document_is_named_once_and_briefly_in_the_prompt():
@@ -291,3 +291,27 @@ def test_a_document_is_named_once_and_briefly_in_the_prompt():
     assert text.count('source="') == 2  # news.txt once, other.txt once
     assert 'source="Six foreign-invested biotech companies enter …"' in text and long_title not in text
     assert '<passage id="2">' in text and 'source="Other"' in text
+
+
+def test_details_that_do_not_state_the_answer_are_replaced_by_the_sentence_that_does():
+    from rag.citations import better_evidence
+
+    ps = passages(
+        "Pudong saw the first batch of six foreign-invested biotech companies change their business scope on Nov 14.",
+        "The revised business scope helps investment. The company plans new tests within the next six months.",
+    )
+    question = "How many foreign-invested biotech companies changed their business scope in Pudong?"
+    wrong = "The revised business scope helps investment [2]. The company plans new tests within the next six months [2]."
+    assert better_evidence(question, "6", wrong, ps) == (
+        "Pudong saw the first batch of six foreign-invested biotech companies change their business scope on Nov 14 [1].")
+    right = "Pudong saw the first batch of six foreign-invested biotech companies change their business scope [1]."
+    assert better_evidence(question, "6", right, ps) == ""  # details that state the answer are kept
+
+
+def test_answer_text_states_the_short_answer_from_the_right_sentence(fake_settings, docs):
+    qa = make_qa(fake_settings, ["Answer: 6\nDetails: The notice was issued in September by the Ministry of Commerce [1]."])
+    qa.ingest([docs])
+    ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
+    assert not ans.abstained and ans.short_answer == "6"
+    assert "Six foreign-invested biotech companies" in ans.text and "Ministry of Commerce" not in ans.text
+    assert ans.citations and "Six foreign-invested" in ans.citations[0].quote
