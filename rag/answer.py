@@ -226,14 +226,14 @@ def _answer(question, deps, history, k, sources, queue, ticket):
         return
     short = complete_list(standalone, short, passages, asked=question)  # rag.lists: one item of a list asked for -> the whole list
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
-    # details that are only markers ("Details: [1]"), or none left, still say where the short answer came
-    # from; details that leave the short answer out (a small model sometimes quotes a neighbouring
-    # sentence) get it put in front, so the text a user reads always holds the answer
-    better = better_evidence(standalone, short, details, passages) if strip_markers(details) else ""
-    if not strip_markers(details):
-        body = f"{short} {details}".strip()
-    elif better:  # the details quote a sentence that does not state the answer: show the one that does
+    # the text a user reads always states the short answer, in a cited passage sentence: the model's details
+    # when one of them does, else the passage sentence that does (a small model sometimes quotes a neighbouring
+    # sentence, or gives none); else the short answer is put in front of whatever details are left
+    better = better_evidence(standalone, short, details, passages)
+    if better:  # no details, or details quoting a sentence that does not state the answer: show the one that does
         body = f"{short.rstrip(' .')}. {better}" if coverage(content_tokens(short), better) < 0.5 else better
+    elif not strip_markers(details):
+        body = f"{short} {details}".strip()
     elif short and coverage(content_tokens(short), details) < 0.5:
         body = f"{short.rstrip(' .')}. {details}"
     else:
