@@ -157,6 +157,19 @@ class _Segment:
                        _split(z["terms"], len(z["indptr"]) - 1), z["indptr"], z["docs"], z["tfs"])
 
 
+def lock_held(path: Path) -> bool:
+    """Whether another holder has the file lock at `path` right now (probed without waiting)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 class LexicalIndex:
     """A persisted BM25 index of chunk ids; `search` returns (chunk_id, score) pairs.
 
@@ -340,17 +353,7 @@ class LexicalIndex:
 
     def writer_active(self) -> bool:
         """Whether an ingest holds the writer lock (it keeps this index current as it goes)."""
-        if self.writer_lock is None or not self.writer_lock.exists():
-            return False
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.writer_lock), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            return True
-        lock.release()
-        return False
+        return self.writer_lock is not None and self.writer_lock.exists() and lock_held(self.writer_lock)
 
     def sync(self, store, *, index_text) -> None:
         """Bring the index up to the store's generation, cheaply.

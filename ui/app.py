@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import html
-import ipaddress
 import logging
 import os
 import threading
@@ -27,6 +26,7 @@ from rag.api import DocQA
 from rag.config import Settings, UISettings
 from rag.errors import ConfigError, RagError
 from rag.loaders import SUPPORTED_SUFFIXES
+from rag.server import is_loopback  # one rule for the UI and the HTTP API (fastapi comes with gradio)
 from rag.types import Answer, Evidence, FileResult, IngestReport, Waiting
 from ui.conversations import ConversationHandlers, browser_secret, conversation_column, feedback_row, wire
 from ui.render import (CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, Turn, display_name, render_conversation,
@@ -525,15 +525,6 @@ def _selected_source(table, evt: gr.SelectData):
 
 
 # --- serving ------------------------------------------------------------------------------------
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def load_auth(ui: UISettings) -> list[tuple[str, str]]:
     """The `user:password` pairs from `ui.auth` and `ui.auth_file` (empty when neither is set)."""
     lines: list[tuple[str, str]] = []

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from rag.lexical import lock_held
 from tests.robustness.support import REPO, open_qa, run_rag, squad_corpus, start_rag, wait_for
 
 N_SQUAD = 300  # files in the corpus the concurrency tests ingest
@@ -53,18 +54,6 @@ def test_bm25_reader_never_pairs_ids_with_another_versions_scores(tmp_path):
     assert not wrong, f"{len(wrong)} inconsistent results in {reads} reads during {writes} rewrites: {wrong[:5]}"
 
 
-def _lock_held(path) -> bool:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
 @pytest.fixture(scope="module")
 def squad(tmp_path_factory):
     return squad_corpus(tmp_path_factory.mktemp("concurrency") / "squad", N_SQUAD)
@@ -74,7 +63,7 @@ def test_second_ingest_on_one_home_refuses_or_waits(squad, tmp_path):
     home = tmp_path / "home"
     lock = open_qa(home)._state_dir / "ingest.lock"
     first = start_rag(home, "ingest", str(squad), delay=4.0)  # holds the lock while the others start
-    wait_for(lambda: _lock_held(lock), 60, "the first ingest to take the lock")
+    wait_for(lambda: lock_held(lock), 60, "the first ingest to take the lock")
     refused = run_rag(home, "ingest", str(squad), "--wait", "0")
     assert refused.returncode == 1
     assert "another ingest is writing to collection 'default'" in refused.stderr and "run the command again" in refused.stderr

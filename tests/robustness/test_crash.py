@@ -15,21 +15,10 @@ import time
 
 import pytest
 
+from rag.lexical import lock_held
 from tests.robustness.support import open_qa, run_rag, snapshot, squad_corpus, start_rag
 
 N_FILES = 600
-
-
-def _lock_held(path) -> bool:
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 def _start_and_wait_for_writing(home, folder):
@@ -37,7 +26,7 @@ def _start_and_wait_for_writing(home, folder):
     lock = open_qa(home)._state_dir / "ingest.lock"
     proc = start_rag(home, "ingest", str(folder))
     deadline = time.monotonic() + 120
-    while not _lock_held(lock) and proc.poll() is None and time.monotonic() < deadline:
+    while not lock_held(lock) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     return proc, time.monotonic()
 
