@@ -299,6 +299,66 @@ class ChunkStore:
         """
         if not docs:
             return {}
+        records = [r for _, recs in docs for r in recs]
+        return self.write_parts(records, embeddings, [(source, {r.chunk.chunk_id for r in recs}) for source, recs in docs])
+
+    def chunk_ids(self, source: str) -> set[str]:
+        return self.ids_by_source([source])[source]
+
+    def get(self, ids: list[str]) -> list[Chunk]:
+        if not ids:
+            return []
+        got = self._collection.get(ids=ids, include=["metadatas", "documents"])
+        by_id = {cid: from_record(cid, t, m).chunk for cid, t, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def nearest(self, embedding: list[float], n: int, sources: Iterable[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity) of the nearest chunks, best first, without their text.
+
+        Fetching text and metadata for every candidate costs more than the
+        vector search itself; callers fetch (`get`) only the chunks they keep.
+        """
+        self.follow_other_writers()
+        try:
+            # Chroma returns what there is when asked for more (or from an empty collection)
+            got = self._collection.query(
+                query_embeddings=[embedding], n_results=n, where=source_filter(sources),
+                include=["distances"],
+            )
+        except Exception as exc:
+            if "Nothing found on disk" not in str(exc):
+                raise
+            return []  # another process's first chunks are not on disk yet: no dense results until they are
+        return [(cid, 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0])]
+
+    # --- writing -----------------------------------------------------------------------
+    def ids_by_source(self, sources: Iterable[str]) -> dict[str, set[str]]:
+        """The stored chunk ids of each given source, in one round trip."""
+        sources = list(dict.fromkeys(sources))
+        out: dict[str, set[str]] = {s: set() for s in sources}
+        if not sources:
+            return out
+        got = self._collection.get(where=source_filter(sources), include=["metadatas"])
+        for cid, meta in zip(got["ids"], got["metadatas"]):
+            out.setdefault(meta.get("source", ""), set()).add(cid)
+        return out
+
+    def replace_source(self, source: str, records: list[StoredChunk], embeddings) -> int:
+        """Make `records` the chunks of `source` (see `replace_sources`)."""
+        self.replace_sources([(source, records)], embeddings)
+        return len(records)
+
+    def replace_sources(self, docs: list[tuple[str, list[StoredChunk]]], embeddings) -> dict[str, set[str]]:
+        """Make each document's records its chunks: upsert all new ones first, then delete the rest.
+
+        `embeddings` lines up with the records of all documents in order. Writes
+        go in as few round trips as Chroma allows (many small documents cost
+        one upsert, not one each). Upserting before deleting means a crash in
+        between leaves the old and the new version of a document (detected as
+        'inconsistent' and redone), never neither. Returns the removed ids per source.
+        """
+        if not docs:
+            return {}
         old = self.ids_by_source(source for source, _ in docs)
         records = [r for _, recs in docs for r in recs]
         if len(embeddings) != len(records):
