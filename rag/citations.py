@@ -130,9 +130,11 @@ def better_evidence(question: str, short: str, details: str, passages: Sequence[
 
     The model's details should be a passage sentence that states its short answer.
     A small model sometimes quotes a neighbouring sentence instead (Answer: 6, then a
-    sentence about "six months"). Among the sentences that hold the short answer, the
-    one that shares most of the question's words is the evidence; when that is a
-    passage sentence the details do not contain, it replaces them.
+    sentence about "six months"), or gives none. Among the stored sentences that hold
+    the short answer, the one that shares most of the question's words is the evidence;
+    it replaces details that share fewer than half as many. Sentences come from the stored chunk, not from
+    the focused text the model read, so one never spans a "…" gap and its quote can be
+    found (and highlighted) in the chunk.
     """
     answer_words, asked = content_tokens(short), content_tokens(question)
     if not answer_words or not asked:
@@ -147,10 +149,13 @@ def better_evidence(question: str, short: str, details: str, passages: Sequence[
     plain = strip_markers(details)
     told = max((relevance(plain[s.start:s.end]) for s in sentence_spans(plain) if holds(plain[s.start:s.end])),
                default=-1)
-    best, best_score = "", told
+    best, best_score = "", -1
     for p in passages:
-        for s in sentence_spans(p.text):
-            sentence = p.text[s.start:s.end].strip(" …")
+        text = p.chunk.text
+        for s in sentence_spans(text):
+            sentence = text[s.start:s.end].strip()
             if sentence and holds(sentence) and relevance(sentence) > best_score:
                 best, best_score = _append_marker(sentence, p.n), relevance(sentence)
-    return best
+    # details that hold the answer and share at least half as many of the question's words are the model's
+    # own wording of the evidence: kept; "six months" beside a question about six companies is not
+    return best if 2 * told < best_score else ""

@@ -306,6 +306,20 @@ def test_details_that_do_not_state_the_answer_are_replaced_by_the_sentence_that_
         "Pudong saw the first batch of six foreign-invested biotech companies change their business scope on Nov 14 [1].")
     right = "Pudong saw the first batch of six foreign-invested biotech companies change their business scope [1]."
     assert better_evidence(question, "6", right, ps) == ""  # details that state the answer are kept
+    paraphrase = "Six companies changed their business scope [1]."  # fewer of the question's words, still states it
+    assert better_evidence(question, "6", paraphrase, ps) == ""
+
+
+def test_evidence_sentence_comes_from_the_stored_chunk_never_across_a_focus_gap():
+    from rag.citations import better_evidence
+
+    stored = ("6 biotech companies enter gene therapy sector\n\nLujiazui forms a backdrop to the Bund. "
+              "Pudong saw six foreign-invested companies change their business scope on Nov 14.")
+    focused = "6 biotech companies enter gene therapy sector … Pudong saw six foreign-invested companies change their business scope on Nov 14."
+    ps = [Passage(1, chunk(1, stored), focused)]
+    question = "How many foreign-invested companies changed their business scope, and when?"
+    best = better_evidence(question, "6 foreign-invested companies changed their business scope", "", ps)
+    assert best == "Pudong saw six foreign-invested companies change their business scope on Nov 14 [1]."
 
 
 def test_answer_text_states_the_short_answer_from_the_right_sentence(fake_settings, docs):
