@@ -39,14 +39,20 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def rankings(qa, question: str, n: int) -> dict[str, list[str]]:
     """Chunk ids best first for each method, from one dense and one BM25 candidate list."""
     cfg = qa.settings.retrieval
-    dense_scored = qa.store.nearest(qa.embeddings.embed_query(question), n)
+    vector = qa.embeddings.embed_query(question)
+    dense_scored = qa.store.nearest(vector, n)
     lexical = qa.lexical.search(question, n)
+    by_sentence = qa.store.sentences.nearest(vector, n) if qa.store.sentences is not None else []
+    dense_side = cfg.dense_weight + cfg.sentence_weight  # without the sentence view its weight goes to the chunk vectors
+    three = [(dense_scored, cfg.dense_weight), (by_sentence, cfg.sentence_weight), (lexical, cfg.bm25_weight)]
     return {
         "dense": [cid for cid, _ in dense_scored],
         "bm25": [cid for cid, _ in lexical],
-        "hybrid (convex)": [cid for cid, _ in convex_fuse([(dense_scored, cfg.dense_weight), (lexical, cfg.bm25_weight)])],
-        "hybrid (rrf)": [cid for cid, _ in fuse([([c for c, _ in dense_scored], cfg.dense_weight),
-                                                 ([c for c, _ in lexical], cfg.bm25_weight)], cfg.rrf_k)],
+        "best sentence": [cid for cid, _ in by_sentence],
+        "hybrid (convex)": [cid for cid, _ in convex_fuse(three)],  # the default, as rag.retrieve fuses
+        "hybrid (rrf)": [cid for cid, _ in fuse([([c for c, _ in items], w) for items, w in three], cfg.rrf_k)],
+        "hybrid (convex, no sentence view)": [cid for cid, _ in convex_fuse([(dense_scored, dense_side),
+                                                                             (lexical, cfg.bm25_weight)])],
     }
 
 

@@ -79,15 +79,18 @@ class DocQA:
         with _OPEN_LOCK:
             return ChunkStore(make_client(self.settings), self.settings.collection,
                               model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension,
-                              backend=self.settings.embedding.backend)
+                              backend=self.settings.embedding.backend,
+                              sentences=self.settings.retrieval.sentence_weight > 0)
 
     def collections(self) -> list[str]:
         """Names of the collections in this store (embedded folder or Chroma server)."""
+        from rag.sentences import is_sentence_collection
         from rag.store import make_client
 
         with _OPEN_LOCK:
             client = make_client(self.settings)
-        return sorted(getattr(c, "name", c) for c in client.list_collections())
+        names = (getattr(c, "name", c) for c in client.list_collections())
+        return sorted(n for n in names if not is_sentence_collection(n))  # rag.sentences: part of another
 
     def with_collection(self, name: str) -> "DocQA":
         """The same settings and loaded models, another collection."""

@@ -20,7 +20,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # incomplete-document, bm25-stale, bm25-missing, bm25-orphan, bm25-source, bm25-postings, changed
+    kind: str  # incomplete-document, bm25-stale, bm25-missing, bm25-orphan, bm25-source, bm25-postings, dense-missing,
+    # sentences-missing, sentences-orphan (rag.sentences), changed
     detail: str
     source: str = ""
 
@@ -92,12 +93,28 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
             report.problems.append(Problem("bm25-source", f"chunk {cid}: BM25 says {source!r}", chunk.source))
         elif tokens != sorted(tokenize(index_text(chunk))):
             report.problems.append(Problem("bm25-postings", f"chunk {cid}: BM25 terms differ from its text", chunk.source))
+    for kind, cid in sentence_problems(store, chunks):
+        text = ("chunk {} has no sentence vectors (rag.sentences)" if kind == "sentences-missing"
+                else "sentence vectors of chunk {}, which is not stored")
+        source = chunks[cid].chunk.source if cid in chunks else ""
+        report.problems.append(Problem(kind, text.format(cid), source))
     for cid in _probe_dense(store, sorted(chunks)[:: max(1, len(chunks) // 20)][:20]):
         report.problems.append(Problem("dense-missing", f"chunk {cid} is stored but its vector is not found",
                                        chunks[cid].chunk.source))
     if store.generation != generation:
         report.problems.append(Problem("changed", "the collection changed during the check (an ingest is running?)"))
     return report
+
+
+def sentence_problems(store, chunks: dict) -> list[tuple[str, str]]:
+    """("sentences-missing" | "sentences-orphan", chunk id) pairs, when the store keeps a sentence view."""
+    if getattr(store, "sentences", None) is None:
+        return []
+    from rag.sentences import sentence_texts
+
+    have = store.sentences.chunk_ids()
+    missing = [("sentences-missing", cid) for cid in sorted(set(chunks) - have) if sentence_texts(chunks[cid].chunk)]
+    return missing + [("sentences-orphan", cid) for cid in sorted(have - set(chunks))]
 
 
 def _probe_dense(store, ids: list[str]) -> list[str]:
@@ -143,7 +160,32 @@ def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) 
                 store.delete_ids(sc.chunk.chunk_id for sc in items)
                 done.append(f"{source}: removed {len(items)} chunks of an interrupted write (no complete version, "
                             "file not found): ingest it again")
+        done += _repair_sentences(store, ingestor.embeddings)
         generation = store.generation
         lexical.rebuild(((sc.chunk.chunk_id, sc.chunk.source, index_text(sc.chunk)) for sc in store.scan()), generation)
         done.append(f"rebuilt BM25 from the store ({store.count()} chunks)")
+    return done
+
+
+def _repair_sentences(store, embeddings) -> list[str]:
+    """Remove sentence vectors of chunks that are gone; embed those a chunk lacks (an interrupted write)."""
+    from rag.sentences import sentence_texts
+
+    chunks = {sc.chunk.chunk_id: sc for sc in store.scan()}
+    found = sentence_problems(store, chunks)
+    orphans = [cid for kind, cid in found if kind == "sentences-orphan"]
+    missing = [chunks[cid].chunk for kind, cid in found if kind == "sentences-missing"]
+    done = []
+    if orphans:
+        store.sentences.delete_chunks(orphans)
+        done.append(f"removed the sentence vectors of {len(orphans)} chunks that are not stored")
+    if missing:
+        texts = [sentence_texts(c) for c in missing]
+        flat = embeddings.embed_documents([t for ts in texts for t in ts])
+        items, at = [], 0
+        for chunk, ts in zip(missing, texts):
+            items.append((chunk.chunk_id, chunk.source, flat[at:at + len(ts)]))
+            at += len(ts)
+        store.sentences.upsert(items)
+        done.append(f"embedded the sentences of {len(missing)} chunks that had none")
     return done

@@ -1,9 +1,12 @@
 """Hybrid retrieval: dense (Chroma) + lexical (BM25), fused.
 
-Each retriever proposes `candidates` chunks. The default fusion is a convex
-combination of min-max normalised scores, w_d * dense' + w_b * bm25' (weights
-normalised to sum 1): unlike reciprocal-rank fusion it keeps *how much* better
-the top hit is, which is what wins at k=1 (ablation in evals/README.md).
+Each retriever proposes `candidates` chunks: dense by the chunk's own vector,
+dense by its best-matching sentence (the sentence view, `rag.sentences`), and
+BM25. The default fusion is a convex combination of min-max normalised scores,
+w_d * dense' + w_s * sentence' + w_b * bm25' (weights normalised to sum 1 over
+the rankings that returned anything): unlike reciprocal-rank fusion it keeps
+*how much* better the top hit is, which is what wins at k=1 (ablation in
+evals/README.md).
 Weighted reciprocal-rank fusion, sum_i w_i / (rrf_k + rank_i), is available
 as `fusion = "rrf"`.
 """
@@ -36,7 +39,7 @@ def convex_fuse(scored: list[tuple[list[tuple[str, float]], float]]) -> list[tup
 
     A list whose scores are all equal normalises to 1.0 for each of its items.
     """
-    total = sum(w for _, w in scored if w > 0) or 1.0
+    total = sum(w for items, w in scored if w > 0 and items) or 1.0  # an empty ranking gives its weight away
     fused: dict[str, float] = {}
     for items, weight in scored:
         if weight <= 0 or not items:
@@ -85,8 +88,13 @@ class HybridRetriever:
         n = max(self.settings.candidates, k)
         dense: list[tuple[str, float]] = []
         lexical: list[tuple[str, float]] = []
+        by_sentence: list[tuple[str, float]] = []
         if mode in ("dense", "hybrid"):
-            dense = self.store.nearest(self.embeddings.embed_query(query), n, sources)
+            vector = self.embeddings.embed_query(query)
+            dense = self.store.nearest(vector, n, sources)
+            sentences = getattr(self.store, "sentences", None)
+            if mode == "hybrid" and sentences is not None and self.settings.sentence_weight > 0:
+                by_sentence = sentences.nearest(vector, n, sources)
         if mode in ("bm25", "hybrid"):
             self.ensure_lexical_current()
             lexical = self.lexical.search(query, n, sources)
@@ -98,13 +106,20 @@ class HybridRetriever:
             ranked = lexical
         elif self.settings.fusion == "rrf":
             ranked = fuse([([cid for cid, _ in dense], self.settings.dense_weight),
+                           ([cid for cid, _ in by_sentence], self.settings.sentence_weight),
                            ([cid for cid, _ in lexical], self.settings.bm25_weight)], self.settings.rrf_k)
         else:
-            ranked = convex_fuse([(dense, self.settings.dense_weight), (lexical, self.settings.bm25_weight)])
-        top = ranked[:k]
-        # text and metadata only for the chunks returned: one round trip
-        known = {c.chunk_id: c for c in self.store.get([cid for cid, _ in top])}
-        chunks = [replace(known[cid], score=score) for cid, score in top if cid in known]
+            ranked = convex_fuse([(dense, self.settings.dense_weight), (by_sentence, self.settings.sentence_weight),
+                                  (lexical, self.settings.bm25_weight)])
+        # text and metadata only for the chunks returned: one round trip, unless some are gone (the sentence
+        # records of a chunk whose write was interrupted, rag.sentences): then the next ones take their place
+        chunks: list[Chunk] = []
+        at = 0
+        while len(chunks) < k and at < len(ranked):
+            top = ranked[at:at + k - len(chunks)]
+            at += len(top)
+            known = {c.chunk_id: c for c in self.store.get([cid for cid, _ in top])}
+            chunks += [replace(known[cid], score=score) for cid, score in top if cid in known]
         return Retrieval(chunks, similarity, bm25)
 
 

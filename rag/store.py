@@ -39,6 +39,11 @@ class StoredChunk:
 
 
 def check_collection_name(name: str) -> str:
+    from rag.sentences import SUFFIX
+
+    if name.endswith(SUFFIX):
+        raise ConfigError(f"invalid collection name {name!r}: names ending in {SUFFIX!r} hold another "
+                          "collection's sentence vectors; choose another name")
     if not _NAME_RE.match(name):
         raise ConfigError(
             f"invalid collection name {name!r}: use 3-512 characters from a-z, A-Z, 0-9, '.', '_' or '-', "
@@ -102,7 +107,8 @@ def _is_auth_refusal(exc: BaseException) -> bool:
 class ChunkStore:
     """Chunks of one collection, with the embedding model recorded and checked."""
 
-    def __init__(self, client, name: str, *, model_name: str, dimension: int, backend: str = "torch"):
+    def __init__(self, client, name: str, *, model_name: str, dimension: int, backend: str = "torch",
+                 sentences: bool = False):
         check_collection_name(name)
         self.name = name
         self.model_name = model_name
@@ -112,6 +118,12 @@ class ChunkStore:
         self._counted: tuple[str, int] | None = None  # (generation, count)
         self.before_write = None  # called before every write (the server writer lease renews itself here)
         self._collection = self._open()
+        # rag.sentences: a vector per sentence, written and deleted with the chunks (None: not kept)
+        self.sentences = None
+        if sentences:
+            from rag.sentences import SentenceVectors
+
+            self.sentences = SentenceVectors(client, name)
         # what this process's Chroma client has loaded is shared by every store on the same client
         _LOADED.setdefault(self._loaded_key, self.generation)
 
@@ -211,20 +223,28 @@ class ChunkStore:
             self._bump()
         for i in range(0, len(ids), 5000):
             self._collection.delete(ids=ids[i:i + 5000])
+        self._delete_sentences(ids)  # after their chunks: see rag.sentences
         if ids:
             self._bump()
 
-    def write_parts(self, records: list[StoredChunk], embeddings, complete: list[tuple[str, set[str]]]) -> dict[str, set[str]]:
+    def write_parts(self, records: list[StoredChunk], embeddings, complete: list[tuple[str, set[str]]],
+                    sentence_vectors=None) -> dict[str, set[str]]:
         """Upsert `records` (parts of documents), then finish the documents in `complete`.
 
         `complete` holds (source, all chunk ids of its new version) for each
         document whose last part is among `records` (or already stored): its
-        chunks outside that set (the previous version) are deleted. Returns the
-        removed ids per finished source.
+        chunks outside that set (the previous version) are deleted. With a
+        sentence view, `sentence_vectors` holds each record's sentence vectors
+        (rag.sentences); they are written after the chunks and deleted before
+        them. Returns the removed ids per finished source.
         """
         if len(embeddings) != len(records):
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
+        if sentence_vectors is not None and len(sentence_vectors) != len(records):
+            raise ValueError(f"sentence vectors for {len(sentence_vectors)} of {len(records)} records")
         self._bump()  # before writing too: a crash mid-write must leave derived indexes stale, not "current"
+        if self.sentences is not None and sentence_vectors is not None:  # before their chunks: see rag.sentences
+            self.sentences.upsert([(r.chunk.chunk_id, r.chunk.source, v) for r, v in zip(records, sentence_vectors)])
         batch = max(1, min(self._client.get_max_batch_size(), 5000))
         for i in range(0, len(records), batch):
             part = records[i:i + batch]
@@ -239,6 +259,9 @@ class ChunkStore:
         stale = sorted(set().union(*removed.values())) if removed else []
         if stale:
             self._collection.delete(ids=stale)
+        if self.sentences is not None:  # a finished document keeps exactly its chunks' sentences
+            for source, keep in complete:
+                self.sentences.delete_other(source, keep)
         self._bump()
         return removed
 
@@ -318,6 +341,9 @@ class ChunkStore:
             sc = from_record(cid, text or "", meta)
             pairs.append((cid, StoredChunk(rename(sc.chunk), sc.content_hash, sc.ingested_at, sc.index)))
             vectors.append([float(x) for x in vector])
+        if self.sentences is not None:  # the sentence vectors move with their chunks, not embedded again
+            kept = self.sentences.vectors_of(cid for cid, _ in pairs)
+            self.sentences.upsert([(r.chunk.chunk_id, r.chunk.source, kept[cid]) for cid, r in pairs if cid in kept])
         batch = max(1, min(self._client.get_max_batch_size(), 5000))
         for i in range(0, len(pairs), batch):
             part = [rec for _, rec in pairs[i:i + batch]]
@@ -328,6 +354,7 @@ class ChunkStore:
         stale = sorted({cid for cid, _ in pairs} - {r.chunk.chunk_id for _, r in pairs})
         if stale:
             self._collection.delete(ids=stale)
+            self._delete_sentences(stale)
         self._bump()
         return pairs
 
@@ -336,8 +363,13 @@ class ChunkStore:
         if ids:
             self._bump()
             self._collection.delete(ids=ids)
+            self._delete_sentences(ids)
             self._bump()
         return len(ids)
+
+    def _delete_sentences(self, ids: list[str]) -> None:
+        if self.sentences is not None:
+            self.sentences.delete_chunks(ids)
 
     def _bump(self) -> None:
         if self.before_write is not None:

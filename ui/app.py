@@ -98,6 +98,7 @@ class Handlers:
             with self._lock:
                 client = make_client(self.base.settings)
                 names = [getattr(c, "name", c) for c in client.list_collections()]
+                names = [n for n in names if not n.endswith("__sentences")]  # rag.sentences
         return sorted(set(names) | set(self._open))
 
     # --- chat ----------------------------------------------------------------------------
