@@ -7,8 +7,10 @@ warm-up of every pipeline (weights loaded, ONNX export provisioned), runs R
 rounds, each pipeline once per round in turn, so that machine noise hits all alike:
 
   raw        SentenceTransformer.encode on exactly the texts the pipeline embeds
-  torch      DocQA.ingest(folder) with the torch backend and no embedding cache: today's default
+  torch      DocQA.ingest(folder) with the torch backend and no embedding cache: the default when the
+             speed issue was filed
   <backend>  DocQA.ingest(folder) with that backend and a cold embedding cache (a fresh home)
+  <backend>+sentences  the same with the sentence view on (rag.sentences: every sentence embedded too)
   textbook   read the files, RecursiveCharacterTextSplitter(1000, 200), HuggingFaceEmbeddings
              (the same model, loaded by path), Chroma.from_documents into a fresh folder
 
@@ -34,13 +36,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def ours(tmp: Path, name: str, folder: Path, backend: str, cache: bool):
+def ours(tmp: Path, name: str, folder: Path, backend: str, cache: bool, sentences: bool = False):
     from rag.api import DocQA
     from rag.config import load_settings
 
-    # a fresh home (empty store, BM25 and embedding cache), the provisioned models of the user's cache
-    qa = DocQA(load_settings(home=tmp / name, cache=load_settings().cache_dir,
-                             embedding={"backend": backend, "cache": cache}))
+    # a fresh home (empty store, BM25 and embedding cache), the provisioned models of the user's cache;
+    # sentences=True: with the sentence view (rag.sentences, off by default), which embeds every sentence too
+    defaults = load_settings()
+    retrieval = {"sentence_weight": 0.25, "dense_weight": 0.25} if sentences else {}
+    qa = DocQA(load_settings(home=tmp / name, cache=defaults.cache_dir,
+                             embedding={"backend": backend, "cache": cache}, retrieval=retrieval))
     t = time.perf_counter()
     report = qa.ingest([folder])
     return time.perf_counter() - t, qa.store.count(), qa, report
@@ -118,7 +123,8 @@ def main() -> None:
         if run_textbook:
             textbook(tmp, "warm-textbook", folder, model_path)
 
-        seconds: dict[str, list[float]] = {"raw": [], "torch": [], **{b: [] for b in backends}}
+        seconds: dict[str, list[float]] = {"raw": [], "torch": [], **{b: [] for b in backends},
+                                           **{f"{b}+sentences": [] for b in backends}}
         if run_textbook:
             seconds["textbook"] = []
         textbook_chunks = 0
@@ -133,6 +139,9 @@ def main() -> None:
                 s, count, fast_qa, _ = ours(tmp, f"{b}-{round_}", folder, b, True)
                 assert count == n
                 seconds[b].append(s)
+                s, count, _, _ = ours(tmp, f"{b}-sentences-{round_}", folder, b, True, sentences=True)
+                assert count == n
+                seconds[f"{b}+sentences"].append(s)
             if run_textbook:
                 s, textbook_chunks = textbook(tmp, f"textbook-{round_}", folder, model_path)
                 seconds["textbook"].append(s)
@@ -150,12 +159,12 @@ def main() -> None:
     print()
     print(f"corpus: {report.count('added')} files (squad-dev-mini paragraphs), {n} chunks in our pipeline"
           + (f", {textbook_chunks} in the textbook one" if run_textbook else ""))
-    print(f"{'pipeline':12} {'seconds':>8} {'chunks/s':>9} {'vs torch':>9} {'vs textbook':>12}")
+    print(f"{'pipeline':18} {'seconds':>8} {'chunks/s':>9} {'vs torch':>9} {'vs textbook':>12}")
     for k, s in med.items():
         chunks = textbook_chunks if k == "textbook" else n
         vs_torch = med["torch"] / s if k not in ("raw", "textbook") else float("nan")
         vs_textbook = med["textbook"] / s if run_textbook and k != "raw" else float("nan")
-        print(f"{k:12} {s:8.1f} {chunks / s:9.1f} {vs_torch:8.2f}x {vs_textbook:11.2f}x")
+        print(f"{k:18} {s:8.1f} {chunks / s:9.1f} {vs_torch:8.2f}x {vs_textbook:11.2f}x")
     print(f"(median of {args.rounds} rounds; 'vs' = how many times faster on the same folder)")
     if backends:
         print(f"{fast} pipeline / today's default (torch, no cache): {med['torch'] / med[fast]:.2f}x  (target >= 2x)")

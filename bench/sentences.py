@@ -1,4 +1,4 @@
-"""The sentence view (rag.sentences) side by side with chunk vectors alone, in one process.
+"""The sentence view (rag.sentences, dense 0.25 + best sentence 0.25) beside chunk vectors alone, in one process.
 
 On squad-dev-mini (ingested once, with the sentence view): recall@1/@5 and MRR per
 split with the sentence ranking in the fusion and without it (its weight given to
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="data dir (default: a temporary one)")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="rag-bench-sentences-"))
-    settings = load_settings(home=home)
+    settings = load_settings(home=home, retrieval={"dense_weight": 0.25, "sentence_weight": 0.25})
     dataset = load_dataset(SQUAD)
     qa = open_dataset_index(settings, dataset)
     with_view = settings.retrieval

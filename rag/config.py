@@ -73,11 +73,12 @@ class RetrievalSettings(BaseModel):
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval method.")
     candidates: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
     fusion: Literal["convex", "rrf"] = Field("convex", description="How hybrid mode fuses the two rankings.")
-    dense_weight: float = Field(0.25, ge=0, description="Weight of the dense ranking (chunk vectors) in fusion.")
+    dense_weight: float = Field(0.5, ge=0, description="Weight of the dense ranking (chunk vectors) in fusion.")
     sentence_weight: float = Field(
-        0.25, ge=0, description="Weight of the ranking by each chunk's best-matching sentence (rag.sentences) in "
-                                "fusion. Above 0, ingest also embeds every sentence (about twice the embedding work); "
-                                "0 keeps no sentence vectors.")
+        0.0, ge=0, description="Weight of the ranking by each chunk's best-matching sentence (rag.sentences) in "
+                               "fusion; 0 (the default) keeps no sentence vectors. Above 0 (e.g. 0.25 with "
+                               "dense_weight 0.25), ingest also embeds every sentence: about twice the ingest time "
+                               "and four times the vectors, for recall@1 +0.007 on squad dev, +0.043 on test.")
     bm25_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
 

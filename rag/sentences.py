@@ -2,11 +2,13 @@
 
 A chunk's vector is the mean of its sentences' meaning, so the one sentence that
 answers a question is diluted by its neighbours. Hybrid retrieval therefore also
-ranks chunks by their best-matching sentence (`rag.retrieve`). On squad-dev-mini
+can also rank chunks by their best-matching sentence (`rag.retrieve`), when
+`retrieval.sentence_weight` is above 0 (off by default). On squad-dev-mini
 (`python bench/sentences.py`, one index, side by side) it lifted MRR from 0.881 to
 0.890 on the dev split and from 0.870 to 0.891 on the test split (recall@1 0.809 ->
 0.816 and 0.799 -> 0.842), for about twice the embedding work at ingest and a
-search p50 1.17x as long.
+search p50 1.17x as long. The gain on dev, where settings are chosen, is one
+question at rank 1, too little to double every user's ingest time by default.
 
 The vectors live in their own Chroma collection, `<collection>__sentences`, one
 record per sentence with its chunk id and source in the metadata and no text,

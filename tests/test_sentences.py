@@ -30,10 +30,23 @@ def _expected(qa):
     return {sc.chunk.chunk_id: len(sentence_texts(sc.chunk)) for sc in qa.store.scan() if sentence_texts(sc.chunk)}
 
 
+def with_sentence_view(settings):
+    return settings.model_copy(update={"retrieval": settings.retrieval.model_copy(
+        update={"dense_weight": 0.25, "sentence_weight": 0.25})})
+
+
 @pytest.fixture
 def qa(fake_settings):
-    return DocQA(fake_settings.model_copy(update={"chunking": fake_settings.chunking.model_copy(
+    return DocQA(with_sentence_view(fake_settings).model_copy(update={"chunking": fake_settings.chunking.model_copy(
         update={"chunk_tokens": 40, "overlap_tokens": 0})}))
+
+
+def test_the_sentence_view_is_off_by_default(fake_settings, tmp_path):
+    doc = tmp_path / "harbour.txt"
+    doc.write_text(DOC)
+    qa = DocQA(fake_settings)
+    qa.ingest([doc])
+    assert qa.store.sentences is None and qa.collections() == [qa.settings.collection]
 
 
 def test_every_chunk_gets_its_sentences_and_changes_leave_none_stale(qa, tmp_path):
@@ -100,11 +113,10 @@ def test_interrupted_write_leaves_orphans_that_search_skips_and_repair_removes(q
 def test_sentence_view_turned_on_later_is_reported_and_filled_in(fake_settings, tmp_path):
     doc = tmp_path / "harbour.txt"
     doc.write_text(DOC)
-    off = fake_settings.model_copy(update={"retrieval": fake_settings.retrieval.model_copy(update={"sentence_weight": 0})})
-    before = DocQA(off)
+    before = DocQA(fake_settings)
     before.ingest([doc])
     assert before.store.sentences is None
-    qa = DocQA(fake_settings)
+    qa = DocQA(with_sentence_view(fake_settings))
     assert {p.kind for p in qa.check().problems} == {"sentences-missing"}
     assert qa.check(repair=True).ok
     assert _records(qa)[0] == _expected(qa)

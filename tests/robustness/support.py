@@ -70,7 +70,14 @@ def snapshot(qa) -> dict:
               for sc in qa.store.scan()}
     qa.retriever.ensure_lexical_current()
     postings = {cid: (source, tuple(tokens)) for cid, (source, tokens) in qa.lexical.postings().items()}
-    return {"chunks": chunks, "postings": postings, "count": qa.store.count()}
+    out = {"chunks": chunks, "postings": postings, "count": qa.store.count()}
+    if qa.store.sentences is not None:  # rag.sentences: which chunks have how many sentence vectors
+        got = qa.store.sentences._collection.get(include=["metadatas"])
+        counts: dict[str, int] = {}
+        for meta in got["metadatas"]:
+            counts[meta["chunk_id"]] = counts.get(meta["chunk_id"], 0) + 1
+        out["sentences"] = counts
+    return out
 
 
 def run_measured(home: Path, *args: str, out_dir: Path, timeout: float = 600, **extra: str):

@@ -4,6 +4,8 @@ After each kill and re-ingest, the chunk ids, texts and per-document metadata
 in Chroma and the BM25 postings equal those of one uninterrupted ingest of the
 same 600 files: nothing duplicated, orphaned or half-written, and `rag check`
 agrees. The 20-kill run is `slow` (`make stress`); 3 kills run by default.
+The ingests keep the sentence view (rag.sentences, off by default): its records
+are written before their chunks and removed after them, and must converge too.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ import time
 import pytest
 
 from rag.lexical import lock_held
-from tests.robustness.support import open_qa, run_rag, snapshot, squad_corpus, start_rag
+from tests.robustness import support
+from tests.robustness.support import run_rag, snapshot, squad_corpus, start_rag
+
+SENTENCE_VIEW = {"RAG_RETRIEVAL__SENTENCE_WEIGHT": "0.25", "RAG_RETRIEVAL__DENSE_WEIGHT": "0.25"}
+
+
+def open_qa(home):
+    return support.open_qa(home, retrieval={"sentence_weight": 0.25, "dense_weight": 0.25})
 
 N_FILES = 600
 
@@ -24,7 +33,7 @@ N_FILES = 600
 def _start_and_wait_for_writing(home, folder):
     """Start `rag ingest`; return (process, when it took the ingest lock), i.e. once past start-up."""
     lock = open_qa(home)._state_dir / "ingest.lock"
-    proc = start_rag(home, "ingest", str(folder))
+    proc = start_rag(home, "ingest", str(folder), **SENTENCE_VIEW)
     deadline = time.monotonic() + 120
     while not lock_held(lock) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -80,7 +89,7 @@ def _kill_and_converge(folder, reference, seconds, tmp_path, kills: int, seed: i
             if _kill_at(home, folder, second):
                 killed.append(second)
         before = open_qa(home).check()
-        done = run_rag(home, "ingest", str(folder))
+        done = run_rag(home, "ingest", str(folder), **SENTENCE_VIEW)
         assert done.returncode == 0, done.stderr
         qa = open_qa(home)
         after = qa.check()
@@ -144,7 +153,7 @@ def test_rag_check_command_reports_and_repairs(tmp_path, monkeypatch):
     from rag.cli import app
     from tests.robustness.support import FAKE_ENV
 
-    for key, value in FAKE_ENV.items():
+    for key, value in {**FAKE_ENV, **SENTENCE_VIEW}.items():
         monkeypatch.setenv(key, value)
     folder = tmp_path / "docs"
     folder.mkdir()
