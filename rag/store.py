@@ -235,8 +235,9 @@ class ChunkStore:
         document whose last part is among `records` (or already stored): its
         chunks outside that set (the previous version) are deleted. With a
         sentence view, `sentence_vectors` holds each record's sentence vectors
-        (rag.sentences); they are written after the chunks and deleted before
-        them. Returns the removed ids per finished source.
+        (rag.sentences): they are written before the chunks, and a finished
+        document keeps exactly its chunks' sentences. Returns the removed ids
+        per finished source.
         """
         if len(embeddings) != len(records):
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
