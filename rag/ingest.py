@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rag.errors import DocumentError, IngestLockedError, RagError
 from rag.retrieve import index_text
-from rag.sentences import sentence_texts
+from rag.sentences import embed_with_sentences
 from rag.store import INCOMPLETE, ChunkStore, StoredChunk
 from rag.types import Chunk, FileResult, IngestReport
 
@@ -455,20 +455,14 @@ class _Batch:
     def _write(self, job: list[tuple[_Pending, list[StoredChunk], bool]]) -> None:
         records = [r for _, recs, _ in job for r in recs]
         texts = [index_text(r.chunk) for r in records]
-        # with a sentence view (rag.sentences) each sentence gets a vector too, in the same embedding call
-        per_record = [sentence_texts(r.chunk) for r in records] if self.ing.store.sentences is not None else None
-        flat = [t for ts in per_record or () for t in ts]
+        sentence_vectors = None
         try:
-            vectors = self.ing.embeddings.embed_documents(texts + flat) if texts else []
+            if self.ing.store.sentences is not None:  # rag.sentences: each sentence gets a vector too, same call
+                vectors, sentence_vectors = embed_with_sentences(self.ing.embeddings, texts, [r.chunk for r in records])
+            else:
+                vectors = self.ing.embeddings.embed_documents(texts) if texts else []
         except Exception as exc:
             raise RagError(f"embedding failed ({exc}); nothing from this batch was stored") from exc
-        vectors, rest = vectors[:len(texts)], vectors[len(texts):]
-        sentence_vectors = None
-        if per_record is not None:
-            sentence_vectors, at = [], 0
-            for ts in per_record:
-                sentence_vectors.append(rest[at:at + len(ts)])
-                at += len(ts)
         complete = [(p.source, {r.chunk.chunk_id for r in p.records}) for p, _, last in job if last]
         removed = self.ing.store.write_parts(records, vectors, complete, sentence_vectors)
         self.added.extend((r.chunk.chunk_id, r.chunk.source, t) for r, t in zip(records, texts))

@@ -169,7 +169,7 @@ def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) 
 
 def _repair_sentences(store, embeddings) -> list[str]:
     """Remove sentence vectors of chunks that are gone; embed those a chunk lacks (an interrupted write)."""
-    from rag.sentences import sentence_texts
+    from rag.sentences import embed_with_sentences
 
     chunks = {sc.chunk.chunk_id: sc for sc in store.scan()}
     found = sentence_problems(store, chunks)
@@ -180,12 +180,7 @@ def _repair_sentences(store, embeddings) -> list[str]:
         store.sentences.delete_chunks(orphans)
         done.append(f"removed the sentence vectors of {len(orphans)} chunks that are not stored")
     if missing:
-        texts = [sentence_texts(c) for c in missing]
-        flat = embeddings.embed_documents([t for ts in texts for t in ts])
-        items, at = [], 0
-        for chunk, ts in zip(missing, texts):
-            items.append((chunk.chunk_id, chunk.source, flat[at:at + len(ts)]))
-            at += len(ts)
-        store.sentences.upsert(items)
+        _, grouped = embed_with_sentences(embeddings, [], missing)
+        store.sentences.upsert([(c.chunk_id, c.source, vectors) for c, vectors in zip(missing, grouped)])
         done.append(f"embedded the sentences of {len(missing)} chunks that had none")
     return done

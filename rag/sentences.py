@@ -51,6 +51,21 @@ def sentence_texts(chunk: Chunk) -> list[str]:
     return [t for t in texts if len(t) >= _MIN_CHARS]
 
 
+def embed_with_sentences(embeddings, texts: Sequence[str], chunks: Sequence[Chunk]):
+    """Embed `texts` and every sentence of `chunks` in one call (one batching for both).
+
+    Returns (a vector per text, [the vectors of each chunk's sentences]).
+    """
+    per_chunk = [sentence_texts(c) for c in chunks]
+    flat = list(texts) + [t for ts in per_chunk for t in ts]
+    vectors = embeddings.embed_documents(flat) if flat else []
+    grouped, at = [], len(texts)
+    for ts in per_chunk:
+        grouped.append(vectors[at:at + len(ts)])
+        at += len(ts)
+    return vectors[:len(texts)], grouped
+
+
 class SentenceVectors:
     """Sentence records of one chunk collection: (chunk id, source, vector) each."""
 
