@@ -51,6 +51,32 @@ def parse_users(lines: Iterable[tuple[str, str] | str]) -> dict[str, User]:
     return users
 
 
+class FailureWindow:
+    """Failure times per key (a user name, a client address) within the last `lockout_s` seconds."""
+
+    def __init__(self, lockout_s: float, clock: Callable[[], float]):
+        self.lockout_s = lockout_s
+        self.clock = clock
+        self._times: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def count(self, key: str, now: float | None = None) -> int:
+        """Recent failures of `key` (older ones are forgotten)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            recent = [t for t in self._times.get(key, []) if now - t < self.lockout_s]
+            self._times[key] = recent
+            return len(recent)
+
+    def add(self, key: str, now: float | None = None) -> None:
+        with self._lock:
+            self._times.setdefault(key, []).append(self.clock() if now is None else now)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._times.pop(key, None)
+
+
 class LoginGuard:
     """Gradio's `auth` callable: checks passwords, and refuses a user for `lockout_s` after `max_failures`.
 
@@ -66,8 +92,8 @@ class LoginGuard:
         self.max_failures = max_failures
         self.lockout_s = lockout_s
         self.clock = clock
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
+        self._failures = FailureWindow(lockout_s, clock)
+        self._lock = threading.Lock()  # the check, the comparison and the count happen as one step
 
     def __call__(self, username: str, password: str) -> bool:
         now = self.clock()
@@ -79,21 +105,17 @@ class LoginGuard:
             expected = user.password if user else "\0" * max(1, len(password or ""))
             ok = hmac.compare_digest(str(password or "").encode(), expected.encode()) and user is not None
             if ok:
-                self._failures.pop(username, None)
+                self._failures.clear(username)
             else:
-                self._failures.setdefault(username, []).append(now)
-                self._failures.setdefault("", []).append(now)  # all names together
+                self._failures.add(username, now)
+                self._failures.add("", now)  # all names together
             return ok
 
     def locked(self, username: str, now: float | None = None) -> bool:
         """Whether `username` (or everyone, after a spray of failures) is refused right now."""
         now = self.clock() if now is None else now
-        for key, limit in ((username, self.max_failures), ("", self.max_failures * 10)):
-            recent = [t for t in self._failures.get(key, []) if now - t < self.lockout_s]
-            self._failures[key] = recent
-            if len(recent) >= limit:
-                return True
-        return False
+        return any(self._failures.count(key, now) >= limit
+                   for key, limit in ((username, self.max_failures), ("", self.max_failures * 10)))
 
     def role(self, username: str | None) -> str:
         user = self.users.get(username or "")
@@ -116,21 +138,14 @@ class LoginRateLimit:
         self.app = app
         self.max_failures = max_failures
         self.lockout_s = lockout_s
-        self.clock = clock
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
+        self._failures = FailureWindow(lockout_s, clock)
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or scope.get("method") != "POST" \
                 or scope.get("path", "").rstrip("/").rsplit("/", 1)[-1] != "login":
             return await self.app(scope, receive, send)
         address = (scope.get("client") or ("?", 0))[0]
-        now = self.clock()
-        with self._lock:
-            recent = [t for t in self._failures.get(address, []) if now - t < self.lockout_s]
-            self._failures[address] = recent
-            refused = len(recent) >= self.max_failures
-        if refused:
+        if self._failures.count(address) >= self.max_failures:
             body = b'{"detail":"Too many failed logins from this address: try again later."}'
             await send({"type": "http.response.start", "status": 429,
                         "headers": [(b"content-type", b"application/json"),
@@ -141,11 +156,10 @@ class LoginRateLimit:
 
         async def watch(message):
             if message["type"] == "http.response.start":
-                with self._lock:
-                    if message["status"] == 400:
-                        self._failures.setdefault(address, []).append(self.clock())
-                    elif message["status"] < 300:
-                        self._failures.pop(address, None)
+                if message["status"] == 400:
+                    self._failures.add(address)
+                elif message["status"] < 300:
+                    self._failures.clear(address)
             await send(message)
 
         return await self.app(scope, receive, watch)
