@@ -97,3 +97,14 @@ def serving(qa):
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+FAKE_ENV = {"RAG_EMBEDDING__PROVIDER": "fake", "RAG_EMBEDDING__MODEL_NAME": "fake", "RAG_LLM__PROVIDER": "fake"}
+
+
+@pytest.fixture
+def fake_env(monkeypatch):
+    """The environment of a `rag` command on fake embeddings and a fake LLM (CLI tests)."""
+    for key, value in FAKE_ENV.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch

@@ -13,12 +13,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("RAG_EMBEDDING__PROVIDER", "fake")
-    monkeypatch.setenv("RAG_EMBEDDING__MODEL_NAME", "fake")
-    monkeypatch.setenv("RAG_LLM__PROVIDER", "fake")
-    monkeypatch.setenv("RAG_ANSWER__MIN_RELEVANCE", "-1")
-    monkeypatch.setenv("RAG_LLM__FAKE_RESPONSES", json.dumps(["Answer: Kenya\nDetails: Zebras live in Kenya [1]."]))
+def env(fake_env, tmp_path):
+    fake_env.setenv("RAG_ANSWER__MIN_RELEVANCE", "-1")
+    fake_env.setenv("RAG_LLM__FAKE_RESPONSES", json.dumps(["Answer: Kenya\nDetails: Zebras live in Kenya [1]."]))
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "zebra.txt").write_text("Zebras live in Kenya and are striped.")

@@ -9,9 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import FAKE_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 SQUAD = REPO / "evals" / "datasets" / "squad-dev-mini" / "corpus.jsonl"
-FAKE_ENV = {"RAG_EMBEDDING__PROVIDER": "fake", "RAG_EMBEDDING__MODEL_NAME": "fake", "RAG_LLM__PROVIDER": "fake"}
 
 
 def rag_env(home: Path, **extra: str) -> dict[str, str]:

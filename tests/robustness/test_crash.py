@@ -147,14 +147,13 @@ def test_check_finds_and_repairs_damage(fake_settings, tmp_path):
     assert len(qa.store.chunk_ids(str(folder / "d1.txt"))) == len(victim)
 
 
-def test_rag_check_command_reports_and_repairs(tmp_path, monkeypatch):
+def test_rag_check_command_reports_and_repairs(tmp_path, fake_env):
     from typer.testing import CliRunner
 
     from rag.cli import app
-    from tests.robustness.support import FAKE_ENV
 
-    for key, value in {**FAKE_ENV, **SENTENCE_VIEW}.items():
-        monkeypatch.setenv(key, value)
+    for key, value in SENTENCE_VIEW.items():
+        fake_env.setenv(key, value)
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "a.txt").write_text("Alpha.\n\n" + " ".join(f"alpha{j}" for j in range(600)))

@@ -18,10 +18,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("RAG_EMBEDDING__PROVIDER", "fake")
-    monkeypatch.setenv("RAG_EMBEDDING__MODEL_NAME", "fake")
-    monkeypatch.setenv("RAG_LLM__PROVIDER", "fake")
+def env(fake_env, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(9):
