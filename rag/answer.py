@@ -1,8 +1,10 @@
 """The answer path, as a flat sequence of testable steps, read top to bottom in `answer_stream`.
 
-condense (follow-ups) -> retrieve -> relevance gate (`rag.grounding`) -> pack and focus the
-context (`rag.context`) -> generate (streamed) -> parse the reply (`rag.replies`) -> resolve
-and verify citations (`rag.citations`) -> grounding checks (`rag.grounding`).
+resolve self-corrections (`rag.questions`) -> condense (follow-ups) -> retrieve -> relevance gate
+(`rag.grounding`) -> pack and focus the context (`rag.context`) -> generate (streamed) -> parse the
+reply (`rag.replies`) -> resolve and verify citations (`rag.citations`) -> grounding checks
+(`rag.grounding`, `rag.guard`; the answer's kind: `rag.questions`) -> the model's doubt
+(`Answer.decline_p`, off by default) -> verification (`rag.verify`, off by default).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rag.grounding import STEPS as GROUNDING_STEPS
 from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.lists import complete_list
 from rag.markers import strip_markers
+from rag.questions import answer_type_problem, resolve_corrections
 from rag.replies import is_abstention, parse_reply
 from rag.types import Answer, Evidence, Waiting
 from rag.verify import verify_answer
@@ -175,12 +178,14 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     cfg = deps.settings.answer
     pairs = history_pairs(history)
     timings: dict[str, float] = {}
+    # what the user meant: "How many did Russia, I mean Prussia, lose?" asks about Prussia (rag.questions)
+    meant = resolve_corrections(question) if cfg.resolve_corrections else question
     if cfg.follow_ups == "rewrite" and pairs:
         yield from _wait_turn(queue, ticket, timings, started)
-        standalone, context = condense_question(question, pairs, deps.chat_model), ""
+        standalone, context = condense_question(meant, pairs, deps.chat_model), ""
         timings["condense_ms"] = _ms(started)
     else:
-        standalone, context = follow_up(question, history, pairs)
+        standalone, context = follow_up(meant, history, pairs)
     t = time.perf_counter()
     retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
     timings["retrieval_ms"] = _ms(t)
@@ -196,8 +201,8 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     yield Evidence(list(chunks), quote=match[1] if match else "", chunk_id=match[0].chunk.chunk_id if match else "",
                    query=standalone)
     timings["evidence_ms"] = _ms(started)
-    messages = build_messages(question if context else standalone, passages, context)
-    shown = " ".join([question, context, *(p.text for p in passages)])
+    messages = build_messages(meant if context else standalone, passages, context)
+    shown = " ".join([meant, context, *(p.text for p in passages)])
     timings["necessary_tokens"] = float(getattr(deps.chat_model, "count_tokens", deps.count_tokens)(shown))
     yield from _wait_turn(queue, ticket, timings, started)
     raw, n_tokens, first, meta = [], 0, None, {}
@@ -224,7 +229,7 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     if is_abstention(short, details):
         yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
-    short = complete_list(standalone, short, passages, asked=question)  # rag.lists: one item of a list asked for -> the whole list
+    short = complete_list(standalone, short, passages, asked=meant)  # rag.lists: one item of a list asked for -> the whole list
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # the text a user reads always states the short answer, in a cited passage sentence: the model's details
     # when one of them does, else the passage sentence that does (a small model sometimes quotes a neighbouring
@@ -244,10 +249,27 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     if not ungrounded:
         ungrounded = off_topic_answer(standalone, short, [p.chunk.text for p in passages])  # rag/guard.py
         step = "off_topic"
+    if not ungrounded:  # a year asked, a name given: the passage talks about the subject, not the asked fact
+        ungrounded, step = answer_type_problem(meant, short), "answer_type"
     if ungrounded:
         answer.draft = text
         yield from _abstain(answer, pairs, timings, started, reason=ungrounded, step=step)
         return
+    # the model's own doubt: how likely it was to decline ("Answer: I don't know …") instead of answering, read
+    # from its first answer token's probabilities (one token evaluated; a local model only; off by default)
+    doubt = getattr(deps.chat_model, "continuation_probabilities", None)
+    if doubt is not None and cfg.max_decline_p < 1.0:
+        t = time.perf_counter()
+        decline, top = doubt(messages, "Answer:", load_prompt("answer")["abstain_text"].split()[0])
+        answer.decline_p, answer.top_p = round(decline, 4), round(top, 4)
+        timings["decline_ms"] = _ms(t)
+        if answer.decline_p >= cfg.max_decline_p:
+            answer.draft = text
+            answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,
+                                      dropped_citations=dropped, timings=dict(timings))
+            yield from _abstain(answer, pairs, timings, started, step="model_doubt",
+                                reason=f"the model was {answer.decline_p:.0%} likely to say it does not know")
+            return
     # verification (rag.verify): a short second prompt asks whether the cited sentence states the asked fact
     if cfg.verify:
         verdict = verify_answer(standalone, short, citations, deps.chat_model, cfg.verify_threshold)

@@ -105,10 +105,20 @@ class AnswerSettings(BaseModel):
     follow_ups: Literal["inline", "rewrite"] = Field(
         "inline", description="Follow-up questions: `inline` searches with the previous question and shows it to the "
                               "model (no extra model call); `rewrite` asks the model for a standalone question first.")
+    resolve_corrections: bool = Field(
+        False, description="Read a question that corrects itself (\"How many ships did Spain, I mean Portugal, send?\") "
+                           "as the user meant it, before searching and asking the model (rag.questions). Off: on the "
+                           "only questions we have that correct themselves (squad-dev-mini's unanswerable ones) it "
+                           "cost abstentions (evals/README.md); turn it on for dictated or spoken questions.")
     min_relevance: float = Field(0.25, description="Abstain without asking the model when no passage reaches this cosine similarity and none holds half of the question's words.")
     support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
     min_question_coverage: float = Field(
         0.34, ge=0, le=1, description="Abstain when the cited passages hold less than this share of the question's content words.")
+    max_decline_p: float = Field(
+        1.0, ge=0, le=1, description="Abstain when the model was at least this likely to decline instead of "
+                                     "answering (its first answer token's probabilities; local model only; 1: "
+                                     "never, and not measured). Off: it did not separate near misses from right "
+                                     "answers on the squad dev split (evals/README.md).")
     verify: bool = Field(
         False, description="After generation, ask the model whether the cited sentence states the asked fact "
                            "(rag.verify). Off: with the default 1.5B model it withheld more right answers than "

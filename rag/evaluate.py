@@ -228,6 +228,8 @@ class EvalResult:
                 "standard_errors": standard_errors(self.per_question) if not self.config.get("retrieval_only") else {},
                 "verification_sweep": verification_sweep(self.per_question)
                 if any(r.get("verify_p_yes") is not None for r in self.per_question) else [],
+                "doubt_sweep": doubt_sweep(self.per_question)
+                if any(r.get("decline_p") is not None for r in self.per_question) else [],
                 "questions": self.per_question}
 
     @classmethod
@@ -368,6 +370,8 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
         "dropped_citations": answer.dropped_citations, "faithful_sentences": sentences_ok, "sentences": sentences,
         "raw_faithful_sentences": raw_ok, "raw_sentences": raw_sentences,
         "verify_p_yes": getattr(answer, "verify_p_yes", None),
+        "decline_p": getattr(answer, "decline_p", None),
+        "top_p": getattr(answer, "top_p", None),
         "timings": dict(answer.timings),
     }
     if q["answerable"]:
@@ -388,18 +392,31 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
 
 
 def without_verification(rows: list[dict], threshold: float = 0.0) -> list[dict]:
-    """The rows as they would be with verification at `threshold` (0: no verification), from one run.
+    """The rows as they would be with verification at `threshold` (0: no verification), from one run."""
+    return rescored(rows, verify_threshold=threshold)
 
-    An answer verification withheld is put back (its `withheld` row); then every answer whose
-    `verify_p_yes` is below `threshold` is turned into an abstention. Valid for thresholds up to
-    the one the run used (above it, the run's own abstentions already count).
+
+def rescored(rows: list[dict], *, verify_threshold: float = 0.0, max_decline_p: float = 1.0) -> list[dict]:
+    """The rows as they would be with other thresholds for the two last steps of the answer path, from one run.
+
+    An answer those steps withheld is put back (its `withheld` row); then every answer the model was at least
+    `max_decline_p` likely to decline (`decline_p`, step "model_doubt"), or whose verifier's `verify_p_yes` is
+    below `verify_threshold` (step "verification"), is turned into an abstention. An answer the doubt step
+    withheld was never verified (no `verify_p_yes`), so a verification sweep is exact only in a run whose
+    doubt step withheld nothing, and a doubt sweep in any run.
     """
     out = []
     for row in rows:
         row = row.get("withheld") or row
-        p = row.get("verify_p_yes")
-        if threshold > 0 and p is not None and p < threshold and not row["abstained"]:
-            row = {**row, "abstained": True, "abstain_step": "verification", "citations": [], "raw_citations": [],
+        step = ""
+        if not row["abstained"]:
+            doubt, p_yes = row.get("decline_p"), row.get("verify_p_yes")
+            if doubt is not None and doubt >= max_decline_p:
+                step = "model_doubt"
+            elif verify_threshold > 0 and p_yes is not None and p_yes < verify_threshold:
+                step = "verification"
+        if step:
+            row = {**row, "abstained": True, "abstain_step": step, "citations": [], "raw_citations": [],
                    "sentences": 0, "faithful_sentences": 0, "raw_sentences": 0, "raw_faithful_sentences": 0}
             if row["answerable"]:
                 row |= {"em": 0.0, "f1": 0.0, "short_em": 0.0, "short_f1": 0.0, "correct": False, "correct_lenient": False}
@@ -408,15 +425,22 @@ def without_verification(rows: list[dict], threshold: float = 0.0) -> list[dict]
     return out
 
 
+SWEEP_KEYS = ("answer.short_em", "answer.short_f1", "answer.accuracy", "citation.precision", "citation.recall",
+              "abstention.unanswerable_abstained", "abstention.answerable_abstained")
+
+
 def verification_sweep(rows: list[dict], thresholds=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)) -> list[dict]:
-    """Key metrics at each verification threshold, recomputed from one run's rows (`without_verification`)."""
-    keys = ("answer.short_em", "answer.short_f1", "answer.accuracy", "citation.precision", "citation.recall",
-            "abstention.unanswerable_abstained", "abstention.answerable_abstained")
-    table = []
-    for t in thresholds:
-        m = answer_metrics(without_verification(rows, t))
-        table.append({"threshold": t, **{k: m[k] for k in keys}})
-    return table
+    """Key metrics at each verification threshold, recomputed from one run's rows (`rescored`)."""
+    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, verify_threshold=t)))} for t in thresholds]
+
+
+def doubt_sweep(rows: list[dict], thresholds=(1.0, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)) -> list[dict]:
+    """Key metrics at each `answer.max_decline_p`, recomputed from one run's rows (`rescored`)."""
+    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, max_decline_p=t)))} for t in thresholds]
+
+
+def _pick(m: dict) -> dict:
+    return {k: m[k] for k in SWEEP_KEYS}
 
 
 def raw_scores(answer, chunks: dict, threshold: float) -> tuple[list[dict], int, int]:
@@ -551,7 +575,8 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-ABSTAIN_STEPS = ("relevance", "model", "answer_not_in_passages", "question_coverage", "verification")
+ABSTAIN_STEPS = ("relevance", "model", "answer_not_in_passages", "question_coverage", "off_topic",
+                 "answer_type", "model_doubt", "verification")
 
 
 def abstention_table(rows: list[dict]) -> dict[str, dict[str, int]]:

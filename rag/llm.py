@@ -475,6 +475,27 @@ class LlamaCppChat(BaseChatModel):
         total = mass["yes"] + mass["no"]
         return mass["yes"] / total if total > 0 else 0.0
 
+    def continuation_probabilities(self, messages: list[BaseMessage], reply_prefix: str, word: str) -> tuple[float, float]:
+        """How the reply to `messages`, having begun with `reply_prefix`, goes on: (P(`word`), P(the likeliest token)).
+
+        P(`word`) is the softmax mass of `word`'s first tokens (case and a leading space folded) at the
+        position after `reply_prefix`. Right after an answer was generated llama.cpp's context still holds
+        the prompt and the reply's first tokens, so this evaluates one token: milliseconds (rag.answer: how
+        likely the model was to decline, `Answer.decline_p`, and how sure it was of its first answer token).
+        """
+        import numpy as np
+
+        llama = self.llama
+        tokens = self.prompt_tokens(messages) + llama.tokenize(reply_prefix.encode("utf-8"), add_bos=False,
+                                                               special=False)
+        with _run_locks[self._key]:
+            llama.prepare(tokens)
+            llama.create_completion(tokens, max_tokens=1, temperature=0.0)
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        total = weights.sum()
+        return float(weights[sorted(_first_tokens(llama, word))].sum() / total), float(1.0 / total)
+
 
 # Qwen-style chat templates end a turn with <|im_end|>; llama.cpp stops at the model's EOS token by itself.
 _CHAT_STOPS = ("<|im_end|>", "<|endoftext|>")

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.evaluate import CATEGORIES, EvalResult, abstention_table, verification_sweep
+from rag.evaluate import CATEGORIES, EvalResult, abstention_table, doubt_sweep, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
 CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness")
@@ -101,6 +101,16 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
                   "own threshold.", "",
                   "| threshold | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
         lines += [f"| {row['threshold']:.1f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
+        lines.append("")
+    if any(r.get("decline_p") is not None for r in result.per_question):
+        sweep = doubt_sweep(result.per_question)
+        keys = [k for k in sweep[0] if k != "threshold"]
+        lines += ["## The model's doubt", "",
+                  "The same run recomputed at each `answer.max_decline_p` (1.0 = never): answers the step withheld "
+                  "are put back, then every answer the model was at least that likely to decline (P of the "
+                  "abstention's first word right after `Answer:`) abstains.", "",
+                  "| max_decline_p | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
+        lines += [f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
         lines.append("")
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]

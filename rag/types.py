@@ -90,13 +90,16 @@ class Answer:
     short_answer: str = ""
     abstain_reason: str = ""
     # which step abstained: "relevance" (no passage relevant enough, the model was not asked), "model" (the
-    # model said it does not know), "answer_not_in_passages", "question_coverage", "verification"
+    # model said it does not know), "answer_not_in_passages", "question_coverage", "off_topic",
+    # "answer_type", "model_doubt" (the model was likely to decline), "verification"
     abstain_step: str = ""
     draft: str = ""  # what the model said when a grounding check made us abstain
     raw_reply: str = ""  # the model's own reply, before any repair (scored as "raw" by the evals)
     prompt_chunk_ids: list[str] = field(default_factory=list)  # chunk of passage n at index n - 1, as shown
     verify_p_yes: float | None = None  # the verifier's P(the cited sentence states the answer); None: not asked
-    withheld: Answer | None = None  # the answer verification withheld (what the user would have seen without it)
+    decline_p: float | None = None  # the model's P(declining) at its first answer token; None: not measured
+    top_p: float | None = None  # the probability of the likeliest first answer token (how sure it was); None: ditto
+    withheld: Answer | None = None  # the answer the doubt or verification step withheld (what the user would have seen)
     question: str = ""
     standalone_question: str = ""
     passages: list[Chunk] = field(default_factory=list)
@@ -114,6 +117,8 @@ class Answer:
             "raw_reply": self.raw_reply,
             "prompt_chunk_ids": self.prompt_chunk_ids,
             "verify_p_yes": self.verify_p_yes,
+            "decline_p": self.decline_p,
+            "top_p": self.top_p,
             "withheld": self.withheld.to_dict() if self.withheld is not None else None,
             "question": self.question,
             "standalone_question": self.standalone_question,

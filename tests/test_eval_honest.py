@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rag.evaluate import (abstention_table, answer_metrics, gold_spans, load_dataset, load_split, score_answer,
-                          split_dataset, standard_errors, suggest_floors, verification_sweep, without_verification)
+                          split_dataset, standard_errors, suggest_floors, verification_sweep, without_verification,
+                          doubt_sweep, rescored)
 from rag.metrics import list_items
 from rag.types import Answer, Chunk, Citation
 
@@ -94,6 +95,19 @@ def test_withheld_answers_give_the_figures_without_verification():
     assert answer_metrics(without_verification(rows))["answer.accuracy"] == 1.0
     sweep = {r["threshold"]: r["answer.accuracy"] for r in verification_sweep(rows, (0.0, 0.2, 0.5))}
     assert sweep == {0.0: 1.0, 0.2: 1.0, 0.5: 0.0}
+
+
+def test_doubt_sweep_turns_doubtful_answers_into_abstentions_and_puts_withheld_ones_back():
+    shown = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], decline_p=0.3)
+    withheld = Answer("I don't know.", abstained=True, abstain_step="model_doubt", decline_p=0.3, withheld=shown)
+    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], decline_p=0.02)
+    rows = [score_answer(Q, withheld), score_answer(Q, sure)]
+    assert answer_metrics(rows)["answer.accuracy"] == 0.5
+    assert answer_metrics(rescored(rows))["answer.accuracy"] == 1.0  # 1.0: nothing abstains for doubt
+    again = rescored(rows, max_decline_p=0.25)
+    assert [r["abstained"] for r in again] == [True, False] and again[0]["abstain_step"] == "model_doubt"
+    sweep = {r["threshold"]: r["answer.accuracy"] for r in doubt_sweep(rows, (1.0, 0.25, 0.01))}
+    assert sweep == {1.0: 1.0, 0.25: 0.5, 0.01: 0.0}
 
 
 def test_list_answers_score_item_recall_and_precision():

@@ -198,3 +198,25 @@ def test_prompt_kinds_keep_their_cached_prefix_and_answers_do_not_change(local_m
         # only the new part of the prompt was evaluated: not the fixed part evicted by the other kind
         assert warm.response_metadata["prompt_evaluated"] < 25 < warm.response_metadata["prompt_tokens"]
         assert warm.content == cold.content
+
+
+@pytest.mark.integration
+def test_continuation_probabilities_read_how_likely_the_model_was_to_decline(local_model):
+    """After "Answer:", the real model is far likelier to go on with "I" (don't know) when the passage
+    lacks the answer, and reading it right after a reply evaluates only what the context lacks."""
+    from rag.answer import build_messages
+    from rag.context import Passage
+    from rag.types import Chunk
+
+    def ask(text, question):
+        return build_messages(question, [Passage(1, Chunk(chunk_id="c", text=text, source="t.txt"), text)])
+
+    held = ask("The Vetra glassworks employs 85 glassblowers in Murano.", "How many glassblowers does Vetra employ?")
+    lacking = ask("The Vetra glassworks was founded in Murano in 1921.", "How many glassblowers does Vetra employ?")
+    local_model.invoke(held)
+    before = local_model.llama.evaluated
+    p_held, top_held = local_model.continuation_probabilities(held, "Answer:", "I")
+    assert local_model.llama.evaluated - before <= 3  # the prompt and "Answer:" were still in the context
+    p_lacking, _ = local_model.continuation_probabilities(lacking, "Answer:", "I")
+    assert 0.0 <= p_held < 0.2 and p_lacking > 2 * p_held
+    assert p_held <= top_held <= 1.0 and top_held > 0.5  # sure of its first answer token when the passage holds it

@@ -83,3 +83,34 @@ def test_every_abstention_names_its_step(qa_with):
     invented = qa_with(["Answer: 100 million yuan\nDetails: Merck invested 100 million yuan [1]."])
     assert invented.ask("How much did Merck Testing invest?").abstain_step == "answer_not_in_passages"
     assert qa_with([], min_relevance=2.0).ask("Who won the 1966 World Cup?").abstain_step == "relevance"
+
+
+class DoubtfulChat(GenericFakeChatModel):
+    """The fake chat model, with a fixed probability of having declined (as `LlamaCppChat` measures it)."""
+
+    decline: float = 0.0
+    asked: list = []
+
+    def continuation_probabilities(self, messages, reply_prefix, word):
+        self.asked.append((reply_prefix, word))
+        return self.decline, 1.0 - self.decline
+
+
+@pytest.mark.parametrize("decline, withheld", [(0.45, True), (0.05, False)])
+def test_an_answer_the_model_doubted_is_withheld_and_says_which_step(fake_settings, tmp_path, decline, withheld):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "news.txt").write_text(DOC)
+    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "max_decline_p": 0.3})
+    model = DoubtfulChat(messages=iter([REPLY]), decline=decline)
+    model.asked = []
+    qa = DocQA(fake_settings.model_copy(update={"answer": cfg}), chat_model=model)
+    qa.ingest([tmp_path / "docs"])
+    ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
+    # the probability read is that of the abstention's first word, right after the reply's label
+    assert model.asked == [("Answer:", "I")] and ans.decline_p == decline and "decline_ms" in ans.timings
+    assert ans.abstained is withheld
+    if withheld:
+        assert ans.abstain_step == "model_doubt" and "45%" in ans.abstain_reason
+        assert ans.withheld is not None and ans.withheld.short_answer == "six"
+    else:
+        assert ans.short_answer == "six" and ans.withheld is None
