@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.evaluate import CATEGORIES, EvalResult, abstention_table, doubt_sweep, verification_sweep
+from rag.evaluate import CATEGORIES, EvalResult, abstention_table, doubt_sweep, sureness_sweep, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
 CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness")
@@ -111,6 +111,11 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
                   "abstention's first word right after `Answer:`) abstains.", "",
                   "| max_decline_p | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
         lines += [f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
+        sure = sureness_sweep(result.per_question)
+        lines += ["", "The same at each `answer.min_top_p` (0 = never): every answer whose likeliest first answer "
+                  "token was less than that likely abstains.", "",
+                  "| min_top_p | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
+        lines += [f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sure]
         lines.append("")
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]

@@ -10,7 +10,7 @@ import pytest
 
 from rag.evaluate import (abstention_table, answer_metrics, gold_spans, load_dataset, load_split, score_answer,
                           split_dataset, standard_errors, suggest_floors, verification_sweep, without_verification,
-                          doubt_sweep, rescored)
+                          doubt_sweep, rescored, sureness_sweep)
 from rag.metrics import list_items
 from rag.types import Answer, Chunk, Citation
 
@@ -108,6 +108,15 @@ def test_doubt_sweep_turns_doubtful_answers_into_abstentions_and_puts_withheld_o
     assert [r["abstained"] for r in again] == [True, False] and again[0]["abstain_step"] == "model_doubt"
     sweep = {r["threshold"]: r["answer.accuracy"] for r in doubt_sweep(rows, (1.0, 0.25, 0.01))}
     assert sweep == {1.0: 1.0, 0.25: 0.5, 0.01: 0.0}
+
+
+def test_sureness_sweep_turns_answers_the_model_was_unsure_of_into_abstentions():
+    unsure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], top_p=0.3)
+    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], top_p=0.9)
+    rows = [score_answer(Q, unsure), score_answer(Q, sure)]
+    assert [r["abstained"] for r in rescored(rows, min_top_p=0.5)] == [True, False]
+    sweep = {r["threshold"]: r["answer.accuracy"] for r in sureness_sweep(rows, (0.0, 0.5, 0.95))}
+    assert sweep == {0.0: 1.0, 0.5: 0.5, 0.95: 0.0}
 
 
 def test_list_answers_score_item_recall_and_precision():

@@ -89,11 +89,12 @@ class DoubtfulChat(GenericFakeChatModel):
     """The fake chat model, with a fixed probability of having declined (as `LlamaCppChat` measures it)."""
 
     decline: float = 0.0
+    top: float = 0.9
     asked: list = []
 
     def continuation_probabilities(self, messages, reply_prefix, word):
         self.asked.append((reply_prefix, word))
-        return self.decline, 1.0 - self.decline
+        return self.decline, self.top
 
 
 @pytest.mark.parametrize("decline, withheld", [(0.45, True), (0.05, False)])
@@ -114,3 +115,29 @@ def test_an_answer_the_model_doubted_is_withheld_and_says_which_step(fake_settin
         assert ans.withheld is not None and ans.withheld.short_answer == "six"
     else:
         assert ans.short_answer == "six" and ans.withheld is None
+
+
+@pytest.mark.parametrize("top, withheld", [(0.25, True), (0.8, False)])
+def test_an_answer_the_model_was_unsure_of_is_withheld(fake_settings, tmp_path, top, withheld):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "news.txt").write_text(DOC)
+    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "min_top_p": 0.5})
+    qa = DocQA(fake_settings.model_copy(update={"answer": cfg}),
+               chat_model=DoubtfulChat(messages=iter([REPLY]), decline=0.01, top=top))
+    qa.ingest([tmp_path / "docs"])
+    ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
+    assert ans.top_p == top and ans.abstained is withheld
+    if withheld:
+        assert ans.abstain_step == "model_doubt" and "unsure" in ans.abstain_reason and ans.withheld.short_answer == "six"
+
+
+def test_by_default_the_model_is_not_asked_how_sure_it_was(fake_settings, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "news.txt").write_text(DOC)
+    model = DoubtfulChat(messages=iter([REPLY]), decline=0.9, top=0.01)
+    model.asked = []
+    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0})
+    qa = DocQA(fake_settings.model_copy(update={"answer": cfg}), chat_model=model)
+    qa.ingest([tmp_path / "docs"])
+    ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
+    assert not ans.abstained and ans.decline_p is None and model.asked == []
