@@ -118,6 +118,10 @@ def _fuse(src: Path, dest: Path, config) -> None:
 # Inference
 # --------------------------------------------------------------------------- #
 
+# rows per ONNX Runtime call: on CPU, small runs of similar length are faster than large ones (they stay in
+# cache): 200 squad paragraphs on 2 cores took 1.8 s in runs of 4-8 rows, 2.0 s in 16, 2.65 s in 64
+RUN_ROWS = 8
+
 _SESSIONS: dict[tuple[str, int], object] = {}
 _LOCK = threading.Lock()
 
@@ -221,8 +225,9 @@ class OnnxEmbeddings(Embeddings):
         # batches of similar length waste no work on padding
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids), reverse=True)
         out = np.empty((len(encodings), self.dimension), dtype=np.float32)
-        for i in range(0, len(order), self.batch_size):
-            part = order[i:i + self.batch_size]
+        rows = min(self.batch_size, RUN_ROWS)
+        for i in range(0, len(order), rows):
+            part = order[i:i + rows]
             out[part] = self._run([encodings[j] for j in part])
         return out.tolist()
 
