@@ -93,30 +93,19 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
                   f"| citation recall (passage) | {_cell(m['citation.raw_recall'])} | {_cell(m['citation.recall'])} |",
                   f"| faithfulness | {_cell(m.get('faithfulness_raw', 0.0))} | {_cell(m['faithfulness'])} |", ""]
     if any(r.get("verify_p_yes") is not None for r in result.per_question):
-        sweep = verification_sweep(result.per_question)
-        keys = [k for k in sweep[0] if k != "threshold"]
-        lines += ["## Verification threshold", "",
-                  "The same run recomputed at each threshold (0 = no verification): answers verification withheld "
-                  "are put back, then answers whose P(yes) is under the threshold abstain. Valid up to the run's "
-                  "own threshold.", "",
-                  "| threshold | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
-        lines += [f"| {row['threshold']:.1f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
-        lines.append("")
+        lines += ["## Verification threshold", ""]
+        lines += _sweep_table("The same run recomputed at each threshold (0 = no verification): answers verification "
+                              "withheld are put back, then answers whose P(yes) is under the threshold abstain. Valid "
+                              "up to the run's own threshold.", "threshold", verification_sweep(result.per_question))
     if any(r.get("decline_p") is not None for r in result.per_question):
-        sweep = doubt_sweep(result.per_question)
-        keys = [k for k in sweep[0] if k != "threshold"]
-        lines += ["## The model's doubt", "",
-                  "The same run recomputed at each `answer.max_decline_p` (1.0 = never): answers the step withheld "
-                  "are put back, then every answer the model was at least that likely to decline (P of the "
-                  "abstention's first word right after `Answer:`) abstains.", "",
-                  "| max_decline_p | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
-        lines += [f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep]
-        sure = sureness_sweep(result.per_question)
-        lines += ["", "The same at each `answer.min_top_p` (0 = never): every answer whose likeliest first answer "
-                  "token was less than that likely abstains.", "",
-                  "| min_top_p | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys)]
-        lines += [f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sure]
-        lines.append("")
+        lines += ["## The model's doubt", ""]
+        lines += _sweep_table("The same run recomputed at each `answer.max_decline_p` (1.0 = never): answers the step "
+                              "withheld are put back, then every answer the model was at least that likely to decline "
+                              "(P of the abstention's first word right after `Answer:`) abstains.", "max_decline_p",
+                              doubt_sweep(result.per_question))
+        lines += _sweep_table("The same at each `answer.min_top_p` (0 = never): every answer whose likeliest first "
+                              "answer token was less than that likely abstains.", "min_top_p",
+                              sureness_sweep(result.per_question))
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]
     else:
@@ -131,6 +120,13 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
             for row in rows:
                 lines += _failure(row)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _sweep_table(intro: str, name: str, sweep: list[dict]) -> list[str]:
+    """A threshold sweep (rag.evaluate: `verification_sweep`, `doubt_sweep`, `sureness_sweep`) as Markdown."""
+    keys = [k for k in sweep[0] if k != "threshold"]
+    return [intro, "", f"| {name} | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys),
+            *(f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep), ""]
 
 
 def _failure(row: dict) -> list[str]:

@@ -98,19 +98,6 @@ def settings_with(fake_settings, **answer):
         update={"answer": fake_settings.answer.model_copy(update={"min_relevance": -1.0, **answer})})
 
 
-@pytest.fixture
-def docs(tmp_path):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "news.txt").write_text(DOC)
-    return tmp_path / "docs"
-
-
-def settings_with(fake_settings, **answer):
-    """Fake embeddings cannot judge relevance: every passage is relevant enough."""
-    return fake_settings.model_copy(
-        update={"answer": fake_settings.answer.model_copy(update={"min_relevance": -1.0, **answer})})
-
-
 class RecordingChat(GenericFakeChatModel):
     """The fake chat model, keeping the messages it was sent."""
 
