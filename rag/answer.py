@@ -258,13 +258,13 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     # the model's own doubt: how likely it was to decline ("Answer: I don't know …") instead of answering, read
     # from its first answer token's probabilities (one token evaluated; a local model only; off by default)
     doubt = getattr(deps.chat_model, "continuation_probabilities", None)
-    if doubt is not None and (cfg.max_decline_p < 1.0 or cfg.min_top_p > 0.0):
+    if doubt is not None and (cfg.max_decline_p < 1.0 or cfg.min_first_token_p > 0.0):
         t = time.perf_counter()
         decline, top = doubt(messages, "Answer:", load_prompt("answer")["abstain_text"].split()[0])
-        answer.decline_p, answer.top_p = round(decline, 4), round(top, 4)
+        answer.decline_p, answer.first_token_p = round(decline, 4), round(top, 4)
         timings["decline_ms"] = _ms(t)
         unsure = (f"the model was {decline:.0%} likely to say it does not know" if decline >= cfg.max_decline_p
-                  else f"the model was unsure of its answer ({top:.0%})" if top < cfg.min_top_p else "")
+                  else f"the model was unsure of its answer ({top:.0%})" if top < cfg.min_first_token_p else "")
         if unsure:
             answer.draft = text
             answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,

@@ -119,7 +119,7 @@ class AnswerSettings(BaseModel):
                                      "answering (its first answer token's probabilities; local model only; 1: "
                                      "never, and not measured). Off: it did not separate near misses from right "
                                      "answers on the squad dev split (evals/README.md).")
-    min_top_p: float = Field(
+    min_first_token_p: float = Field(
         0.0, ge=0, le=1, description="Abstain when the model's likeliest first answer token had less than this "
                                      "probability (how sure it was; local model only; 0: never). Off by default: it "
                                      "trades right answers for abstentions (the curve is in evals/README.md).")

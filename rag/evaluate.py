@@ -231,7 +231,7 @@ class EvalResult:
                 "doubt_sweep": doubt_sweep(self.per_question)
                 if any(r.get("decline_p") is not None for r in self.per_question) else [],
                 "sureness_sweep": sureness_sweep(self.per_question)
-                if any(r.get("top_p") is not None for r in self.per_question) else [],
+                if any(r.get("first_token_p") is not None for r in self.per_question) else [],
                 "questions": self.per_question}
 
     @classmethod
@@ -373,7 +373,7 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
         "raw_faithful_sentences": raw_ok, "raw_sentences": raw_sentences,
         "verify_p_yes": getattr(answer, "verify_p_yes", None),
         "decline_p": getattr(answer, "decline_p", None),
-        "top_p": getattr(answer, "top_p", None),
+        "first_token_p": getattr(answer, "first_token_p", None),
         "timings": dict(answer.timings),
     }
     if q["answerable"]:
@@ -399,12 +399,12 @@ def without_verification(rows: list[dict], threshold: float = 0.0) -> list[dict]
 
 
 def rescored(rows: list[dict], *, verify_threshold: float = 0.0, max_decline_p: float = 1.0,
-             min_top_p: float = 0.0) -> list[dict]:
+             min_first_token_p: float = 0.0) -> list[dict]:
     """The rows as they would be with other thresholds for the two last steps of the answer path, from one run.
 
     An answer those steps withheld is put back (its `withheld` row); then every answer the model was at least
-    `max_decline_p` likely to decline (`decline_p`) or whose first token was less than `min_top_p` likely
-    (`top_p`; both step "model_doubt"), or whose verifier's `verify_p_yes` is
+    `max_decline_p` likely to decline (`decline_p`) or whose first token was less than `min_first_token_p` likely
+    (`first_token_p`; both step "model_doubt"), or whose verifier's `verify_p_yes` is
     below `verify_threshold` (step "verification"), is turned into an abstention. An answer the doubt step
     withheld was never verified (no `verify_p_yes`), so a verification sweep is exact only in a run whose
     doubt step withheld nothing, and a doubt sweep in any run.
@@ -414,8 +414,8 @@ def rescored(rows: list[dict], *, verify_threshold: float = 0.0, max_decline_p: 
         row = row.get("withheld") or row
         step = ""
         if not row["abstained"]:
-            doubt, top, p_yes = row.get("decline_p"), row.get("top_p"), row.get("verify_p_yes")
-            if (doubt is not None and doubt >= max_decline_p) or (top is not None and top < min_top_p):
+            doubt, top, p_yes = row.get("decline_p"), row.get("first_token_p"), row.get("verify_p_yes")
+            if (doubt is not None and doubt >= max_decline_p) or (top is not None and top < min_first_token_p):
                 step = "model_doubt"
             elif verify_threshold > 0 and p_yes is not None and p_yes < verify_threshold:
                 step = "verification"
@@ -444,8 +444,8 @@ def doubt_sweep(rows: list[dict], thresholds=(1.0, 0.5, 0.4, 0.3, 0.25, 0.2, 0.1
 
 
 def sureness_sweep(rows: list[dict], thresholds=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)) -> list[dict]:
-    """Key metrics at each `answer.min_top_p`, recomputed from one run's rows (`rescored`)."""
-    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, min_top_p=t)))} for t in thresholds]
+    """Key metrics at each `answer.min_first_token_p`, recomputed from one run's rows (`rescored`)."""
+    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, min_first_token_p=t)))} for t in thresholds]
 
 
 def _pick(m: dict) -> dict:

@@ -103,8 +103,8 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
                               "withheld are put back, then every answer the model was at least that likely to decline "
                               "(P of the abstention's first word right after `Answer:`) abstains.", "max_decline_p",
                               doubt_sweep(result.per_question))
-        lines += _sweep_table("The same at each `answer.min_top_p` (0 = never): every answer whose likeliest first "
-                              "answer token was less than that likely abstains.", "min_top_p",
+        lines += _sweep_table("The same at each `answer.min_first_token_p` (0 = never): every answer whose likeliest first "
+                              "answer token was less than that likely abstains.", "min_first_token_p",
                               sureness_sweep(result.per_question))
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]

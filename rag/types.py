@@ -98,7 +98,7 @@ class Answer:
     prompt_chunk_ids: list[str] = field(default_factory=list)  # chunk of passage n at index n - 1, as shown
     verify_p_yes: float | None = None  # the verifier's P(the cited sentence states the answer); None: not asked
     decline_p: float | None = None  # the model's P(declining) at its first answer token; None: not measured
-    top_p: float | None = None  # the probability of the likeliest first answer token (how sure it was); None: ditto
+    first_token_p: float | None = None  # the probability of the likeliest first answer token (how sure it was); None: ditto
     withheld: Answer | None = None  # the answer the doubt or verification step withheld (what the user would have seen)
     question: str = ""
     standalone_question: str = ""
@@ -118,7 +118,7 @@ class Answer:
             "prompt_chunk_ids": self.prompt_chunk_ids,
             "verify_p_yes": self.verify_p_yes,
             "decline_p": self.decline_p,
-            "top_p": self.top_p,
+            "first_token_p": self.first_token_p,
             "withheld": self.withheld.to_dict() if self.withheld is not None else None,
             "question": self.question,
             "standalone_question": self.standalone_question,

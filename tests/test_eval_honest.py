@@ -111,10 +111,10 @@ def test_doubt_sweep_turns_doubtful_answers_into_abstentions_and_puts_withheld_o
 
 
 def test_sureness_sweep_turns_answers_the_model_was_unsure_of_into_abstentions():
-    unsure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], top_p=0.3)
-    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], top_p=0.9)
+    unsure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], first_token_p=0.3)
+    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], first_token_p=0.9)
     rows = [score_answer(Q, unsure), score_answer(Q, sure)]
-    assert [r["abstained"] for r in rescored(rows, min_top_p=0.5)] == [True, False]
+    assert [r["abstained"] for r in rescored(rows, min_first_token_p=0.5)] == [True, False]
     sweep = {r["threshold"]: r["answer.accuracy"] for r in sureness_sweep(rows, (0.0, 0.5, 0.95))}
     assert sweep == {0.0: 1.0, 0.5: 0.5, 0.95: 0.0}
 

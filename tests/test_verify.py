@@ -121,12 +121,12 @@ def test_an_answer_the_model_doubted_is_withheld_and_says_which_step(fake_settin
 def test_an_answer_the_model_was_unsure_of_is_withheld(fake_settings, tmp_path, top, withheld):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "news.txt").write_text(DOC)
-    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "min_top_p": 0.5})
+    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "min_first_token_p": 0.5})
     qa = DocQA(fake_settings.model_copy(update={"answer": cfg}),
                chat_model=DoubtfulChat(messages=iter([REPLY]), decline=0.01, top=top))
     qa.ingest([tmp_path / "docs"])
     ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
-    assert ans.top_p == top and ans.abstained is withheld
+    assert ans.first_token_p == top and ans.abstained is withheld
     if withheld:
         assert ans.abstain_step == "model_doubt" and "unsure" in ans.abstain_reason and ans.withheld.short_answer == "six"
 
