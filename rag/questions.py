@@ -165,7 +165,7 @@ def _capitalise(text: str) -> str:
 
 # --- the kind of answer a question asks for -----------------------------------------------------
 _ASKS_YEAR = re.compile(r"\b(?:what|which|in what|what's the)\s+year\b|\byear\s+(?:did|was|were|is)\b", re.I)
-_ASKS_NUMBER = re.compile(r"\bhow\s+(?:many|much|long|old|far|big|large|tall|high|deep|wide|often)\b"
+_ASKS_NUMBER = re.compile(r"\bhow\s+(many|much|long|old|far|big|large|tall|high|deep|wide|often)\b"
                           r"|\bwhat\s+(?:percentage|percent|number|amount|proportion|fraction)\b", re.I)
 _ASKS_WHO = re.compile(r"^\W*(?:who|whom)\b", re.I)
 _ASKS_WHERE = re.compile(r"^\W*where\b", re.I)
@@ -174,7 +174,8 @@ _NUMBER_WORDS = (r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|
                  r"|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|half|quarter|third|several|few"
                  r"|many|once|twice|thrice|single|double|triple|daily|weekly|monthly|annually|yearly|every|each"
                  r"|first|second|none|no|all|most|some|decades?|centur(?:y|ies)|years?|months?|weeks?|days?"
-                 r"|hours?|minutes?|seconds?")
+                 r"|hours?|minutes?|seconds?|rarely|seldom|never|often|occasionally|regularly|usually|frequently"
+                 r"|sometimes|always|briefly")
 _HAS_NUMBER = re.compile(r"\d|\b(?:" + _NUMBER_WORDS + r")\b", re.I)
 _HAS_YEAR = re.compile(r"\b\d{3,4}s?\b|\b\d{1,2}(?:st|nd|rd|th)\b|\b(?:BC|BCE|AD|CE)\b|centur|decade"
                        r"|\b(?:" + _NUMBER_WORDS + r")\b", re.I)
@@ -194,8 +195,9 @@ def answer_type_problem(question: str, short: str) -> str:
         return ""
     if _ASKS_YEAR.search(question) and not _HAS_YEAR.search(short):
         return "the question asks for a year; the answer gives none"
-    if _ASKS_NUMBER.search(question) and not _HAS_NUMBER.search(short):
-        return "the question asks for an amount; the answer gives none"
+    amount = _ASKS_NUMBER.search(question)
+    if amount and not _HAS_NUMBER.search(short) and not (amount.group(1) and amount.group(1).lower() in short.lower()):
+        return "the question asks for an amount; the answer gives none"  # "How tall?" "taller than X" passes
     if (_ASKS_WHO.search(question) or _ASKS_WHERE.search(question)) and _ONLY_NUMBER_OR_DATE.match(short):
         return "the question asks for a person or a place; the answer is only a number or a date"
     return ""

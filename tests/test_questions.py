@@ -74,6 +74,9 @@ def test_an_answer_of_the_wrong_kind_is_named(question, short):
     ("How many people lived there?", "about 40,000"),
     ("How many people lived there?", "three hundred"),
     ("How often are elections held?", "every four years"),
+    ("How often does the river flood?", "rarely"),  # amounts in words pass: only a missing amount counts
+    ("How tall is the tower?", "taller than the church"),
+    ("How long did the siege last?", "a long winter"),
     ("What percentage of power came from coal?", "12%"),
     ("Who designed the bridge?", "Gustave Eiffel"),
     ("Where was the priest from?", "Normandy"),
