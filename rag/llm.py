@@ -457,21 +457,11 @@ class LlamaCppChat(BaseChatModel):
     def yes_probability(self, messages: list[BaseMessage]) -> float:
         """P("Yes") / (P("Yes") + P("No")) for the model's first reply token to `messages` (rag.verify).
 
-        One prompt evaluation and no sampling loop: a one-token completion (which reuses llama.cpp's
-        cached prompt prefix), then the last position's logits, read from the context (the `Llama`
-        needs no `logits_all`). Case and a leading space are folded ("Yes", "yes", " Yes").
+        Case and a leading space are folded ("Yes", "yes", " Yes"); see `_next_token_weights`.
         """
-        import numpy as np
-
         llama = self.llama
-        tokens = self.prompt_tokens(messages)
-        with _run_locks[self._key]:
-            llama.prepare(tokens)  # the verify prompt's fixed prefix, if warmed, is not read again
-            llama.create_completion(tokens, max_tokens=1, temperature=0.0)
-            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
-        ids = {word: _first_tokens(llama, word) for word in ("yes", "no")}
-        top = logits.max()
-        mass = {w: float(np.exp(logits[sorted(t)] - top).sum()) for w, t in ids.items()}
+        weights = self._next_token_weights(self.prompt_tokens(messages))
+        mass = {w: float(weights[sorted(_first_tokens(llama, w))].sum()) for w in ("yes", "no")}
         total = mass["yes"] + mass["no"]
         return mass["yes"] / total if total > 0 else 0.0
 
@@ -483,18 +473,27 @@ class LlamaCppChat(BaseChatModel):
         the prompt and the reply's first tokens, so this evaluates one token: milliseconds (rag.answer: how
         likely the model was to decline, `Answer.decline_p`, and how sure it was of its first answer token).
         """
+        llama = self.llama
+        prefix = llama.tokenize(reply_prefix.encode("utf-8"), add_bos=False, special=False)
+        weights = self._next_token_weights(self.prompt_tokens(messages) + prefix)
+        total = weights.sum()
+        return float(weights[sorted(_first_tokens(llama, word))].sum() / total), float(weights.max() / total)
+
+    def _next_token_weights(self, tokens: list[int]):
+        """exp(logit - max logit) of every token that may follow `tokens`: softmax weights, not yet normalised.
+
+        One prompt evaluation and no sampling loop: a one-token completion (which reuses llama.cpp's
+        cached prefix, or a warmed snapshot of it), then the last position's logits, read from the context
+        (the `Llama` needs no `logits_all`).
+        """
         import numpy as np
 
         llama = self.llama
-        tokens = self.prompt_tokens(messages) + llama.tokenize(reply_prefix.encode("utf-8"), add_bos=False,
-                                                               special=False)
         with _run_locks[self._key]:
             llama.prepare(tokens)
             llama.create_completion(tokens, max_tokens=1, temperature=0.0)
             logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
-        weights = np.exp(logits - logits.max())
-        total = weights.sum()
-        return float(weights[sorted(_first_tokens(llama, word))].sum() / total), float(1.0 / total)
+        return np.exp(logits - logits.max())
 
 
 # Qwen-style chat templates end a turn with <|im_end|>; llama.cpp stops at the model's EOS token by itself.

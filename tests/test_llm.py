@@ -220,3 +220,15 @@ def test_continuation_probabilities_read_how_likely_the_model_was_to_decline(loc
     p_lacking, _ = local_model.continuation_probabilities(lacking, "Answer:", "I")
     assert 0.0 <= p_held < 0.2 and p_lacking > 2 * p_held
     assert p_held <= top_held <= 1.0 and top_held > 0.5  # sure of its first answer token when the passage holds it
+
+
+@pytest.mark.integration
+def test_yes_probability_reads_the_verifier_reply_from_the_real_model(local_model):
+    """The verification prompt's Yes/No, read from the first reply token's probabilities (rag.verify)."""
+    from rag.verify import verify_messages
+
+    stated = local_model.yes_probability(verify_messages(
+        "How many glassblowers does Vetra employ?", "85", "The Vetra glassworks employs 85 glassblowers."))
+    unstated = local_model.yes_probability(verify_messages(
+        "How many glassblowers does Vetra employ?", "1921", "The Vetra glassworks was founded in 1921."))
+    assert 0.0 <= unstated < stated <= 1.0 and stated > 0.5
