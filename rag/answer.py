@@ -266,9 +266,7 @@ def _answer(question, deps, history, k, sources, queue, ticket):
         unsure = (f"the model was {decline:.0%} likely to say it does not know" if decline >= cfg.max_decline_p
                   else f"the model was unsure of its answer ({top:.0%})" if top < cfg.min_first_token_p else "")
         if unsure:
-            answer.draft = text
-            answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,
-                                      dropped_citations=dropped, timings=dict(timings))
+            _withhold(answer, text, short, citations, dropped, timings)
             yield from _abstain(answer, pairs, timings, started, step="model_doubt", reason=unsure)
             return
     # verification (rag.verify): a short second prompt asks whether the cited sentence states the asked fact
@@ -276,9 +274,7 @@ def _answer(question, deps, history, k, sources, queue, ticket):
         verdict = verify_answer(standalone, short, citations, deps.chat_model, cfg.verify_threshold)
         timings["verify_ms"], answer.verify_p_yes = verdict.ms, verdict.p_yes
         if not verdict.passed:
-            answer.draft = text
-            answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,
-                                      dropped_citations=dropped, timings=dict(timings))
+            _withhold(answer, text, short, citations, dropped, timings)
             yield from _abstain(answer, pairs, timings, started, step="verification",
                                 reason="the cited sentence does not state the asked fact")
             return
@@ -300,6 +296,13 @@ def _wait_turn(queue, ticket, timings, started, poll_s: float = 0.25) -> Iterato
             last = ahead
             yield Waiting(ahead)
     timings["queue_ms"] = _ms(t)
+
+
+def _withhold(answer: Answer, text: str, short: str, citations, dropped: int, timings) -> None:
+    """Keep the finished answer a last check (doubt, verification) withholds: what the user would have seen."""
+    answer.draft = text
+    answer.withheld = replace(answer, text=text, short_answer=short, citations=citations,
+                              dropped_citations=dropped, timings=dict(timings))
 
 
 def _abstain(answer: Answer, pairs, timings, started, reason: str, step: str) -> Iterator[Answer]:

@@ -1,8 +1,8 @@
 """The sentence view: a vector for every sentence of every chunk, in a sibling collection.
 
 A chunk's vector is the mean of its sentences' meaning, so the one sentence that
-answers a question is diluted by its neighbours. Hybrid retrieval therefore also
-can also rank chunks by their best-matching sentence (`rag.retrieve`), when
+answers a question is diluted by its neighbours. Hybrid retrieval can therefore
+also rank chunks by their best-matching sentence (`rag.retrieve`), when
 `retrieval.sentence_weight` is above 0 (off by default). On squad-dev-mini
 (`python bench/sentences.py`, one index, side by side) it lifted MRR from 0.881 to
 0.890 on the dev split and from 0.870 to 0.891 on the test split (recall@1 0.809 ->
