@@ -147,6 +147,53 @@ def warm_prompts(settings=None) -> list[list]:
     return kinds
 
 
+# --- reading the reply -----------------------------------------------------------------------
+@dataclass
+class Reading:
+    """The model's reply as the user would see it, and why it must be withheld (`step`, `reason`; "" when not)."""
+
+    short: str = ""
+    text: str = ""
+    citations: list = field(default_factory=list)
+    dropped: int = 0
+    step: str = ""
+    reason: str = ""
+
+
+def read_reply(raw: str, standalone: str, meant: str, passages: Sequence[Passage], cfg) -> Reading:
+    """Parse the reply, complete a list, ground its text in cited passage sentences, then run the checks that
+    need no model call: the model declined, the grounding checks (`rag.grounding`), an off-topic answer
+    (`rag.guard`), the answer's kind (`rag.questions`)."""
+    short, details = parse_reply(raw)
+    if is_abstention(short, details):
+        return Reading(short=short, step="model", reason="the passages do not answer it")
+    short = complete_list(standalone, short, passages, asked=meant)  # rag.lists: one item of a list asked for -> the whole list
+    details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
+    # the text a user reads always states the short answer, in a cited passage sentence: the model's details
+    # when one of them does, else the passage sentence that does (a small model sometimes quotes a neighbouring
+    # sentence, or gives none); else the short answer is put in front of whatever details are left
+    better = better_evidence(standalone, short, details, passages)
+    if better:  # no details, or details quoting a sentence that does not state the answer: show the one that does
+        body = f"{short.rstrip(' .')}. {better}" if coverage(content_tokens(short), better) < 0.5 else better
+    elif not strip_markers(details):
+        body = f"{short} {details}".strip()
+    elif short and coverage(content_tokens(short), details) < 0.5:
+        body = f"{short.rstrip(' .')}. {details}"
+    else:
+        body = details
+    text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
+    reading = Reading(short=short, text=text, citations=citations, dropped=dropped)
+    reason = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage, asked=meant)
+    step = GROUNDING_STEPS.get(reason, "")
+    if not reason:
+        reason, step = off_topic_answer(standalone, short, [p.chunk.text for p in passages]), "off_topic"  # rag/guard.py
+    if not reason:  # a year asked, a name given: the passage talks about the subject, not the asked fact
+        reason, step = answer_type_problem(meant, short), "answer_type"
+    if reason:
+        reading.step, reading.reason = step, reason
+    return reading
+
+
 # --- the whole path ------------------------------------------------------------------------
 @dataclass
 class AnswerDeps:
@@ -225,35 +272,11 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     timings["tokens"] = float(n_tokens)
     timings["tokens_per_s"] = round(n_tokens / (done - first), 2) if first and done > first else 0.0
     answer.raw_reply = "".join(raw)
-    short, details = parse_reply(answer.raw_reply)
-    if is_abstention(short, details):
-        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
-        return
-    short = complete_list(standalone, short, passages, asked=meant)  # rag.lists: one item of a list asked for -> the whole list
-    details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
-    # the text a user reads always states the short answer, in a cited passage sentence: the model's details
-    # when one of them does, else the passage sentence that does (a small model sometimes quotes a neighbouring
-    # sentence, or gives none); else the short answer is put in front of whatever details are left
-    better = better_evidence(standalone, short, details, passages)
-    if better:  # no details, or details quoting a sentence that does not state the answer: show the one that does
-        body = f"{short.rstrip(' .')}. {better}" if coverage(content_tokens(short), better) < 0.5 else better
-    elif not strip_markers(details):
-        body = f"{short} {details}".strip()
-    elif short and coverage(content_tokens(short), details) < 0.5:
-        body = f"{short.rstrip(' .')}. {details}"
-    else:
-        body = details
-    text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
-    ungrounded = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage)
-    step = GROUNDING_STEPS.get(ungrounded, "")
-    if not ungrounded:
-        ungrounded = off_topic_answer(standalone, short, [p.chunk.text for p in passages])  # rag/guard.py
-        step = "off_topic"
-    if not ungrounded:  # a year asked, a name given: the passage talks about the subject, not the asked fact
-        ungrounded, step = answer_type_problem(meant, short), "answer_type"
-    if ungrounded:
+    reading = read_reply(answer.raw_reply, standalone, meant, passages, cfg)
+    text, short, citations, dropped = reading.text, reading.short, reading.citations, reading.dropped
+    if reading.step:
         answer.draft = text
-        yield from _abstain(answer, pairs, timings, started, reason=ungrounded, step=step)
+        yield from _abstain(answer, pairs, timings, started, reason=reading.reason, step=reading.step)
         return
     # the model's own doubt: how likely it was to decline ("Answer: I don't know …") instead of answering, read
     # from its first answer token's probabilities (one token evaluated; a local model only; off by default)

@@ -5,7 +5,9 @@ and a passage it cites, support = |T(sentence) ∩ T(passage)| / |T(sentence)|,
 where T() is the set of stemmed content words and numbers (stopwords removed,
 number words mapped to digits, so "six" matches "6"). The quote shown is the
 passage sentence with the largest overlap. A citation whose support is below
-`answer.support_threshold` is kept but flagged `supported=False`.
+`answer.support_threshold` is kept but flagged `supported=False`. A marker is
+re-pointed when another passage supports its sentence clearly better (a small
+model often cites the passage next to the one it copied from; `_better_passage`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
         if not markers_only:
             claim_supported = False
         nums = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        if nums and not markers_only and passages and claim:
+            n = _better_passage(claim, nums, passages, threshold, short_answer)
+            if n is not None:  # the model's marker points at a passage that states less of the sentence: re-point it
+                sentence = _append_marker(re.sub(r"\s*" + MARKER.pattern, "", sentence).rstrip(), n)
+                nums = [n]
         if not nums and passages and claim:
             # an uncited sentence gets the passage that supports it best, if any does
             scored = [(best_quote(claim, p.chunk.text)[0], p.n) for p in passages]
@@ -97,6 +104,28 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
         cursor = span.end
     pieces.append(text[cursor:])
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(pieces)).strip(), list(found.values()), dropped
+
+
+REPOINT_MARGIN = 0.25
+
+
+def _better_passage(claim: str, cited: list[int], passages: Sequence[Passage], threshold: float,
+                    short_answer: str) -> int | None:
+    """The passage to cite instead of `cited`, or None to keep the model's markers.
+
+    A small model often cites the passage next to the one it copied from. When another
+    passage supports the sentence by at least `REPOINT_MARGIN` more than every cited one
+    (and holds the short answer, if the sentence states it), that passage is the source.
+    """
+    support = {p.n: best_quote(claim, p.chunk.text)[0] for p in passages}
+    n = max(support, key=lambda k: (support[k], -k))
+    if n in cited or support[n] < threshold or support[n] < max(support.get(c, 0.0) for c in cited) + REPOINT_MARGIN:
+        return None
+    answer_words = content_tokens(short_answer) & content_tokens(claim)
+    by_n = {p.n: p for p in passages}
+    if answer_words and len(answer_words & content_tokens(by_n[n].chunk.text)) < len(answer_words):
+        return None
+    return n
 
 
 def drop_unsupported_sentences(text: str, passages: Sequence[Passage], threshold: float) -> str:

@@ -33,19 +33,24 @@ def coverage(wanted: set[str], text: str) -> float:
 
 
 def grounding_problem(question: str, short: str, citations: Sequence[Citation], passages: Sequence[Passage],
-                      min_question_coverage: float) -> str:
+                      min_question_coverage: float, asked: str = "") -> str:
     """Why the model's answer cannot be trusted, or "" when it is grounded.
 
     Two checks, both on stemmed content words: the short answer must occur in the
-    passages (catches invented figures), and the cited passages must hold at least
+    passages (catches invented figures), and the cited passages, with their documents'
+    titles (which name what a passage is about), must hold at least
     `min_question_coverage` of the question's words (catches an answer to a
-    different question, e.g. a person's role in another company).
+    different question, e.g. a person's role in another company). For a follow-up,
+    `question` is searched with the earlier question in front, whose words the cited
+    passage need not repeat: the words of the follow-up as `asked` count as well.
     """
-    evidence = " ".join(c.text for c in citations) or " ".join(p.chunk.text for p in passages)
+    cited = [(c.title, c.text) for c in citations] or [(p.chunk.title, p.chunk.text) for p in passages]
+    evidence = " ".join(f"{title} {text}" for title, text in cited)
     yes_no = short.strip(" .!").lower() in ("yes", "no")
     if not yes_no and coverage(content_tokens(short), " ".join(p.chunk.text for p in passages)) < 0.5:
         return NOT_IN_PASSAGES
-    if coverage(content_tokens(question), evidence) < min_question_coverage:
+    covered = max(coverage(content_tokens(q), evidence) for q in (question, asked or question))
+    if covered < min_question_coverage:
         return NOT_COVERED
     return ""
 

@@ -187,6 +187,40 @@ def test_marker_only_segment_cites_previous_sentence():
     assert [c.n for c in cites] == [1] and dropped == 1 and "[2]" not in text
 
 
+def test_marker_pointing_at_a_neighbouring_passage_is_repointed():
+    ps = passages("Different ways to teach are often referred to as pedagogy.",
+                  "Teachers may study pedagogy, the science of teaching, which is called a discipline.")
+    text, cites, _ = resolve_citations("The science of teaching is called pedagogy [1].", ps, 0.35, short_answer="pedagogy")
+    assert text == "The science of teaching is called pedagogy [2]." and [c.n for c in cites] == [2]
+    assert cites[0].quote.startswith("Teachers may study pedagogy")
+
+
+def test_marker_kept_when_the_cited_passage_supports_nearly_as_well_or_lacks_nothing():
+    ps = passages("Merck Testing is headquartered in Darmstadt.", "Merck Testing, headquartered in Darmstadt, Germany.")
+    text, cites, _ = resolve_citations("Merck Testing is headquartered in Darmstadt [1].", ps, 0.35, short_answer="Darmstadt")
+    assert [c.n for c in cites] == [1]
+    # the better-supported passage does not hold the short answer: the model's marker stays
+    ps = passages("The Colosseum held 50,000 spectators.", "The Colosseum, an amphitheatre, held many spectators in Rome.")
+    text, cites, _ = resolve_citations("The Colosseum, an amphitheatre in Rome, held 50,000 spectators [1].", ps, 0.35,
+                                       short_answer="50,000")
+    assert [c.n for c in cites] == [1] and text.endswith("[1].")
+
+
+def test_follow_up_is_covered_by_its_own_words_and_a_passage_by_its_title():
+    from rag.grounding import grounding_problem
+
+    text = "He began to teach that salvation is a gift of grace, received through faith."
+    ps = [Passage(1, Chunk(chunk_id="c1", text=text, source="luther.txt", title="Martin Luther"), text)]
+    _, cites, _ = resolve_citations("Salvation is received through faith [1].", ps, 0.35)
+    # the title names what the passage is about: "Luther" need not be repeated in the passage's text
+    assert grounding_problem("According to Luther, how is salvation received?", "through faith", cites, ps, 0.6) == ""
+    # a follow-up is searched with the earlier question in front; the cited passage need only cover the follow-up
+    earlier = "When was Martin Luther born? In which year did he write the Ninety-Five Theses?"
+    assert "do not mention" in grounding_problem(f"{earlier} How was salvation received?", "through faith", cites, ps, 0.6)
+    assert grounding_problem(f"{earlier} How was salvation received?", "through faith", cites, ps, 0.6,
+                             asked="How was salvation received?") == ""
+
+
 def test_grounding_catches_invented_answers_and_off_question_citations():
     from rag.grounding import grounding_problem
 
