@@ -29,7 +29,6 @@ from rag.types import Chunk, FileResult, IngestReport
 Progress = Callable[[int, int, str], None]
 _MAX_TITLE_CHARS = 200
 _FLUSH_CHUNKS = 256  # chunks per embed-and-store batch; the writer overlaps the next batch's reading and chunking
-_FIRST_FLUSH_CHUNKS = 32  # the first batches are smaller (doubling up to _FLUSH_CHUNKS): embedding starts early
 _DEFER_CHUNKS = 32768  # chunks of large documents held in memory while the small files read with them go first
 _LEXICAL_EVERY_S = 5.0  # how often a long ingest brings BM25 up to what it has stored
 
@@ -333,9 +332,6 @@ class Ingestor:
 class _Batch:
     """Embeds and stores documents in batches of about `_FLUSH_CHUNKS` chunks, in a writer thread.
 
-    The first batches are smaller (`_FIRST_FLUSH_CHUNKS`, doubling), so the
-    model starts embedding while the rest of the folder is still being read.
-
     Small documents are gathered until a batch is full; a large document is
     cut into batch-sized parts that go out one after each batch of small ones
     (or all at once when too many large ones wait), so a huge file neither
@@ -365,7 +361,6 @@ class _Batch:
         self._queue = None
         self._writer = None
         self._error: BaseException | None = None
-        self._flush_at = _FIRST_FLUSH_CHUNKS
 
     def add(self, item: _Pending, report: IngestReport) -> None:
         self._raise_error()
@@ -382,7 +377,7 @@ class _Batch:
                     self._send_large_part()
         else:
             self.small.append(item)
-            if sum(len(p.todo()) for p in self.small) >= self._flush_at:
+            if sum(len(p.todo()) for p in self.small) >= _FLUSH_CHUNKS:
                 self._send_small()
                 self._send_large_part()
 
@@ -414,7 +409,6 @@ class _Batch:
         items, self.small = self.small, []
         if items:
             self._submit([(p, p.todo(), True) for p in items])
-            self._flush_at = min(2 * self._flush_at, _FLUSH_CHUNKS)
 
     def _send_large_part(self) -> None:
         if not self.large:

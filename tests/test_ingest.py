@@ -218,44 +218,16 @@ class FailingAfter(CountingEmbeddings):
         return super().embed_documents(texts)
 
 
-class BatchSizes(CountingEmbeddings):
-    def __init__(self, inner):
-        super().__init__(inner)
-        self.sizes = []
-
-    def embed_documents(self, texts):
-        self.sizes.append(len(texts))
-        return super().embed_documents(texts)
-
-
-def small_batches_folder(tmp_path, monkeypatch, files: int, first: int, full: int):
-    """`files` one-chunk documents, ingested in batches of `first` chunks doubling up to `full`."""
-    from rag import ingest as ingest_mod
-
-    monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", full)
-    monkeypatch.setattr(ingest_mod, "_FIRST_FLUSH_CHUNKS", first)
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(files):
-        (folder / f"doc{i:02}.txt").write_text(f"Document number {i} talks about topic {i}.")
-    return folder
-
-
-def test_first_batches_are_small_so_embedding_starts_while_files_are_read(fake_settings, tmp_path, monkeypatch):
-    from rag.embeddings import make_embeddings
-
-    folder = small_batches_folder(tmp_path, monkeypatch, files=40, first=4, full=16)
-    emb = BatchSizes(make_embeddings(fake_settings))
-    DocQA(fake_settings, embeddings=emb).ingest([folder])
-    assert emb.sizes == [4, 8, 16, 12]  # doubling up to the full batch; the rest at the end
-    assert emb.embedded == 40
-
-
 def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fake_settings, tmp_path, monkeypatch):
+    from rag import ingest as ingest_mod
     from rag.embeddings import make_embeddings
     from rag.errors import RagError
 
-    folder = small_batches_folder(tmp_path, monkeypatch, files=8, first=2, full=2)
+    monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 2)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"doc{i}.txt").write_text(f"Document number {i} talks about topic {i}.")
     threads_before = threading.active_count()
     qa = DocQA(fake_settings, embeddings=FailingAfter(make_embeddings(fake_settings), ok=2))
     with pytest.raises(RagError, match="embedding failed .*out of memory"):
@@ -268,4 +240,4 @@ def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fa
     report = qa2.ingest([folder])
     assert report.count("unchanged") == 4 and report.count("added") == 4
     assert len(qa2.sources()) == 8
-    assert qa2.retrieve("topic 7", k=1)[0].source.endswith("doc07.txt")
+    assert qa2.retrieve("topic 7", k=1)[0].source.endswith("doc7.txt")
