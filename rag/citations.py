@@ -7,7 +7,7 @@ number words mapped to digits, so "six" matches "6"). The quote shown is the
 passage sentence with the largest overlap. A citation whose support is below
 `answer.support_threshold` is kept but flagged `supported=False`. A marker is
 re-pointed when another passage supports its sentence clearly better (a small
-model often cites the passage next to the one it copied from; `_better_passage`).
+model often cites the passage next to the one it copied from; `_repoint`).
 """
 
 from __future__ import annotations
@@ -77,18 +77,13 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
         if not markers_only:
             claim_supported = False
         nums = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
-        if nums and not markers_only and passages and claim:
-            n = _better_passage(claim, nums, passages, threshold, short_answer)
-            if n is not None:  # the model's marker points at a passage that states less of the sentence: re-point it
-                sentence = _append_marker(re.sub(r"\s*" + MARKER.pattern, "", sentence).rstrip(), n)
-                nums = [n]
-        if not nums and passages and claim:
-            # an uncited sentence gets the passage that supports it best, if any does
-            scored = [(best_quote(claim, p.chunk.text)[0], p.n) for p in passages]
-            support, n = max(scored, key=lambda t: (t[0], -t[1]))
-            if support >= threshold:
-                nums = [n]
-                sentence = _append_marker(sentence, n)
+        if passages and claim and not (nums and markers_only):
+            support = {p.n: best_quote(claim, p.chunk.text)[0] for p in passages}
+            best = max(support, key=lambda n: (support[n], -n))  # the passage that supports the sentence best
+            if support[best] >= threshold and not nums:  # an uncited sentence gets it
+                nums, sentence = [best], _append_marker(sentence, best)
+            elif support[best] >= threshold and _repoint(nums, best, support, by_n[best], claim, short_answer):
+                sentence, nums = _append_marker(re.sub(r"\s*" + MARKER.pattern, "", sentence).rstrip(), best), [best]
         checked = {n: found.get(n) or _citation(n, by_n[n], claim, threshold) for n in dict.fromkeys(nums)}
         claim_supported = claim_supported or any(c.supported for c in checked.values())
         if claim_supported:
@@ -109,23 +104,18 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
 REPOINT_MARGIN = 0.25
 
 
-def _better_passage(claim: str, cited: list[int], passages: Sequence[Passage], threshold: float,
-                    short_answer: str) -> int | None:
-    """The passage to cite instead of `cited`, or None to keep the model's markers.
+def _repoint(cited: list[int], best: int, support: dict[int, float], passage: Passage, claim: str,
+             short_answer: str) -> bool:
+    """Whether the sentence's markers should give way to the passage `best`.
 
-    A small model often cites the passage next to the one it copied from. When another
-    passage supports the sentence by at least `REPOINT_MARGIN` more than every cited one
-    (and holds the short answer, if the sentence states it), that passage is the source.
+    A small model often cites the passage next to the one it copied from. When `best`
+    supports the sentence by at least `REPOINT_MARGIN` more than every cited passage
+    (and holds the short answer, if the sentence states it), it is the source.
     """
-    support = {p.n: best_quote(claim, p.chunk.text)[0] for p in passages}
-    n = max(support, key=lambda k: (support[k], -k))
-    if n in cited or support[n] < threshold or support[n] < max(support.get(c, 0.0) for c in cited) + REPOINT_MARGIN:
-        return None
+    if best in cited or support[best] < max(support.get(n, 0.0) for n in cited) + REPOINT_MARGIN:
+        return False
     answer_words = content_tokens(short_answer) & content_tokens(claim)
-    by_n = {p.n: p for p in passages}
-    if answer_words and len(answer_words & content_tokens(by_n[n].chunk.text)) < len(answer_words):
-        return None
-    return n
+    return answer_words <= content_tokens(passage.chunk.text)
 
 
 def drop_unsupported_sentences(text: str, passages: Sequence[Passage], threshold: float) -> str:
