@@ -114,7 +114,9 @@ REPLIES = [
     "Answer: Paris\nDetails: Paris is the capital of France [1].",             # right, cited
     "Answer: 5 million\nDetails: Berlin has 5 million inhabitants [1].",       # model error
     "Answer: I don't know based on the documents.",                           # wrong abstention
-    "Answer: the Seine\nDetails: The Seine flows through Paris [2].",          # right, but cites the Rome passage: citation error
+    # right, but cites the Rome passage, which supports the sentence as well as the Paris one (so the answer
+    # path has no reason to re-point it): citation error
+    "Answer: the Seine\nDetails: The Seine river flows through the capital city [2].",
     "Answer: I don't know based on the documents.",                           # right abstention
     "Answer: Rome\nDetails: Rome is the capital of Italy [1].",                # missed abstention
 ]
