@@ -162,10 +162,14 @@ def test_empty_index_search_is_a_clear_error(qa):
         qa.retrieve("anything")
 
 
-def test_source_filter(qa, docs):
+def test_source_filter(qa, docs, monkeypatch):
     qa.ingest([docs])
     only = qa.retrieve("founder workers tremors", k=5, sources=["alpha.txt"])
     assert only and all(c.source.endswith("alpha.txt") for c in only)
+    # a full path or stored name is found without scanning every stored chunk (a bare file name needs one)
+    monkeypatch.setattr(type(qa.store), "sources", lambda self: pytest.fail("a full scan to resolve a path"))
+    path = str(docs / "alpha.txt")
+    assert qa.resolve_source(path) == qa.resolve_source(str((docs / "alpha.txt").resolve())) == only[0].source
 
 
 def test_other_embedding_model_is_refused(fake_settings, docs):
