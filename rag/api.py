@@ -151,14 +151,14 @@ class DocQA:
 
     def resolve_source(self, name: str) -> str:
         """Map a user's name for a document (stored name, path, or unique file name) to its source."""
+        known = [s.source for s in self.sources()]
+        if name in known:
+            return name
         from rag.ingest import source_key
 
-        names = [name, source_key(Path(name))]
-        stored = self.store.source_states(names)  # a stored name or path: no scan of the whole collection
-        for candidate in names:
-            if candidate in stored:
-                return candidate
-        known = [s.source for s in self.sources()]
+        key = source_key(Path(name))
+        if key in known:
+            return key
         matches = [s for s in known if Path(s).name == name]
         if len(matches) == 1:
             return matches[0]

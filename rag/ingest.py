@@ -105,10 +105,8 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport()
         with self._locked(lock_timeout), _Batch(self) as batch:
+            known = {s.source: s.content_hash for s in self.store.sources()}
             files = list(iter_files(paths))
-            # what is stored of these files (sync also needs every other stored document, to remove the vanished)
-            known = ({s.source: s.content_hash for s in self.store.sources()} if sync
-                     else self.store.source_states(source_key(path) for path, _ in files if path.exists()))
             roots = {source_key(root) for _, root in files if root is not None}
             roots |= {source_key(p) for p in paths if p.is_dir()}
             max_bytes = int(self.settings.chunking.max_file_mb * 2**20)
@@ -154,7 +152,7 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport()
         with self._locked(lock_timeout), _Batch(self) as batch:
-            known = self.store.source_states(str(row["source"]) for row in rows)
+            known = {s.source: s.content_hash for s in self.store.sources()}
             for done, row in enumerate(rows, start=1):
                 if self.stop.is_set():
                     report.files.extend(FileResult(str(r["source"]), "interrupted", reason="not read before the stop")

@@ -21,7 +21,6 @@ from rag.types import Chunk, SourceInfo
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
-_SOURCES_PER_QUERY = 500  # documents named in one `$in` filter
 _REOPEN_LOCK = threading.Lock()
 _LOADED: dict[tuple[int, str], str] = {}  # (Chroma client, collection) -> generation its vector index has loaded
 MODEL_KEY, DIM_KEY, GEN_KEY = "rag:embedding_model", "rag:embedding_dim", "rag:generation"
@@ -182,20 +181,19 @@ class ChunkStore:
 
     def sources(self) -> list[SourceInfo]:
         """Indexed documents with chunk counts (one scan of the metadata)."""
-        return _summaries(self.scan(include_text=False))
-
-    def source_states(self, sources: Iterable[str]) -> dict[str, str]:
-        """The stored version (content hash, or INCOMPLETE) of each of `sources` that is stored.
-
-        Reads only those documents' records, so checking a few files against a
-        large collection costs what the files cost, not a scan of every chunk.
-        """
-        sources = list(dict.fromkeys(sources))
-        records: list[StoredChunk] = []
-        for i in range(0, len(sources), _SOURCES_PER_QUERY):
-            got = self._collection.get(where=source_filter(sources[i:i + _SOURCES_PER_QUERY]), include=["metadatas"])
-            records += [from_record(cid, "", meta) for cid, meta in zip(got["ids"], got["metadatas"])]
-        return {s.source: s.content_hash for s in _summaries(records)}
+        agg: dict[str, list[StoredChunk]] = defaultdict(list)
+        for sc in self.scan(include_text=False):
+            agg[sc.chunk.source].append(sc)
+        out = []
+        for source, items in agg.items():
+            first = items[0]
+            out.append(SourceInfo(
+                source=source, title=first.chunk.title, chunks=len(items),
+                # an interrupted write (two versions, or a version short of its chunks) is redone by ingest
+                content_hash=first.content_hash if document_complete(items) else INCOMPLETE,
+                ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
+            ))
+        return sorted(out, key=lambda s: s.source)
 
     def all_ids(self) -> set[str]:
         """Every stored chunk id (no text, no metadata), paged."""
@@ -443,23 +441,6 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
 
 
 INCOMPLETE = "inconsistent"  # the content hash reported for a document whose last write was interrupted
-
-
-def _summaries(records: Iterable[StoredChunk]) -> list[SourceInfo]:
-    """One `SourceInfo` per document of `records` (all of each document's records), by source."""
-    agg: dict[str, list[StoredChunk]] = defaultdict(list)
-    for sc in records:
-        agg[sc.chunk.source].append(sc)
-    out = []
-    for source, items in agg.items():
-        first = items[0]
-        out.append(SourceInfo(
-            source=source, title=first.chunk.title, chunks=len(items),
-            # an interrupted write (two versions, or a version short of its chunks) is redone by ingest
-            content_hash=first.content_hash if document_complete(items) else INCOMPLETE,
-            ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
-        ))
-    return sorted(out, key=lambda s: s.source)
 
 
 def document_complete(items: list[StoredChunk]) -> bool:
