@@ -19,9 +19,11 @@ import os
 import re
 import shutil
 import threading
+import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -54,19 +56,53 @@ def _stem(words: list[str]) -> list[str]:
         return _stemmer.stemWords(words)
 
 
+# Latin letters NFKD does not take apart (Lucene's ASCIIFoldingFilter maps them alike)
+_LATIN_FOLDS = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"}
+
+
+@lru_cache(maxsize=65536)
+def fold_latin(word: str) -> str:
+    """`word` with the accents of Latin letters dropped ("gospić" -> "gospic", "müntzer" -> "muntzer").
+
+    People type names without their accents, and documents differ too. Only a
+    letter that decomposes into an ASCII letter plus combining marks is folded:
+    the vowel signs of Devanagari or Arabic, which change a word, are kept.
+    """
+    out = []
+    for ch in word:
+        if ch.isascii():
+            out.append(ch)
+        elif ch in _LATIN_FOLDS:
+            out.append(_LATIN_FOLDS[ch])
+        else:
+            parts = unicodedata.normalize("NFKD", ch)
+            base = parts[0]
+            if parts.isascii() and parts.isalpha():  # a ligature: "ﬁ" -> "fi"
+                out.append(parts.lower())
+            elif base.isascii() and base.isalpha() and all(unicodedata.combining(c) for c in parts[1:]):
+                out.append(base)
+            else:
+                out.append(ch)
+    return "".join(out)
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-case, split on non-letters/digits, drop stopwords, Snowball-stem; CJK as single characters."""
+    """Lower-case, split on non-letters/digits, fold Latin accents, drop stopwords, Snowball-stem; CJK as
+    single characters."""
     words: list[str] = []
     for word in _WORD.findall(text.lower()):
         if _CJK.search(word):
             words.extend(ch for ch in word if not ch.isspace())
-        elif word not in STOPWORDS:
+            continue
+        if not word.isascii():
+            word = fold_latin(word)
+        if word not in STOPWORDS:
             words.append(word)
     return _stem(words)
 
 
 _K1, _B = 1.5, 0.75  # bm25s' defaults
-_FORMAT = 2
+_FORMAT = 3  # 3: terms with Latin accents folded (`fold_latin`)
 _SEP = "\0"  # never inside a term, a chunk id or a path
 
 

@@ -74,3 +74,30 @@ def test_old_layout_counts_as_stale(tmp_path):
     assert index.generation() is None  # so ingest and search rebuild it from the store
     index.rebuild([("a", "x", "copper")], "g2")
     assert not (directory / "tokens.jsonl").exists() and index.search("copper", 1)[0][0] == "a"
+
+
+def test_latin_accents_are_folded_and_other_scripts_kept():
+    assert tokenize("Where did Tesla teach in Gospic?") == tokenize("Where did Tesla teach in Gospić?")
+    assert tokenize("Müntzer, Katyń, São Paulo, naïve café") == tokenize("Muntzer, Katyn, Sao Paulo, naive cafe")
+    assert tokenize("Straße Ærø ﬁle") == tokenize("Strasse Aero file")
+    # a Greek accent is not a Latin one: the word is kept as written
+    assert tokenize("Ελλάδα") != tokenize("Ελλαδα")
+    assert tokenize("東京") == ["東", "京"]
+
+
+def test_query_without_accents_finds_the_accented_document(tmp_path):
+    index = LexicalIndex(tmp_path / "bm25")
+    index.rebuild([("a", "x.txt", "Tesla taught a large class in Gospić"), ("b", "y.txt", "Tesla moved to Prague")], "g1")
+    assert [cid for cid, _ in index.search("Gospic", 5)] == ["a"]
+    assert [cid for cid, _ in index.search("GOSPIĆ", 5)] == ["a"]
+
+
+def test_index_of_the_previous_term_format_is_rebuilt(tmp_path):
+    import json
+
+    directory = tmp_path / "bm25"
+    LexicalIndex(directory).rebuild([("a", "x.txt", "Gospić")], "g1")
+    meta = json.loads((directory / "meta.json").read_text())
+    meta["format"] = meta["format"] - 1  # written before accents were folded: its terms are "gospić"
+    (directory / "meta.json").write_text(json.dumps(meta))
+    assert LexicalIndex(directory).generation() is None  # stale: ingest and search rebuild it from the store
