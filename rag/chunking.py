@@ -282,10 +282,11 @@ def _units(measure: _Measure, span: Span, level: int, after: int, out: list[_Uni
 class _Packer:
     """Greedy packing of units into chunks using prefix sums of unit counts."""
 
-    def __init__(self, measure: _Measure, units: list[_Unit], overlap_tokens: int) -> None:
+    def __init__(self, measure: _Measure, units: list[_Unit], overlap_tokens: int, tail_tokens: int = 0) -> None:
         self.measure = measure
         self.units = units
         self.overlap_tokens = overlap_tokens
+        self.tail_tokens = tail_tokens
         text = measure.text
         # gaps[i]: estimated cost of the whitespace before unit i, which is only
         # part of a chunk when unit i is not the chunk's first unit.
@@ -351,6 +352,25 @@ class _Packer:
             return True  # a single unit was counted exactly when it was made
         return self.measure.span_fits(self.units[first].start, self.units[stop - 1].end)
 
+    def tail_stop(self, first: int, stop: int) -> int:
+        """The end of the text instead of `stop` when what would follow is a small tail that can join this chunk.
+
+        The text's last chunk would bring at most `tail_tokens` new tokens and repeat the overlap: a chunk
+        that is mostly a copy of its neighbour. It joins this one instead, when the joined chunk is within
+        `chunk_tokens + tail_tokens`, counted exactly, and within the hard limit, which is never stretched.
+        """
+        end = len(self.units)
+        if self.tail_tokens <= 0 or stop >= end or self.estimate(stop, end)[0] > self.tail_tokens:
+            return stop
+        measure = self.measure
+        soft, hard = self.estimate(first, end)
+        if soft > measure.chunk_tokens + self.tail_tokens or (measure.hard_count is not None and hard > measure.hard_limit):
+            return stop
+        soft, hard = measure.counts(self.units[first].start, self.units[end - 1].end)
+        if soft > measure.chunk_tokens + self.tail_tokens or (measure.hard_count is not None and hard > measure.hard_limit):
+            return stop
+        return end
+
     def overlap_start(self, first: int, stop: int) -> int:
         """First unit of the next chunk: trailing whole units of this one within the overlap budget."""
         start = stop
@@ -373,6 +393,7 @@ class _Packer:
                     raise AssertionError("chunker made no progress")
                 first = covered  # the overlap leaves no room for new content: drop it
                 continue
+            stop = self.tail_stop(first, stop)
             chunks.append((first, stop))
             covered = stop
             first = self.overlap_start(first, stop) if self.overlap_tokens else stop
@@ -387,21 +408,29 @@ def split_text(
     overlap_tokens: int = 0,
     hard_count: Counter | None = None,
     hard_limit: int | None = None,
+    tail_tokens: int = 0,
 ) -> list[Span]:
-    """Split text into trimmed chunk spans within `chunk_tokens` (soft) and `hard_limit` (hard)."""
+    """Split text into trimmed chunk spans within `chunk_tokens` (soft) and `hard_limit` (hard).
+
+    `tail_tokens` > 0: when the text's last chunk would bring at most that many new tokens (the rest
+    being overlap), it joins the chunk before it instead; that one chunk may then hold up to
+    `chunk_tokens + tail_tokens` soft tokens. The hard limit holds for every chunk.
+    """
     if chunk_tokens < 1:
         raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
     if not 0 <= overlap_tokens < chunk_tokens:
         raise ValueError(f"overlap_tokens must be in [0, chunk_tokens), got {overlap_tokens}")
     if hard_limit is not None and hard_limit < 1:
         raise ValueError(f"hard_limit must be at least 1, got {hard_limit}")
+    if tail_tokens < 0:
+        raise ValueError(f"tail_tokens must not be negative, got {tail_tokens}")
     whole = _trimmed(text, 0, len(text))
     if whole is None:
         return []
     measure = _Measure(text, count_tokens, chunk_tokens, hard_count or count_tokens, hard_limit)
     units: list[_Unit] = []
     _units(measure, whole, _PARAGRAPH, _PARAGRAPH, units)
-    packer = _Packer(measure, units, overlap_tokens)
+    packer = _Packer(measure, units, overlap_tokens, tail_tokens)
     return [Span(units[first].start, units[stop - 1].end) for first, stop in packer.pack()]
 
 
@@ -463,6 +492,7 @@ def split_text_with_table_headers(
     overlap_tokens: int = 0,
     hard_count: Counter | None = None,
     hard_limit: int | None = None,
+    tail_tokens: int = 0,
 ) -> list[tuple[Span, str]]:
     """Like `split_text`, also returning for each span the table header to repeat before it ('' mostly).
 
@@ -486,11 +516,12 @@ def split_text_with_table_headers(
         tables = kept
     if not tables:
         spans = split_text(text, count_tokens=count_tokens, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
-                           hard_count=hard_count, hard_limit=hard_limit)
+                           hard_count=hard_count, hard_limit=hard_limit, tail_tokens=tail_tokens)
         return [(span, "") for span in spans]
     reduced = chunk_tokens - soft_cost
     spans = split_text(
         text, count_tokens=count_tokens, chunk_tokens=reduced, overlap_tokens=min(overlap_tokens, reduced - 1),
         hard_count=hard_count, hard_limit=None if hard_limit is None else hard_limit - hard_cost,
+        tail_tokens=tail_tokens,
     )
     return [(span, table_header_prefix(text, span.start, tables)) for span in spans]

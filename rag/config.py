@@ -52,6 +52,9 @@ class EmbeddingSettings(BaseModel):
 class ChunkSettings(BaseModel):
     chunk_tokens: int = Field(160, ge=16, description="Target chunk size in tiktoken tokens.")
     overlap_tokens: int = Field(32, ge=0, description="Tokens shared by consecutive chunks (< chunk_tokens).")
+    tail_tokens: int = Field(40, ge=0, description="A document's last chunk joins the one before it when it would bring at "
+                             "most this many new tokens (the rest of it a copy of the overlap); the joined chunk may hold "
+                             "chunk_tokens + tail_tokens, never more than the embedder reads. 0 turns this off.")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
     max_file_mb: float = Field(20.0, gt=0, description="Files larger than this are skipped (a 20 MB text is ~30k chunks).")
 

@@ -304,6 +304,7 @@ class Ingestor:
                 count_tokens=lambda s: len(enc.encode(s, disallowed_special=())),
                 chunk_tokens=self.settings.chunking.chunk_tokens,
                 overlap_tokens=self.settings.chunking.overlap_tokens,
+                tail_tokens=self.settings.chunking.tail_tokens,
                 hard_count=self.embeddings.count_wordpieces,
                 hard_limit=hard_limit,
             )

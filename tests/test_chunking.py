@@ -99,6 +99,31 @@ def test_split_invariants(text: str, limits: tuple[int, int, int]) -> None:
     assert split_text(text, **kwargs) == spans  # deterministic
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_padded_text, limits=_limits(), data=st.data())
+def test_tail_merge_invariants(text: str, limits: tuple[int, int, int], data) -> None:
+    """With `tail_tokens`, only the last chunk may pass chunk_tokens (by at most tail_tokens), never the hard
+    limit; it does so only instead of a tail chunk of at most tail_tokens new words; the rest is unchanged."""
+    chunk_tokens, overlap_tokens, hard_limit = limits
+    tail_tokens = data.draw(st.integers(1, chunk_tokens))
+    kwargs = dict(count_tokens=words, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
+                  hard_count=len, hard_limit=hard_limit)
+    plain = split_text(text, **kwargs)
+    merged = split_text(text, **kwargs, tail_tokens=tail_tokens)
+    if not merged:
+        assert not plain
+        return
+    assert_valid(text, merged, words, chunk_tokens + tail_tokens, len, hard_limit)
+    assert all(words(text[s.start:s.end]) <= chunk_tokens for s in merged[:-1])
+    if merged == plain:
+        return
+    # one change only: the plain split's last chunks (few new words in all) are folded into the one before them
+    k = len(merged) - 1
+    assert len(plain) > len(merged) and merged[:k] == plain[:k]
+    assert merged[-1] == Span(plain[k].start, plain[-1].end)
+    assert words(text[plain[k].end:plain[-1].end]) <= tail_tokens
+
+
 @settings(max_examples=100, deadline=None)
 @given(text=_text, chunk_tokens=st.integers(4, 60))
 @example(text=" ".join(f"Word{i}." for i in range(200)), chunk_tokens=20)
@@ -124,6 +149,7 @@ def test_blank_text_has_no_chunks(text: str) -> None:
         dict(chunk_tokens=10, overlap_tokens=-1),
         dict(chunk_tokens=10, overlap_tokens=10),
         dict(chunk_tokens=10, hard_limit=0),
+        dict(chunk_tokens=10, tail_tokens=-1),
     ],
 )
 def test_bad_limits_raise(kwargs: dict) -> None:
@@ -132,6 +158,21 @@ def test_bad_limits_raise(kwargs: dict) -> None:
 
 
 # ------------------------------------------------------------ structure
+
+
+def test_small_tail_joins_the_chunk_before_it() -> None:
+    sentences = [f"Sentence number {i} has six words." for i in range(1, 7)]  # 6 words each
+    text = " ".join(sentences)  # 36 words
+    plain = chunk_texts(text, split_text(text, count_tokens=words, chunk_tokens=30, overlap_tokens=6))
+    assert plain == [" ".join(sentences[:5]), " ".join(sentences[4:])]  # the last chunk: 6 new words, 6 repeated
+    merged = chunk_texts(text, split_text(text, count_tokens=words, chunk_tokens=30, overlap_tokens=6, tail_tokens=8))
+    assert merged == [text]
+    # a tail larger than tail_tokens stays a chunk of its own
+    assert chunk_texts(text, split_text(text, count_tokens=words, chunk_tokens=30, overlap_tokens=6,
+                                        tail_tokens=5)) == plain
+    # the hard limit is never stretched: 36 words do not fit 35
+    assert chunk_texts(text, split_text(text, count_tokens=words, chunk_tokens=30, overlap_tokens=6, tail_tokens=8,
+                                        hard_count=words, hard_limit=35)) == plain
 
 
 def test_prefers_paragraph_breaks() -> None:

@@ -241,3 +241,22 @@ def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fa
     assert report.count("unchanged") == 4 and report.count("added") == 4
     assert len(qa2.sources()) == 8
     assert qa2.retrieve("topic 7", k=1)[0].source.endswith("doc7.txt")
+
+
+def test_a_small_tail_is_not_a_chunk_of_its_own(fake_settings, tmp_path):
+    """A document a little over chunk_tokens is one chunk (`chunking.tail_tokens`), not a full chunk plus a
+    second one that is mostly a copy of the overlap; with tail_tokens=0 it is two."""
+    from rag.embeddings import make_embeddings
+
+    folder = tmp_path / "tail"
+    folder.mkdir()
+    (folder / "doc.txt").write_text(" ".join(f"Sentence {i} tells the reader one more small fact." for i in range(17)))
+    counts = {}
+    for tail in (0, 40):
+        settings = fake_settings.model_copy(update={
+            "home": tmp_path / f"home-{tail}",
+            "chunking": fake_settings.chunking.model_copy(update={"tail_tokens": tail})})
+        qa = DocQA(settings, embeddings=make_embeddings(settings))
+        qa.ingest([folder])
+        counts[tail] = qa.store.count()
+    assert counts == {0: 2, 40: 1}
