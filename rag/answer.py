@@ -24,7 +24,7 @@ from rag.grounding import STEPS as GROUNDING_STEPS
 from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.lists import complete_list
 from rag.markers import strip_markers
-from rag.questions import answer_type_problem, resolve_corrections
+from rag.questions import answer_type_problem, echo_problem, resolve_corrections
 from rag.replies import is_abstention, parse_reply
 from rag.types import Answer, Evidence, Waiting
 from rag.verify import verify_answer
@@ -163,7 +163,7 @@ class Reading:
 def read_reply(raw: str, standalone: str, meant: str, passages: Sequence[Passage], cfg) -> Reading:
     """Parse the reply, complete a list, ground its text in cited passage sentences, then run the checks that
     need no model call: the model declined, the grounding checks (`rag.grounding`), an off-topic answer
-    (`rag.guard`), the answer's kind (`rag.questions`)."""
+    (`rag.guard`), the answer's kind and an answer that only echoes the question (`rag.questions`)."""
     short, details = parse_reply(raw)
     if is_abstention(short, details):
         return Reading(short=short, step="model", reason="the passages do not answer it")
@@ -189,6 +189,8 @@ def read_reply(raw: str, standalone: str, meant: str, passages: Sequence[Passage
         reason, step = off_topic_answer(standalone, short, [p.chunk.text for p in passages]), "off_topic"  # rag/guard.py
     if not reason:  # a year asked, a name given: the passage talks about the subject, not the asked fact
         reason, step = answer_type_problem(meant, short), "answer_type"
+    if not reason:  # "Who married the couple?" "the couple": the model named the subject, not the fact
+        reason, step = echo_problem(meant, short), "echo"
     if reason:
         reading.step, reading.reason = step, reason
     return reading

@@ -587,7 +587,7 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
 
 
 ABSTAIN_STEPS = ("relevance", "model", "answer_not_in_passages", "question_coverage", "off_topic",
-                 "answer_type", "model_doubt", "verification")
+                 "answer_type", "echo", "model_doubt", "verification")
 
 
 def abstention_table(rows: list[dict]) -> dict[str, dict[str, int]]:

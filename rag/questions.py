@@ -16,7 +16,10 @@ are returned unchanged.
 
 `answer_type_problem` checks a finished answer against the question (a grounding step of
 rag.answer): the short answer must be of the asked kind ("what year" → a year, "how many" → a
-number, "who"/"where" → not just a number or a date).
+number, "who"/"where" → not just a number or a date). `echo_problem` catches a short answer
+that only repeats words the question says in a row ("Who married the couple?" "the couple"):
+it names what was asked about, not the asked fact. A question that offers a choice ("X or Y?",
+"between X and Y", "other than X") is exempt: there the answer is one of its words.
 
 Example::
 
@@ -24,6 +27,8 @@ Example::
     # 'Who founded the club in 1910?'
     answer_type_problem("In what year was the fort built?", "Charlesfort")
     # 'the question asks for a year; the answer gives none'
+    echo_problem("What does CGT stand for?", "CGT")
+    # 'the answer only repeats words of the question'
 """
 
 from __future__ import annotations
@@ -200,4 +205,30 @@ def answer_type_problem(question: str, short: str) -> str:
         return "the question asks for an amount; the answer gives none"  # "How tall?" "taller than X" passes
     if (_ASKS_WHO.search(question) or _ASKS_WHERE.search(question)) and _ONLY_NUMBER_OR_DATE.match(short):
         return "the question asks for a person or a place; the answer is only a number or a date"
+    return ""
+
+
+_CHOICE = re.compile(r"\b(?:or|between|either|whether|versus|vs|other\s+than|besides|except|apart\s+from|"
+                     r"instead\s+of|rather\s+than|which\s+of)\b", re.I)
+_ARTICLES = frozenset(("a", "an", "the"))
+
+
+def _plain_words(text: str) -> list[str]:
+    """Lower-case words without punctuation, articles or Latin accents (SQuAD's normalisation, and "-" splits)."""
+    from rag.lexical import fold_latin
+
+    return [fold_latin(w) for w in re.findall(r"[^\W_]+", text.lower()) if w not in _ARTICLES]
+
+
+def echo_problem(question: str, short: str) -> str:
+    """Why `short` is no answer to `question`, or "": it only repeats words the question says in a row
+    (module docstring). `question` is the user's own words, not a follow-up's rewrite, which holds earlier
+    answers."""
+    said = _plain_words(short)
+    if not said or _CHOICE.search(question):
+        return ""
+    words = _plain_words(question)
+    n = len(said)
+    if any(words[i:i + n] == said for i in range(len(words) - n + 1)):
+        return "the answer only repeats words of the question"
     return ""

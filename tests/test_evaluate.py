@@ -118,7 +118,9 @@ REPLIES = [
     # path has no reason to re-point it): citation error
     "Answer: the Seine\nDetails: The Seine river flows through the capital city [2].",
     "Answer: I don't know based on the documents.",                           # right abstention
-    "Answer: Rome\nDetails: Rome is the capital of Italy [1].",                # missed abstention
+    # missed abstention (a wrong name that says something new: "Rome" alone would only echo the question,
+    # which the answer path refuses, rag.questions.echo_problem)
+    "Answer: the Tiber\nDetails: The Tiber is the river that flows through Rome [1].",
 ]
 
 

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from rag.api import DocQA
-from rag.questions import answer_type_problem, resolve_corrections
+from rag.questions import answer_type_problem, echo_problem, resolve_corrections
 from tests.test_answer import DOC
 
 
@@ -88,6 +88,32 @@ def test_answers_of_the_asked_kind_pass(question, short):
     assert answer_type_problem(question, short) == ""
 
 
+@pytest.mark.parametrize("question, short", [
+    ("Who married the wedding couple?", "the wedding couple"),
+    ("What does CGT stand for?", "CGT."),
+    ("What is the name of a Bodhisattva vow?", "Bodhisattva vow"),
+    ("What is the meaning of polynomial-space reduction?", "polynomial - space reduction"),
+    ("Where did Tesla teach in Gospic?", "Gospić"),  # accents and case do not make it new
+])
+def test_an_answer_that_repeats_the_question_is_named(question, short):
+    assert echo_problem(question, short)
+
+
+@pytest.mark.parametrize("question, short", [
+    ("Who won, the Broncos or the Steelers?", "the Broncos"),  # a choice: the answer is one of its words
+    ("Which team won between the Broncos and the Steelers?", "the Broncos"),
+    ("Other than Downtown San Bernardino, what is another business district?", "Downtown Riverside"),
+    ("Which district lies between San Bernardino and Riverside?", "Downtown Riverside"),
+    ("What does CGT stand for?", "cell and gene therapy"),
+    ("How many of the 12 ships returned?", "twelve"),
+    ("Who founded Alpha Corp?", "Ada Stone, founder of Alpha Corp"),  # question words plus new ones
+    ("Is the lab in Springfield?", "yes"),
+    ("What did the founder found?", ""),
+])
+def test_answers_that_say_something_new_pass(question, short):
+    assert echo_problem(question, short) == ""
+
+
 @pytest.fixture
 def docs(tmp_path):
     (tmp_path / "docs").mkdir()
@@ -144,3 +170,15 @@ def test_an_answer_of_the_wrong_kind_abstains_and_says_which_step(fake_settings,
     right_kind = qa.ask("Who issued the notice?")
     assert not right_kind.abstained and right_kind.short_answer == "the Ministry of Commerce"
 
+
+
+def test_an_echoing_answer_abstains_and_says_which_step(fake_settings, docs):
+    echo = "Answer: the business scope\nDetails: Six foreign-invested biotech companies completed changes to their business scope on Nov 14 [1]."
+    right = "Answer: Nov 14\nDetails: Six foreign-invested biotech companies completed changes to their business scope on Nov 14 [1]."
+    qa = DocQA(settings_with(fake_settings), chat_model=GenericFakeChatModel(messages=iter([echo, right])))
+    qa.ingest([docs])
+    asked = "When did the companies complete changes to the business scope?"
+    echoed = qa.ask(asked)
+    assert echoed.abstained and echoed.abstain_step == "echo" and "repeats" in echoed.abstain_reason
+    answered = qa.ask(asked)
+    assert not answered.abstained and answered.short_answer == "Nov 14"
