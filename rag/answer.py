@@ -25,6 +25,7 @@ from rag.grounding import coverage, grounding_problem, is_relevant
 from rag.lists import complete_list
 from rag.markers import strip_markers
 from rag.questions import answer_type_problem, echo_problem, resolve_corrections
+from rag.quoting import quote_exactly
 from rag.replies import is_abstention, parse_reply
 from rag.types import Answer, Evidence, Waiting
 from rag.verify import verify_answer
@@ -161,13 +162,15 @@ class Reading:
 
 
 def read_reply(raw: str, standalone: str, meant: str, passages: Sequence[Passage], cfg) -> Reading:
-    """Parse the reply, complete a list, ground its text in cited passage sentences, then run the checks that
-    need no model call: the model declined, the grounding checks (`rag.grounding`), an off-topic answer
-    (`rag.guard`), the answer's kind and an answer that only echoes the question (`rag.questions`)."""
+    """Parse the reply, complete a list, put the short answer in the passage's own words, ground its text
+    in cited passage sentences, then run the checks that need no model call: the model declined, the
+    grounding checks (`rag.grounding`), an off-topic answer (`rag.guard`), the answer's kind and an answer
+    that only echoes the question (`rag.questions`)."""
     short, details = parse_reply(raw)
     if is_abstention(short, details):
         return Reading(short=short, step="model", reason="the passages do not answer it")
     short = complete_list(standalone, short, passages, asked=meant)  # rag.lists: one item of a list asked for -> the whole list
+    short = quote_exactly(short, [p.text for p in passages])  # rag.quoting: "7 months old" -> "seven months old"
     details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # the text a user reads always states the short answer, in a cited passage sentence: the model's details
     # when one of them does, else the passage sentence that does (a small model sometimes quotes a neighbouring
