@@ -223,12 +223,13 @@ def _plain_words(text: str) -> list[str]:
 def echo_problem(question: str, short: str) -> str:
     """Why `short` is no answer to `question`, or "": it only repeats words the question says in a row
     (module docstring). `question` is the user's own words, not a follow-up's rewrite, which holds earlier
-    answers."""
+    answers; a self-correction's "or rather" is not a choice."""
     said = _plain_words(short)
-    if not said or _CHOICE.search(question):
+    meant = resolve_corrections(question)  # "the Norman or wait no I mean the Irish": a correction, not a choice
+    if not said or _CHOICE.search(meant):
         return ""
-    words = _plain_words(question)
     n = len(said)
-    if any(words[i:i + n] == said for i in range(len(words) - n + 1)):
-        return "the answer only repeats words of the question"
+    for words in {tuple(_plain_words(question)), tuple(_plain_words(meant))}:  # abandoned words echo too
+        if any(list(words[i:i + n]) == said for i in range(len(words) - n + 1)):
+            return "the answer only repeats words of the question"
     return ""

@@ -94,6 +94,8 @@ def test_answers_of_the_asked_kind_pass(question, short):
     ("What is the name of a Bodhisattva vow?", "Bodhisattva vow"),
     ("What is the meaning of polynomial-space reduction?", "polynomial - space reduction"),
     ("Where did Tesla teach in Gospic?", "Gospić"),  # accents and case do not make it new
+    ("Who did the Norman or wait no I mean the Irish culture influence?", "Irish culture"),  # a correction, no choice
+    ("When Vikings arrived in the 880s I mean when did Rollo arrive?", "880s"),  # the abandoned words too
 ])
 def test_an_answer_that_repeats_the_question_is_named(question, short):
     assert echo_problem(question, short)

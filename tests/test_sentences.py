@@ -38,7 +38,7 @@ def with_sentence_view(settings):
 @pytest.fixture
 def qa(fake_settings):
     return DocQA(with_sentence_view(fake_settings).model_copy(update={"chunking": fake_settings.chunking.model_copy(
-        update={"chunk_tokens": 40, "overlap_tokens": 0})}))
+        update={"chunk_tokens": 40, "overlap_tokens": 0, "tail_tokens": 0})}))  # several chunks per document
 
 
 def test_the_sentence_view_is_off_by_default(fake_settings, tmp_path):
