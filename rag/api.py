@@ -73,6 +73,7 @@ class DocQA:
 
     @cached_property
     def store(self):
+        from rag.manifest import SourceManifest
         from rag.store import ChunkStore, make_client
 
         # Chroma's embedded client fails when two threads open the same folder at once
@@ -80,7 +81,8 @@ class DocQA:
             return ChunkStore(make_client(self.settings), self.settings.collection,
                               model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension,
                               backend=self.settings.embedding.backend,
-                              sentences=self.settings.retrieval.sentence_weight > 0)
+                              sentences=self.settings.retrieval.sentence_weight > 0,
+                              manifest=SourceManifest(self._state_dir / "sources.sqlite"))
 
     def collections(self) -> list[str]:
         """Names of the collections in this store (embedded folder or Chroma server)."""

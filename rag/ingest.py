@@ -105,9 +105,10 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport()
         with self._locked(lock_timeout), _Batch(self) as batch:
-            # every stored document's state, by a full scan: reading only these files' records (a `source $in`
-            # filter) is faster at 100k chunks, but Chroma 1.x crashed on it in a store killed mid-write
-            known = {s.source: s.content_hash for s in self.store.sources()}
+            # every stored document's state: from the manifest (rag.manifest) while it is current, else by a
+            # full scan, which then becomes the manifest (a filtered read of only these files' records is
+            # faster at 100k chunks, but Chroma 1.x crashed on it as the first read of a store killed mid-write)
+            known = {s.source: s.content_hash for s in self.store.sources(save=True)}
             files = list(iter_files(paths))
             roots = {source_key(root) for _, root in files if root is not None}
             roots |= {source_key(p) for p in paths if p.is_dir()}
@@ -154,7 +155,7 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport()
         with self._locked(lock_timeout), _Batch(self) as batch:
-            known = {s.source: s.content_hash for s in self.store.sources()}
+            known = {s.source: s.content_hash for s in self.store.sources(save=True)}
             for done, row in enumerate(rows, start=1):
                 if self.stop.is_set():
                     report.files.extend(FileResult(str(r["source"]), "interrupted", reason="not read before the stop")

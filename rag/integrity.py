@@ -4,11 +4,13 @@ What is verified on any home (embedded or a Chroma server):
 - every document is stored whole: one version (content hash), each of its chunks
   (`index` 0..total-1) present once; an interrupted write shows up here;
 - BM25 was built from the store's current generation, holds exactly the store's
-  chunk ids, with the same source and the same tokens as the chunk's text gives.
+  chunk ids, with the same source and the same tokens as the chunk's text gives;
+- the manifest of documents (rag.manifest), where it claims to be current, lists
+  exactly what the store holds.
 
 `repair` re-ingests incomplete documents whose files still exist, keeps the
 last complete version of the others (or removes what is left of them when
-there is none), and rebuilds BM25 from the store.
+there is none), and rebuilds BM25 and the manifest from the store.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Problem:
     kind: str  # incomplete-document, bm25-stale, bm25-missing, bm25-orphan, bm25-source, bm25-postings, dense-missing,
-    # sentences-missing, sentences-orphan (rag.sentences), changed
+    # sentences-missing, sentences-orphan (rag.sentences), manifest (rag.manifest), changed
     detail: str
     source: str = ""
 
@@ -58,8 +60,8 @@ class CheckReport:
 
 
 def check(store, lexical, *, index_text, tokenize) -> CheckReport:
-    """Compare the store's chunks, per-document metadata and the BM25 index (reads only)."""
-    from rag.store import document_complete
+    """Compare the store's chunks, per-document metadata, the BM25 index and the manifest (reads only)."""
+    from rag.store import document_complete, source_summaries
 
     report = CheckReport(writer_active=lexical.writer_active())
     generation = store.generation
@@ -98,6 +100,11 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
                 else "sentence vectors of chunk {}, which is not stored")
         source = chunks[cid].chunk.source if cid in chunks else ""
         report.problems.append(Problem(kind, text.format(cid), source))
+    manifest = getattr(store, "manifest", None)  # rag.manifest: trusted while stamped with this generation
+    listed = manifest.load(generation) if manifest is not None else None
+    if listed is not None and listed != source_summaries(by_source):
+        report.problems.append(Problem("manifest", "the list of documents kept beside the store differs from "
+                                                   "the store (changed by something other than this tool?)"))
     for cid in _probe_dense(store, sorted(chunks)[:: max(1, len(chunks) // 20)][:20]):
         report.problems.append(Problem("dense-missing", f"chunk {cid} is stored but its vector is not found",
                                        chunks[cid].chunk.source))
@@ -135,6 +142,8 @@ def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) 
     from rag.store import document_complete
 
     done: list[str] = []
+    if getattr(store, "manifest", None) is not None:  # it may hide the damage from ingest: rebuilt at the end
+        store.manifest.invalidate()
     incomplete: dict[str, list] = defaultdict(list)
     for sc in store.scan(include_text=False):
         incomplete[sc.chunk.source].append(sc)
@@ -164,6 +173,9 @@ def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) 
         generation = store.generation
         lexical.rebuild(((sc.chunk.chunk_id, sc.chunk.source, index_text(sc.chunk)) for sc in store.scan()), generation)
         done.append(f"rebuilt BM25 from the store ({store.count()} chunks)")
+        if getattr(store, "manifest", None) is not None:
+            store.sources(save=True)
+            done.append("rebuilt the list of documents kept beside the store")
     return done
 
 

@@ -108,9 +108,10 @@ class ChunkStore:
     """Chunks of one collection, with the embedding model recorded and checked."""
 
     def __init__(self, client, name: str, *, model_name: str, dimension: int, backend: str = "torch",
-                 sentences: bool = False):
+                 sentences: bool = False, manifest=None):
         check_collection_name(name)
         self.name = name
+        self.manifest = manifest  # rag.manifest.SourceManifest: sources() without a scan; None: always a scan
         self.model_name = model_name
         self.dimension = dimension
         self.backend = backend
@@ -179,21 +180,26 @@ class ChunkStore:
                 yield from_record(cid, text or "", meta)
             offset += len(ids)
 
-    def sources(self) -> list[SourceInfo]:
-        """Indexed documents with chunk counts (one scan of the metadata)."""
+    def sources(self, *, save: bool = False) -> list[SourceInfo]:
+        """Indexed documents with chunk counts: from the manifest while it describes the store as it is
+        (rag.manifest), else by one scan of the metadata. `save`: a writer holding the ingest lock makes
+        what it scanned the manifest."""
+        generation = self.generation if self.manifest is not None else ""
+        if generation:
+            known = self.manifest.load(generation)
+            if known is not None:
+                return known
+        out = self.scan_sources()
+        if save and generation and self.generation == generation:  # nobody wrote while we read
+            self.manifest.replace(generation, out)
+        return out
+
+    def scan_sources(self) -> list[SourceInfo]:
+        """Indexed documents with chunk counts, by one scan of every chunk's metadata."""
         agg: dict[str, list[StoredChunk]] = defaultdict(list)
         for sc in self.scan(include_text=False):
             agg[sc.chunk.source].append(sc)
-        out = []
-        for source, items in agg.items():
-            first = items[0]
-            out.append(SourceInfo(
-                source=source, title=first.chunk.title, chunks=len(items),
-                # an interrupted write (two versions, or a version short of its chunks) is redone by ingest
-                content_hash=first.content_hash if document_complete(items) else INCOMPLETE,
-                ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
-            ))
-        return sorted(out, key=lambda s: s.source)
+        return source_summaries(agg)
 
     def all_ids(self) -> set[str]:
         """Every stored chunk id (no text, no metadata), paged."""
@@ -219,13 +225,20 @@ class ChunkStore:
 
     def delete_ids(self, ids: Iterable[str]) -> None:
         ids = sorted(set(ids))
-        if ids:
-            self._bump()
+        if not ids:
+            return
+        before = self._manifest_current()
+        touched = set()
+        if before:
+            for i in range(0, len(ids), 5000):
+                got = self._collection.get(ids=ids[i:i + 5000], include=["metadatas"])
+                touched.update(meta.get("source", "") for meta in got["metadatas"])
+        self._bump()
         for i in range(0, len(ids), 5000):
             self._collection.delete(ids=ids[i:i + 5000])
         self._delete_sentences(ids)  # after their chunks: see rag.sentences
-        if ids:
-            self._bump()
+        self._bump()
+        self._patch_manifest(before, touched)
 
     def write_parts(self, records: list[StoredChunk], embeddings, complete: list[tuple[str, set[str]]],
                     sentence_vectors=None) -> dict[str, set[str]]:
@@ -243,6 +256,7 @@ class ChunkStore:
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
         if sentence_vectors is not None and len(sentence_vectors) != len(records):
             raise ValueError(f"sentence vectors for {len(sentence_vectors)} of {len(records)} records")
+        before = self._manifest_current()
         self._bump()  # before writing too: a crash mid-write must leave derived indexes stale, not "current"
         if self.sentences is not None and sentence_vectors is not None:  # before their chunks: see rag.sentences
             self.sentences.upsert([(r.chunk.chunk_id, r.chunk.source, v) for r, v in zip(records, sentence_vectors)])
@@ -264,6 +278,7 @@ class ChunkStore:
             for source, keep in complete:
                 self.sentences.delete_other(source, keep)
         self._bump()
+        self._patch_manifest(before, {r.chunk.source for r in records} | {source for source, _ in complete})
         return removed
 
     def chunk_ids(self, source: str) -> set[str]:
@@ -337,6 +352,8 @@ class ChunkStore:
         got = self._collection.get(where=source_filter([old]), include=["metadatas", "documents", "embeddings"])
         if not len(got["ids"]):
             return []
+        before = self._manifest_current()
+        self._bump()  # before writing too: a crash mid-move must leave derived indexes stale
         pairs, vectors = [], []
         for cid, text, meta, vector in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
             sc = from_record(cid, text or "", meta)
@@ -357,16 +374,41 @@ class ChunkStore:
             self._collection.delete(ids=stale)
             self._delete_sentences(stale)
         self._bump()
+        self._patch_manifest(before, {old} | {r.chunk.source for _, r in pairs})
         return pairs
 
     def delete_source(self, source: str) -> int:
         ids = sorted(self.chunk_ids(source))
         if ids:
+            before = self._manifest_current()
             self._bump()
             self._collection.delete(ids=ids)
             self._delete_sentences(ids)
             self._bump()
+            self._patch_manifest(before, {source})
         return len(ids)
+
+    # --- the manifest (rag.manifest) ---------------------------------------------------------
+    def _manifest_current(self) -> str | None:
+        """The store's generation if the manifest describes it (read before a write), else None."""
+        if self.manifest is None:
+            return None
+        generation = self.generation
+        return generation if self.manifest.generation() == generation else None
+
+    def _patch_manifest(self, before: str | None, touched: Iterable[str]) -> None:
+        """After a write: the touched documents as the store now holds them, read back in one filtered read
+        (per 500 names), replace theirs in the manifest, if it described the store before the write."""
+        if before is None:
+            return
+        touched = sorted(set(touched))
+        agg: dict[str, list[StoredChunk]] = defaultdict(list)
+        for i in range(0, len(touched), 500):
+            got = self._collection.get(where=source_filter(touched[i:i + 500]), include=["metadatas"])
+            for cid, meta in zip(got["ids"], got["metadatas"]):
+                sc = from_record(cid, "", meta)
+                agg[sc.chunk.source].append(sc)
+        self.manifest.patch(before, self.generation, source_summaries(agg), [s for s in touched if s not in agg])
 
     def _delete_sentences(self, ids: list[str]) -> None:
         if self.sentences is not None:
@@ -441,6 +483,20 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
 
 
 INCOMPLETE = "inconsistent"  # the content hash reported for a document whose last write was interrupted
+
+
+def source_summaries(agg: dict[str, list[StoredChunk]]) -> list[SourceInfo]:
+    """One SourceInfo per document from its stored chunks, sorted by source."""
+    out = []
+    for source, items in agg.items():
+        first = items[0]
+        out.append(SourceInfo(
+            source=source, title=first.chunk.title, chunks=len(items),
+            # an interrupted write (two versions, or a version short of its chunks) is redone by ingest
+            content_hash=first.content_hash if document_complete(items) else INCOMPLETE,
+            ingested_at=max(i.ingested_at for i in items), url=first.chunk.url,
+        ))
+    return sorted(out, key=lambda s: s.source)
 
 
 def document_complete(items: list[StoredChunk]) -> bool:
