@@ -11,9 +11,10 @@ could not fail.
 all 45 seed questions (`gate-seed`) and on the fixed 40-question sample of the squad TEST split
 (`evals/datasets/squad-dev-mini/gate-test-40.txt`, 24 answerable and 16 unanswerable; `gate-squad-test`).
 
-The `gate-squad-test` floors come from the run at commit 066a164 (verification on); the `gate-seed` floors
-from the published seed run of commit 5b8c500 (before verification), rescored with the strict metrics: the
-full seed set could not be rerun in time; rerun it and reset them. Floors are the measured value minus two
+The `gate-squad-test` floors (its 40 questions) and the `gate-seed` floors come from
+`evals/results/issue9-echo/{squad-test,seed}.json`: the replies of the runs at commit 9b29d0e, read by the
+answer path of the commit that set them (echo check and the passage's own words: no prompt changed, so the
+model's replies are the same). Floors are the measured value minus two
 standard errors (`python evals/set_floors.py`); ceilings, for
 `abstention.answerable_abstained`, plus two. A metric below its floor (above its ceiling) fails.
 """
@@ -73,7 +74,8 @@ def test_gate_sample_is_fixed_and_from_the_test_split():
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "the tool abstains on only 5 of the 16 unanswerable test-sample questions (0.31, measured at commit 066a164), "
+    "the tool abstains on only 5 of the 16 unanswerable test-sample questions (0.31, measured at commit 066a164 "
+    "and again in evals/results/issue9-echo), "
     "which is already the level of the drop; the floor at value - 2 SE is 0.07. Remove this marker when "
     "abstention improves and the floors are reset (then a drop to 3/11 must fail the gate)"))
 def test_floors_catch_the_squad_abstention_drop():
