@@ -19,7 +19,8 @@ rag.answer): the short answer must be of the asked kind ("what year" → a year,
 number, "who"/"where" → not just a number or a date). `echo_problem` catches a short answer
 that only repeats words the question says in a row ("Who married the couple?" "the couple"):
 it names what was asked about, not the asked fact. A question that offers a choice ("X or Y?",
-"between X and Y", "other than X") is exempt: there the answer is one of its words.
+"between X and Y", "other than X") is exempt: there the answer is one of its words; so is a question
+that is its own subject ("Who is Chen Li?" "Chen Li", with the sentence about her as the text).
 
 Example::
 
@@ -211,6 +212,8 @@ def answer_type_problem(question: str, short: str) -> str:
 _CHOICE = re.compile(r"\b(?:or|between|either|whether|versus|vs|other\s+than|besides|except|apart\s+from|"
                      r"instead\s+of|rather\s+than|which\s+of)\b", re.I)
 _ARTICLES = frozenset(("a", "an", "the"))
+# "Who is X?", "What were the X?", "Tell me about X": the question is its subject, and so is a short answer
+_DEFINITION = re.compile(r"^\W*(?:(?:who|what)\s+(?:is|are|was|were)|tell\s+me\s+about|describe)\s+(.+?)[\s?.!]*$", re.I)
 
 
 def _plain_words(text: str) -> list[str]:
@@ -228,6 +231,9 @@ def echo_problem(question: str, short: str) -> str:
     meant = resolve_corrections(question)  # "the Norman or wait no I mean the Irish": a correction, not a choice
     if not said or _CHOICE.search(meant):
         return ""
+    subject = _DEFINITION.match(meant)
+    if subject and _plain_words(subject.group(1)) == said:
+        return ""  # "Who is Chen Li?" "Chen Li": the answer is the sentence about them, which the text shows
     n = len(said)
     for words in {tuple(_plain_words(question)), tuple(_plain_words(meant))}:  # abandoned words echo too
         if any(list(words[i:i + n]) == said for i in range(len(words) - n + 1)):
