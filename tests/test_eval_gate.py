@@ -12,9 +12,7 @@ all 45 seed questions (`gate-seed`) and on the fixed 40-question sample of the s
 (`evals/datasets/squad-dev-mini/gate-test-40.txt`, 24 answerable and 16 unanswerable; `gate-squad-test`).
 
 The `gate-squad-test` floors (its 40 questions) and the `gate-seed` floors come from
-`evals/results/issue9-echo/{squad-test,seed}.json`: the replies of the runs at commit 9b29d0e, read by the
-answer path of the commit that set them (echo check and the passage's own words: no prompt changed, so the
-model's replies are the same). Floors are the measured value minus two
+`evals/results/issue9-echo/{squad-test,seed}.json`, the runs at commit 3e6693b. Floors are the measured value minus two
 standard errors (`python evals/set_floors.py`); ceilings, for
 `abstention.answerable_abstained`, plus two. A metric below its floor (above its ceiling) fails.
 """
