@@ -375,6 +375,7 @@ def eval_cmd(
     k: Annotated[Optional[int], typer.Option("--k", "-k", help="Passages per answer (default retrieval.k).")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="Only the questions of this split of the dataset's split.json (dev or test).")] = None,
     qids: Annotated[Optional[Path], typer.Option("--qids", help="Only the questions whose qid is listed in this file (one a line).")] = None,
+    gold_passages: Annotated[bool, typer.Option("--gold-passages", help="Answer from each question's gold documents only: the reader's ceiling, retrieval cannot miss.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics and per-question results as JSON here.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a Markdown report (and a PNG chart beside it) here.")] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option("--compare", help="Print the metric differences of two --out files (A B).")] = None,
@@ -393,7 +394,8 @@ def eval_cmd(
 
     settings = _open(home, None).settings
     result = run_eval(settings, dataset, retrieval_only=retrieval_only, limit=limit, seed=seed, mode=mode,
-                      llm=llm, k=k, progress=True, split=split, qids=_read_qids(qids) if qids else None)
+                      llm=llm, k=k, progress=True, split=split, qids=_read_qids(qids) if qids else None,
+                      gold_passages=gold_passages)
     _console().print(result.table(), markup=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -317,14 +317,21 @@ def evaluate_retrieval(qa, questions: list[dict], *, k: int = 5, mode: str | Non
 
 
 # --- answers --------------------------------------------------------------------------------
-def ask_in_context(qa, q: dict, k: int | None, cache: dict) -> Any:
-    """Ask `q`, first replaying its `history` questions (answers cached, so a conversation is asked once)."""
+def ask_in_context(qa, q: dict, k: int | None, cache: dict, *, gold_passages: bool = False) -> Any:
+    """Ask `q`, first replaying its `history` questions (answers cached, so a conversation is asked once).
+
+    gold_passages: ask within the question's gold documents only (`sources=`), so that retrieval can only
+    find the right text: what is left wrong is the reader's (the model's and the checks') doing. An
+    unanswerable question's gold document is the one it was written against, which talks about its subject
+    but not the asked fact: the hardest near miss.
+    """
     previous = None
     turns = [*q["history"], q["question"]]
+    sources = sorted(q["gold_doc_ids"]) if gold_passages and q.get("gold_doc_ids") else None
     for i in range(len(turns)):
-        key = tuple(turns[: i + 1])
+        key = (tuple(turns[: i + 1]), tuple(sources or ()))
         if key not in cache:
-            cache[key] = qa.ask(turns[i], history=previous, k=k)
+            cache[key] = qa.ask(turns[i], history=previous, k=k, sources=sources)
         previous = cache[key]
     return previous
 
@@ -636,17 +643,20 @@ def standard_errors(rows: list[dict]) -> dict[str, float]:
 
 
 def evaluate_answers(qa, questions: list[dict], *, k: int | None = None, progress: bool = False,
-                     texts: dict[str, str] | None = None) -> tuple[dict[str, float], list[dict]]:
+                     texts: dict[str, str] | None = None,
+                     gold_passages: bool = False) -> tuple[dict[str, float], list[dict]]:
     """Ask every question (replaying follow-up history) and score the answers.
 
     `texts`: the corpus documents by doc_id, to place the gold answer spans (`gold_spans`).
+    `gold_passages`: ask within each question's gold documents only (`ask_in_context`).
     """
     tick = _bar("answers", len(questions)) if progress else None
     threshold = qa.settings.answer.support_threshold if hasattr(qa, "settings") else 0.35
     cache: dict = {}
     rows = []
     for i, q in enumerate(questions, start=1):
-        rows.append(score_answer(q, ask_in_context(qa, q, k, cache), gold_spans(q, texts or {}), threshold))
+        answer = ask_in_context(qa, q, k, cache, gold_passages=gold_passages)
+        rows.append(score_answer(q, answer, gold_spans(q, texts or {}), threshold))
         if tick:
             tick(i, len(questions), "")
     return answer_metrics(rows), rows
@@ -666,7 +676,7 @@ def eval_settings(settings, *, mode: str | None = None, llm: str | None = None):
 def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False, limit: int | None = None,
              seed: int | None = None, mode: str | None = None, llm: str | None = None, k: int | None = None,
              progress: bool = False, split: str | None = None, qids: list[str] | None = None,
-             **components) -> EvalResult:
+             gold_passages: bool = False, **components) -> EvalResult:
     """Evaluate on a dataset folder (or a loaded `Dataset`).
 
     Args:
@@ -678,6 +688,8 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
         qids: keep only these questions (in this order), e.g. the gate's fixed sample (`read_qids`).
         k: passages per answer (default `retrieval.k`); retrieval misses are counted at this k.
         progress: show tqdm progress bars (hidden when not on a terminal).
+        gold_passages: answer from each question's gold documents only (the reader's ceiling: retrieval
+            cannot miss); the retrieval metrics still measure the open search.
         **components: `embeddings=` / `chat_model=` passed to `DocQA` (tests).
     """
     if mode and mode not in ("hybrid", "dense", "bm25"):
@@ -708,14 +720,17 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
               "llm": None if retrieval_only else describe_llm(settings),
               "questions": len(questions), "split": split, "qids": str(len(qids)) + " listed" if qids else None,
               "limit": limit, "seed": seed,
-              "retrieval_only": retrieval_only}
+              "retrieval_only": retrieval_only, "gold_passages": gold_passages}
     result = EvalResult(dataset.name, config)
     result.metrics, retrieval_rows = evaluate_retrieval(qa, questions, k=k, progress=progress)
     if retrieval_only:
         result.per_question = retrieval_rows
         return result
+    if gold_passages and any(not q.get("gold_doc_ids") for q in questions):
+        raise ConfigError("--gold-passages needs gold_doc_ids on every question of the dataset")
     scores, rows = evaluate_answers(qa, questions, k=k, progress=progress,
-                                    texts={d["doc_id"]: d["text"] for d in dataset.corpus})
+                                    texts={d["doc_id"]: d["text"] for d in dataset.corpus},
+                                    gold_passages=gold_passages)
     ranks = {r["qid"]: r["hit_rank"] for r in retrieval_rows}
     for row in rows:
         row["hit_rank"] = ranks.get(row["qid"])

@@ -291,6 +291,28 @@ def test_follow_ups_replay_their_history(settings, tmp_path):
     assert f2["short_answer"] == "the Seine" and f2["category"] is None
 
 
+def test_gold_passages_answer_from_the_gold_documents_only(settings, tmp_path):
+    # the question's words point at Paris, its gold document is Rome's: the open search finds Paris first,
+    # the reader's ceiling (--gold-passages) may only read Rome's passages
+    folder = write_dataset(tmp_path / "gold", CORPUS, [q("g1", "Which river flows through Paris?", ["Tiber"], ["rome"])])
+    replies = ["Answer: the Tiber\nDetails: The Tiber flows through the city [1]."]
+    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"fake_responses": replies})})
+    open_run = run_eval(settings, folder, mode="bm25", k=2)
+    assert open_run.per_question[0]["passages"][0] == "paris"
+    ceiling = run_eval(settings, folder, mode="bm25", k=2, gold_passages=True)
+    row = ceiling.per_question[0]
+    assert row["passages"] == ["rome"] and [c["source"] for c in row["citations"]] == ["rome"]
+    assert ceiling.config["gold_passages"] is True and open_run.config["gold_passages"] is False
+    # the retrieval metrics still measure the open search
+    assert ceiling.metrics["retrieval.recall@1"] == open_run.metrics["retrieval.recall@1"] == 0.0
+
+
+def test_gold_passages_need_gold_documents(settings, tmp_path):
+    folder = write_dataset(tmp_path / "nogold", CORPUS, [q("n1", "Which river flows through Paris?", ["Seine"], [])])
+    with pytest.raises(ConfigError, match="gold_doc_ids"):
+        run_eval(settings, folder, mode="bm25", gold_passages=True)
+
+
 def test_retrieval_only_run_and_compare(settings, dataset, tmp_path):
     a = run_eval(settings, dataset, retrieval_only=True, mode="bm25")
     b = run_eval(settings, dataset, retrieval_only=True, mode="dense")
