@@ -101,11 +101,18 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     return out
 
 
+# a sentence that holds question words also gains RANK_PRIOR / (1 + its passage's rank - 1): of two sentences
+# with the same words, the one in the passage retrieval ranked higher (which also weighed meaning) wins
+RANK_PRIOR = 2.0
+
+
 def _rank_sentences(question: str, passages: Sequence[Passage]):
     """Every sentence of `passages` as (passage index, start, end, tokens), and (score, -n, n) best first.
 
     A sentence scores the IDF-weighted question words it holds; the IDF is local,
-    over these sentences. Empty ranking when the question has no content words.
+    over these sentences. One that holds any also gains a prior for its passage's
+    retrieval rank (`RANK_PRIOR`): about one rare question word for the first
+    passage, half that for the second. Empty ranking when the question has no content words.
     """
     wanted = content_tokens(question)
     sentences = []  # (passage index, start, end, tokens)
@@ -116,10 +123,11 @@ def _rank_sentences(question: str, passages: Sequence[Passage]):
         return sentences, []
     df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}
     weight = {w: math.log(1 + len(sentences) / df[w]) for w in wanted if df[w]}
-    scored = sorted(
-        ((sum(weight.get(w, 0.0) for w in toks & wanted), -n, n) for n, (*_, toks) in enumerate(sentences)),
-        reverse=True,
-    )
+    def score(i: int, toks: set[str]) -> float:
+        words = sum(weight.get(w, 0.0) for w in toks & wanted)
+        return words + RANK_PRIOR / (1 + i) if words > 0 else words
+
+    scored = sorted(((score(i, toks), -n, n) for n, (i, _, _, toks) in enumerate(sentences)), reverse=True)
     return sentences, scored
 
 

@@ -323,7 +323,7 @@ def ask_in_context(qa, q: dict, k: int | None, cache: dict, *, gold_passages: bo
     gold_passages: ask within the question's gold documents only (`sources=`), so that retrieval can only
     find the right text: what is left wrong is the reader's (the model's and the checks') doing. An
     unanswerable question's gold document is the one it was written against, which talks about its subject
-    but not the asked fact: the hardest near miss.
+    but not the asked fact: the hardest near miss. One with no gold document is asked over the whole collection.
     """
     previous = None
     turns = [*q["history"], q["question"]]
@@ -726,8 +726,9 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
     if retrieval_only:
         result.per_question = retrieval_rows
         return result
-    if gold_passages and any(not q.get("gold_doc_ids") for q in questions):
-        raise ConfigError("--gold-passages needs gold_doc_ids on every question of the dataset")
+    missing = [q["qid"] for q in questions if gold_passages and q["answerable"] and not q.get("gold_doc_ids")]
+    if missing:
+        raise ConfigError(f"--gold-passages needs gold_doc_ids on every answerable question; {missing[:5]} have none")
     scores, rows = evaluate_answers(qa, questions, k=k, progress=progress,
                                     texts={d["doc_id"]: d["text"] for d in dataset.corpus},
                                     gold_passages=gold_passages)

@@ -307,10 +307,14 @@ def test_gold_passages_answer_from_the_gold_documents_only(settings, tmp_path):
     assert ceiling.metrics["retrieval.recall@1"] == open_run.metrics["retrieval.recall@1"] == 0.0
 
 
-def test_gold_passages_need_gold_documents(settings, tmp_path):
+def test_gold_passages_need_gold_documents_for_answerable_questions(settings, tmp_path):
     folder = write_dataset(tmp_path / "nogold", CORPUS, [q("n1", "Which river flows through Paris?", ["Seine"], [])])
-    with pytest.raises(ConfigError, match="gold_doc_ids"):
+    with pytest.raises(ConfigError, match=r"gold_doc_ids.*\['n1'\]"):
         run_eval(settings, folder, mode="bm25", gold_passages=True)
+    # an unanswerable question without a gold document is asked over the whole collection
+    folder = write_dataset(tmp_path / "nogold-u", CORPUS, [q("u9", "Who is the mayor of Paris?", answerable=False)])
+    result = run_eval(settings, folder, mode="bm25", k=2, gold_passages=True)
+    assert result.per_question[0]["passages"][0] == "paris"
 
 
 def test_retrieval_only_run_and_compare(settings, dataset, tmp_path):
