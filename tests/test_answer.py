@@ -297,6 +297,20 @@ def test_focus_budget_zero_or_no_content_words_leaves_passages_whole():
     assert focus_passages("Where is the zebra?", ps, 50, words) == ps  # nothing matches: keep all
 
 
+def test_focus_prefers_the_higher_ranked_passage_when_the_words_nearly_tie():
+    from rag.context import best_match, focus_passages
+
+    # passage 2's sentence holds one more question word, but a common one ("gamma" is in three sentences);
+    # retrieval ranked passage 1 first, which decides the near tie
+    ps = passages("Alpha beta rose in 1990.", "Alpha beta gamma fell.", "Gamma one. Gamma two.")
+    question = "When did alpha beta gamma rise?"
+    assert best_match(question, ps)[1] == "Alpha beta rose in 1990."
+    assert [p.chunk.chunk_id for p in focus_passages(question, ps, 5, words)] == ["c1"]
+    # a clear lexical lead still wins over rank: passage 2 now holds two rare question words more
+    ps = passages("Alpha beta rose in 1990.", "Alpha beta delta epsilon fell.", "Gamma one.")
+    assert best_match("When did alpha beta delta epsilon rise?", ps)[1] == "Alpha beta delta epsilon fell."
+
+
 def test_focus_keeps_document_order_within_a_passage():
     from rag.context import focus_passages
 
