@@ -29,7 +29,6 @@ from rag.types import Chunk, FileResult, IngestReport
 Progress = Callable[[int, int, str], None]
 _MAX_TITLE_CHARS = 200
 _FLUSH_CHUNKS = 256  # chunks per embed-and-store batch; the writer overlaps the next batch's reading and chunking
-_FIRST_FLUSH_CHUNKS = 32  # the first batch: embedding starts after a few files, the batches then double up to the above
 _DEFER_CHUNKS = 32768  # chunks of large documents held in memory while the small files read with them go first
 _LEXICAL_EVERY_S = 5.0  # how often a long ingest brings BM25 up to what it has stored
 
@@ -337,10 +336,6 @@ class Ingestor:
 class _Batch:
     """Embeds and stores documents in batches of about `_FLUSH_CHUNKS` chunks, in a writer thread.
 
-    The first batch is small (`_FIRST_FLUSH_CHUNKS`) and each next one twice the last, up to
-    `_FLUSH_CHUNKS`: the embedder starts after the first few files are chunked instead of waiting
-    for a whole batch of them, and the reading of the rest overlaps it.
-
     Small documents are gathered until a batch is full; a large document is
     cut into batch-sized parts that go out one after each batch of small ones
     (or all at once when too many large ones wait), so a huge file neither
@@ -370,7 +365,6 @@ class _Batch:
         self._queue = None
         self._writer = None
         self._error: BaseException | None = None
-        self._size = min(_FIRST_FLUSH_CHUNKS, _FLUSH_CHUNKS)  # chunks in the next batch (class docstring)
 
     def add(self, item: _Pending, report: IngestReport) -> None:
         self._raise_error()
@@ -387,7 +381,7 @@ class _Batch:
                     self._send_large_part()
         else:
             self.small.append(item)
-            if sum(len(p.todo()) for p in self.small) >= self._size:
+            if sum(len(p.todo()) for p in self.small) >= _FLUSH_CHUNKS:
                 self._send_small()
                 self._send_large_part()
 
@@ -424,7 +418,7 @@ class _Batch:
         if not self.large:
             return
         item, todo = self.large[0]
-        part, rest = todo[:self._size], todo[self._size:]
+        part, rest = todo[:_FLUSH_CHUNKS], todo[_FLUSH_CHUNKS:]
         if rest:
             self.large[0] = (item, rest)
         else:
@@ -435,7 +429,6 @@ class _Batch:
         self._raise_error()
         if self.stop.is_set():
             return
-        self._size = min(2 * self._size, _FLUSH_CHUNKS)
         if self._writer is None:
             import queue
             import threading

@@ -406,3 +406,24 @@ def test_ablation_ranks_like_the_retriever(settings, dataset):
     table = ablate.markdown([{"method": "a", "retrieval.mrr": 0.5}, {"method": "b", "retrieval.mrr": 0.75}],
                             ["method"], ("retrieval.mrr",))
     assert table.splitlines() == ["| method | mrr |", "|---|---:|", "| a | 0.5000 |", "| b | **0.7500** |"]
+
+
+def test_best_match_measure_finds_the_gold_answer_in_the_evidence_shown_first(settings, dataset):
+    """evals/best_match.py: the share of questions whose best-match sentence / focused prompt holds the gold answer."""
+    import importlib.util
+
+    from rag.evaluate import open_dataset_index
+
+    spec = importlib.util.spec_from_file_location("best_match", REPO / "evals" / "best_match.py")
+    best_match = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(best_match)
+    settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"mode": "bm25"})})
+    qa = open_dataset_index(settings, load_dataset(dataset))
+    # q1 and q3: the answer is in the sentence with the question's words ("capital" + "France", "river" + "Rome");
+    # q2 ("How many inhabitants does Berlin have?"): "Berlin is the capital of Germany." ties with "It has 3.7
+    # million inhabitants." (one question word each) and comes first, so the best match misses the answer
+    answerable = [q for q in QUESTIONS if q["qid"] in ("q1", "q2", "q3")]
+    m = best_match.measure(qa, answerable, settings)
+    assert m["best match"] == pytest.approx(2 / 3) and m["in prompt"] == 1.0 and m["passages"] >= 1
+    wrong = [dict(q, answers=["Atlantis"]) for q in answerable]
+    assert best_match.measure(qa, wrong, settings)["best match"] == 0.0

@@ -243,30 +243,6 @@ def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fa
     assert qa2.retrieve("topic 7", k=1)[0].source.endswith("doc7.txt")
 
 
-def test_the_first_batch_is_small_and_the_batches_double(fake_settings, tmp_path, monkeypatch):
-    """The embedder starts after a few files, not after a whole batch of them: batches of 4, 8, 16, then 16."""
-    from rag import ingest as ingest_mod
-
-    monkeypatch.setattr(ingest_mod, "_FIRST_FLUSH_CHUNKS", 4)
-    monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 16)
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for i in range(60):
-        (folder / f"doc{i:02}.txt").write_text(f"Document number {i} talks about topic {i}.")
-    qa = DocQA(fake_settings)
-    sizes = []
-    store_write = qa.store.write_parts
-
-    def spy(records, *rest):
-        sizes.append(len(records))
-        return store_write(records, *rest)
-
-    monkeypatch.setattr(qa.store, "write_parts", spy)
-    assert qa.ingest([folder]).count("added") == 60
-    assert sizes == [4, 8, 16, 16, 16]
-    assert len(qa.sources()) == 60 and qa.check().ok
-
-
 def test_a_small_tail_is_not_a_chunk_of_its_own(fake_settings, tmp_path):
     """A document a little over chunk_tokens is one chunk (`chunking.tail_tokens`), not a full chunk plus a
     second one that is mostly a copy of the overlap; with tail_tokens=0 it is two."""
