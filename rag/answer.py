@@ -247,7 +247,7 @@ def _answer(question, deps, history, k, sources, queue, ticket):
         yield Evidence(list(chunks), query=standalone)
         yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough", step="relevance")
         return
-    passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens)
+    passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens, follow_up=bool(context))
     answer.prompt_chunk_ids = [p.chunk.chunk_id for p in passages]
     match = best_match(standalone, passages)
     yield Evidence(list(chunks), quote=match[1] if match else "", chunk_id=match[0].chunk.chunk_id if match else "",

@@ -144,9 +144,21 @@ def best_match(question: str, passages: Sequence[Passage]) -> tuple[Passage, str
     return passages[i], passages[i].text[a:b]
 
 
-def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: Callable[[str], int]) -> list[Passage]:
-    """The passages exactly as the answer path shows them to the model: packed, then focused."""
-    passages = pack_context(chunks, cfg.context_tokens, count_tokens)
+def close_to_the_top(chunks: Sequence[Chunk], share: float) -> list[Chunk]:
+    """The chunks whose retrieval score is at least `share` of the first's (all when scores are missing)."""
+    if not chunks or share <= 0 or chunks[0].score is None or chunks[0].score <= 0:
+        return list(chunks)
+    floor = share * chunks[0].score
+    return [c for c in chunks if c.score is None or c.score >= floor]
+
+
+def prompt_passages(question: str, chunks: Sequence[Chunk], cfg, count_tokens: Callable[[str], int], *,
+                    follow_up: bool = False) -> list[Passage]:
+    """The passages exactly as the answer path shows them to the model: those close to the top passage's
+    score (`answer.min_passage_score`; all k for a follow-up, which is searched with the previous question,
+    so the passage about the new part may rank below one about the old), packed, then focused."""
+    shown = chunks if follow_up else close_to_the_top(chunks, cfg.min_passage_score)
+    passages = pack_context(shown, cfg.context_tokens, count_tokens)
     return focus_passages(question, passages, cfg.focus_tokens, count_tokens)
 
 
