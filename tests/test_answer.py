@@ -311,6 +311,41 @@ def test_focus_prefers_the_higher_ranked_passage_when_the_words_nearly_tie():
     assert best_match("When did alpha beta delta epsilon rise?", ps)[1] == "Alpha beta delta epsilon fell."
 
 
+def test_only_passages_close_to_the_top_score_are_shown_for_a_first_question(fake_settings):
+    from dataclasses import replace
+
+    from rag.context import close_to_the_top, prompt_passages
+
+    scored = [replace(chunk(i + 1, f"Alpha fact number {i + 1}."), score=s) for i, s in enumerate((1.0, 0.8, 0.5, 0.69))]
+    assert [c.chunk_id for c in close_to_the_top(scored, 0.7)] == ["c1", "c2"]
+    assert close_to_the_top(scored, 0.0) == scored
+    unscored = [replace(c, score=None) for c in scored]
+    assert close_to_the_top(unscored, 0.7) == unscored  # no scores (e.g. another retriever): all of them
+    cfg = fake_settings.answer.model_copy(update={"min_passage_score": 0.7, "focus_tokens": 0})
+    first = prompt_passages("alpha fact", scored, cfg, words)
+    assert [p.chunk.chunk_id for p in first] == ["c1", "c2"] and [p.n for p in first] == [1, 2]
+    # a follow-up is searched with the previous question in front: the new part's passage may rank low
+    assert len(prompt_passages("alpha fact", scored, cfg, words, follow_up=True)) == 4
+
+
+def test_a_follow_up_sees_every_passage_a_first_question_only_the_close_ones(fake_settings, tmp_path):
+    docs = tmp_path / "cities"
+    docs.mkdir()
+    (docs / "rome.txt").write_text("The Tiber is the river that flows through Rome. Rome is the capital of Italy.")
+    (docs / "paris.txt").write_text("The Seine flows through Paris. Paris is the capital of France.")
+    settings = fake_settings.model_copy(update={
+        "retrieval": fake_settings.retrieval.model_copy(update={"mode": "bm25", "k": 2}),
+        "answer": fake_settings.answer.model_copy(update={"min_relevance": -1.0, "min_passage_score": 0.99})})
+    qa = DocQA(settings, chat_model=GenericFakeChatModel(messages=iter([
+        "Answer: the Tiber\nDetails: The Tiber is the river that flows through Rome [1].",
+        "Answer: the Seine\nDetails: The Seine flows through Paris [2]."])))
+    qa.ingest([docs])
+    first = qa.ask("Which river flows through Rome?")
+    assert len(first.passages) == 2 and len(first.prompt_chunk_ids) == 1  # only the top passage was shown
+    follow = qa.ask("And through Paris?", history=first)
+    assert follow.short_answer == "the Seine" and len(follow.prompt_chunk_ids) == 2
+
+
 def test_focus_keeps_document_order_within_a_passage():
     from rag.context import focus_passages
 
