@@ -104,9 +104,10 @@ class LLMSettings(BaseModel):
 class AnswerSettings(BaseModel):
     context_tokens: int = Field(1400, ge=128, description="Token budget for the passages in the prompt.")
     min_passage_score: float = Field(
-        0.7, ge=0, le=1, description="Show the model only passages whose retrieval score is at least this share "
-                                     "of the top passage's (0: all k). Fewer distractors: answers from the gold "
-                                     "passage alone are markedly better (evals/README.md).")
+        0.0, ge=0, le=1, description="Show the model only passages whose retrieval score is at least this share "
+                                     "of the top passage's (0, the default: all k); a follow-up is always shown all "
+                                     "k. 0.7: citation precision +0.03 and first token -0.3 s on squad test, but "
+                                     "fewer unanswerable questions abstained (evals/README.md).")
     focus_tokens: int = Field(
         140, ge=0, description="Of the packed passages, show the model only the sentences that share the "
                                "question's words, best first, within this many tokens (0: whole passages).")
