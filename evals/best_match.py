@@ -3,8 +3,9 @@
     python evals/best_match.py --dataset evals/datasets/squad-dev-mini --split dev --priors 0,1,2
 
 For every answerable question, the passages the answer path would show (`rag.context.prompt_passages`, from
-the dataset's own index) are ranked as `rag.context._rank_sentences` does, once per value of
-`rag.context.RANK_PRIOR` (the bonus for a sentence of a higher-ranked passage). Printed per value:
+the dataset's own index) and their best match (`rag.context.best_match`), as `rag.answer` computes them,
+once per value of `rag.context.RANK_PRIOR` (the bonus for a sentence of a higher-ranked passage). Printed per
+value:
 
   best match     the gold answer is in the best-match sentence: what the UI and `qa.stream` show first
                  ("best match, not yet an answer") and the sentence the model reads first in its passage
@@ -26,14 +27,13 @@ from rag.metrics import contains_answer
 
 
 def measure(qa, questions: list[dict], settings) -> dict[str, float]:
-    cfg, k = settings.answer, settings.retrieval.k
     best = shown = passages = 0
     for q in questions:
-        chunks = qa.retriever.search(q["question"], k, sources=None).chunks
-        packed = context.pack_context(chunks, cfg.context_tokens, qa._count_tokens)
-        match = context.best_match(q["question"], packed)
+        chunks = qa.retriever.search(q["question"], settings.retrieval.k, sources=None).chunks
+        # as rag.answer does: the passages shown to the model, and the best match among them
+        focused = context.prompt_passages(q["question"], chunks, settings.answer, qa._count_tokens)
+        match = context.best_match(q["question"], focused)
         best += bool(match and contains_answer(match[1], q["answers"]))
-        focused = context.focus_passages(q["question"], packed, cfg.focus_tokens, qa._count_tokens)
         shown += contains_answer(" ".join(p.text for p in focused), q["answers"])
         passages += len(focused)
     n = len(questions) or 1

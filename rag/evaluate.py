@@ -710,6 +710,10 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
             raise ConfigError(f"qids {unknown[:5]} are not questions of {dataset.name}{' (' + split + ' split)' if split else ''}")
         dataset = Dataset(dataset.name, dataset.corpus, [by_qid[x] for x in qids])
     questions = select_questions(dataset.questions, limit, seed)
+    if gold_passages and not retrieval_only:  # before the index is built and searched
+        missing = [q["qid"] for q in questions if q["answerable"] and not q.get("gold_doc_ids")]
+        if missing:
+            raise ConfigError(f"--gold-passages needs gold_doc_ids on every answerable question; {missing[:5]} have none")
     k = k or settings.retrieval.k
     qa = open_dataset_index(settings, dataset, progress=progress, **components)
     from rag.llm import describe_llm
@@ -726,9 +730,6 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
     if retrieval_only:
         result.per_question = retrieval_rows
         return result
-    missing = [q["qid"] for q in questions if gold_passages and q["answerable"] and not q.get("gold_doc_ids")]
-    if missing:
-        raise ConfigError(f"--gold-passages needs gold_doc_ids on every answerable question; {missing[:5]} have none")
     scores, rows = evaluate_answers(qa, questions, k=k, progress=progress,
                                     texts={d["doc_id"]: d["text"] for d in dataset.corpus},
                                     gold_passages=gold_passages)
