@@ -53,7 +53,7 @@ def main() -> None:
                 ttft_ours = final.timings["first_token_ms"]
                 tps.append(final.timings["tokens_per_s"])
 
-                passages = prompt_passages(final.standalone_question, final.passages, qa.settings.answer, qa._count_tokens)
+                passages = prompt_passages(final.standalone_question, final.passages, qa.settings.answer, qa.count_tokens)
                 messages = to_openai_messages(build_messages(final.standalone_question, passages))
                 llama.reset()
                 t = time.perf_counter()

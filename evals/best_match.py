@@ -31,7 +31,7 @@ def measure(qa, questions: list[dict], settings) -> dict[str, float]:
     for q in questions:
         chunks = qa.retriever.search(q["question"], settings.retrieval.k, sources=None).chunks
         # as rag.answer does: the passages shown to the model, and the best match among them
-        focused = context.prompt_passages(q["question"], chunks, settings.answer, qa._count_tokens)
+        focused = context.prompt_passages(q["question"], chunks, settings.answer, qa.count_tokens)
         match = context.best_match(q["question"], focused)
         best += bool(match and contains_answer(match[1], q["answers"]))
         shown += contains_answer(" ".join(p.text for p in focused), q["answers"])

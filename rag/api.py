@@ -225,7 +225,7 @@ class DocQA:
 
         deps = AnswerDeps(
             retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
-            chat_model=self.chat_model, count_tokens=self._count_tokens, settings=self.settings,
+            chat_model=self.chat_model, count_tokens=self.count_tokens, settings=self.settings,
             queue=generation_queue(self.chat_model),
         )
         yield from answer_stream(question, deps, history=history, k=k, sources=resolved)
@@ -286,7 +286,8 @@ class DocQA:
 
         return AnswerRunnable(self, k=k, sources=sources)
 
-    def _count_tokens(self, text: str) -> int:
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as the chunker and the answer's evidence budget count them (tiktoken, `chunking.encoding`)."""
         if not hasattr(self, "_encoding"):
             from rag.provision import get_encoding
 

@@ -165,7 +165,10 @@ def with_cache(embedder: Embeddings, settings) -> Embeddings:
     from rag.embed_cache import CachedEmbeddings, EmbeddingCache
 
     backend = getattr(embedder, "backend", settings.embedding.backend)
-    identity = "|".join([settings.embedding.provider, str(getattr(embedder, "name", settings.embedding.model_name)),
-                         backend, type(embedder).__name__])
+    parts = [settings.embedding.provider, str(getattr(embedder, "name", settings.embedding.model_name)),
+             backend, type(embedder).__name__]
+    if hasattr(embedder, "version"):  # a graph exported anew (rag.onnx_embeddings) computes slightly other vectors
+        parts.append(f"v{embedder.version}")
+    identity = "|".join(parts)
     cache = EmbeddingCache(settings.home / "embeddings.sqlite", max_entries=settings.embedding.cache_max_entries)
     return CachedEmbeddings(embedder, cache, identity=identity)

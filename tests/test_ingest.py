@@ -260,3 +260,17 @@ def test_a_small_tail_is_not_a_chunk_of_its_own(fake_settings, tmp_path):
         qa.ingest([folder])
         counts[tail] = qa.store.count()
     assert counts == {0: 2, 40: 1}
+
+
+def test_count_tokens_counts_as_the_chunker_does(qa, tmp_path):
+    """`DocQA.count_tokens` is the chunker's measure: chunks of a long text fill up to chunk_tokens, no more."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    (folder / "doc.txt").write_text(" ".join(f"Fact {i} is stated here in plain words, once." for i in range(120)))
+    qa.ingest([folder])
+    cfg = qa.settings.chunking
+    sizes = [qa.count_tokens(s.chunk.text) for s in sorted(qa.store.scan(), key=lambda s: s.chunk.start)]
+    assert len(sizes) > 3
+    assert max(sizes) <= cfg.chunk_tokens + cfg.tail_tokens
+    assert min(sizes[:-1]) > cfg.chunk_tokens - 20  # every chunk but the last is full to within a sentence
+    assert qa.count_tokens("") == 0 and qa.count_tokens("one two three") == 3

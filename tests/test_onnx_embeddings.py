@@ -58,3 +58,35 @@ def test_export_is_provisioned_once(embedders, tmp_path):
     from rag.provision import provision_all
 
     assert provision_all(settings, include_llm=False)["embedding-onnx"] == paths["onnx-int8"]  # the default backend
+
+
+def test_runs_embedded_side_by_side_come_back_to_their_texts(embedders):
+    """Documents go out in short runs, one thread per run, several runs at once: order must survive."""
+    from rag.onnx_embeddings import RUN_ROWS, OnnxEmbeddings
+
+    emb = embedders["onnx-int8"]
+    texts = [f"{i}. " + " ".join(TEXTS[i % 3].split()[: 4 + (7 * i) % 15]) for i in range(5 * RUN_ROWS + 1)]
+    args = (emb.model_dir, emb.onnx_path)
+    serial = OnnxEmbeddings(*args, name=emb.name, backend=emb.backend, threads=1)  # one run after another
+    side_by_side = OnnxEmbeddings(*args, name=emb.name, backend=emb.backend, threads=3)
+    expected = np.array(serial.embed_documents(texts))
+    assert np.array_equal(np.array(side_by_side.embed_documents(texts)), expected)
+    # and each row is its own text's vector (torch embeds the same texts in its own order)
+    torch_docs = np.array(embedders["torch"].embed_documents(texts))
+    assert (expected * torch_docs).sum(1).min() > 0.98
+
+
+def test_layer_norms_run_unfused(embedders, tmp_path):
+    """ONNX Runtime's SkipLayerNormalization kernel was the slow one here (rag.onnx_embeddings._UNFUSED):
+    neither the provisioned graphs nor the graphs the sessions run hold it."""
+    import onnx
+
+    from rag.onnx_embeddings import open_session
+
+    for backend in ("onnx", "onnx-int8"):
+        path = embedders[backend].onnx_path
+        ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+        assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops, backend
+        open_session(path, 1, optimized_to=tmp_path / f"{backend}.onnx")
+        ran = {n.op_type for n in onnx.load(str(tmp_path / f"{backend}.onnx")).graph.node}
+        assert "SkipLayerNormalization" not in ran and "LayerNormalization" in ran, backend
