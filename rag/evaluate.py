@@ -196,6 +196,10 @@ def index_fingerprint(settings) -> str:
     key = f"{settings.embedding.model_name}|{c.chunk_tokens}|{c.overlap_tokens}|{c.encoding}"
     if settings.embedding.backend != "torch":  # torch indexes keep their names from before backends existed
         key += f"|{settings.embedding.backend}"
+    if settings.embedding.backend.startswith("onnx"):  # a graph exported anew gives a new index, not a mixed one
+        from rag.onnx_embeddings import EXPORT_VERSION
+
+        key += f"|graph{EXPORT_VERSION}"
     if c.tail_tokens:  # indexes chunked before small tails were joined keep their names
         key += f"|tail{c.tail_tokens}"
     return hashlib.sha256(key.encode()).hexdigest()[:8]

@@ -427,3 +427,16 @@ def test_best_match_measure_finds_the_gold_answer_in_the_evidence_shown_first(se
     assert m["best match"] == pytest.approx(2 / 3) and m["in prompt"] == 1.0 and m["passages"] >= 1
     wrong = [dict(q, answers=["Atlantis"]) for q in answerable]
     assert best_match.measure(qa, wrong, settings)["best match"] == 0.0
+
+
+def test_the_dataset_index_is_rebuilt_for_a_new_embedding_graph(monkeypatch):
+    """An eval index embedded by an older ONNX export is not reused (its vectors and the queries' would mix)."""
+    import rag.onnx_embeddings
+    from rag.config import load_settings
+    from rag.evaluate import index_fingerprint
+
+    onnx, torch = (load_settings(environ={}, embedding={"backend": b}) for b in ("onnx-int8", "torch"))
+    before = index_fingerprint(onnx), index_fingerprint(torch)
+    monkeypatch.setattr(rag.onnx_embeddings, "EXPORT_VERSION", rag.onnx_embeddings.EXPORT_VERSION + "-next")
+    assert index_fingerprint(onnx) != before[0]
+    assert index_fingerprint(torch) == before[1]
