@@ -252,14 +252,13 @@ class OnnxEmbeddings(Embeddings):
         out = np.empty((len(encodings), self.dimension), dtype=np.float32)
         workers = min(self.threads, len(runs))
         if workers == 1:  # one run (a query-sized batch), or one core: all threads on it
-            for run in runs:
-                out[run] = self._run([encodings[j] for j in run])
-            return out.tolist()
-        single = _session(self.onnx_path, 1)  # one thread per run, `workers` runs at a time
-        with ThreadPoolExecutor(workers, thread_name_prefix="rag-embed") as pool:
-            vectors = pool.map(lambda run: self._run([encodings[j] for j in run], single), runs)
-            for run, part in zip(runs, vectors):
-                out[run] = part
+            vectors = [self._run([encodings[j] for j in run]) for run in runs]
+        else:  # one thread per run, `workers` runs at a time
+            single = _session(self.onnx_path, 1)
+            with ThreadPoolExecutor(workers, thread_name_prefix="rag-embed") as pool:
+                vectors = list(pool.map(lambda run: self._run([encodings[j] for j in run], single), runs))
+        for run, part in zip(runs, vectors):
+            out[run] = part
         return out.tolist()
 
     def embed_query(self, text: str) -> list[float]:
