@@ -110,8 +110,7 @@ class Ingestor:
             # faster at 100k chunks, but Chroma 1.x crashed on it as the first read of a store killed mid-write)
             known = {s.source: s.content_hash for s in self.store.sources(save=True)}
             files = list(iter_files(paths))
-            roots = {source_key(root) for _, root in files if root is not None}
-            roots |= {source_key(p) for p in paths if p.is_dir()}
+            roots = {source_key(p) for p in paths if p.expanduser().is_dir()}  # the folders `sync` may prune
             max_bytes = int(self.settings.chunking.max_file_mb * 2**20)
             seen: set[str] = set()
             for done, (path, _root) in enumerate(files, start=1):

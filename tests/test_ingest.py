@@ -95,6 +95,16 @@ def test_sync_removes_vanished_files_only_with_flag(qa, docs):
     assert all("Hekla" not in c.text for c in qa.retrieve("Hekla tremors", k=5))
 
 
+def test_sync_prunes_a_folder_given_from_home_even_once_it_is_empty(qa, docs, monkeypatch):
+    """`rag ingest ~/notes --sync`: the folder is named with ~, and every file in it is gone."""
+    monkeypatch.setenv("HOME", str(docs.parent))
+    qa.ingest(["~/docs"])
+    for f in docs.iterdir():
+        f.unlink()
+    report = qa.ingest(["~/docs"], sync=True)
+    assert report.count("removed") == 2 and qa.sources() == []
+
+
 def test_delete_by_name_and_unknown(qa, docs):
     qa.ingest([docs])
     assert qa.delete("alpha.txt") > 0
