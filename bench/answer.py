@@ -31,12 +31,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
 
-    from rag.answer import build_messages
-    from rag.context import prompt_passages
-    from rag.api import DocQA
-    from rag.config import load_settings
-    from rag.llm import to_openai_messages
-    from rag.types import Answer
+    from rag.answer.context import prompt_passages
+    from rag.answer.flow import build_messages
+    from rag.core.config import load_settings
+    from rag.core.types import Answer
+    from rag.models.llm import to_openai_messages
+    from rag.serve.api import DocQA
 
     with tempfile.TemporaryDirectory() as tmp:
         qa = DocQA(load_settings(home=Path(tmp)))

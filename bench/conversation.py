@@ -81,7 +81,7 @@ def answer_prefix(model) -> list[int]:
 
 
 def model_lock(model):
-    from rag.llm import generation_queue
+    from rag.models.llm import generation_queue
 
     return generation_queue(model).turn()
 
@@ -90,7 +90,7 @@ def play(qa, turns, rate_in: float, rate_out: float, label: str) -> list[dict]:
     rows, previous = [], None
     for kind, question in turns:
         started, evidence_s, first_s = time.perf_counter(), None, None
-        from rag.types import Answer, Evidence
+        from rag.core.types import Answer, Evidence
 
         answer = None
         for event in qa.stream(question, history=previous):
@@ -126,8 +126,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = ap.parse_args()
 
-    from rag.api import DocQA
-    from rag.config import load_settings
+    from rag.core.config import load_settings
+    from rag.serve.api import DocQA
 
     overrides = {"answer": {"focus_tokens": args.focus_tokens}} if args.focus_tokens is not None else {}
     with tempfile.TemporaryDirectory() as home:

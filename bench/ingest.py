@@ -10,7 +10,7 @@ rounds, each pipeline once per round in turn, so that machine noise hits all ali
   torch      DocQA.ingest(folder) with the torch backend and no embedding cache: the default when the
              speed issue was filed
   <backend>  DocQA.ingest(folder) with that backend and a cold embedding cache (a fresh home)
-  <backend>+sentences  the same with the sentence view on (rag.sentences: every sentence embedded too)
+  <backend>+sentences  the same with the sentence view on (rag.index.sentence_view: every sentence embedded too)
   textbook   read the files, RecursiveCharacterTextSplitter(1000, 200), HuggingFaceEmbeddings
              (the same model, loaded by path), Chroma.from_documents into a fresh folder
 
@@ -37,11 +37,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def ours(tmp: Path, name: str, folder: Path, backend: str, cache: bool, sentences: bool = False):
-    from rag.api import DocQA
-    from rag.config import load_settings
+    from rag.core.config import load_settings
+    from rag.serve.api import DocQA
 
     # a fresh home (empty store, BM25 and embedding cache), the provisioned models of the user's cache;
-    # sentences=True: with the sentence view (rag.sentences, off by default), which embeds every sentence too
+    # sentences=True: with the sentence view (rag.index.sentence_view, off by default), which embeds every sentence too
     defaults = load_settings()
     retrieval = {"sentence_weight": 0.25, "dense_weight": 0.25} if sentences else {}
     qa = DocQA(load_settings(home=tmp / name, cache=defaults.cache_dir,
@@ -53,11 +53,11 @@ def ours(tmp: Path, name: str, folder: Path, backend: str, cache: bool, sentence
 
 def textbook(tmp: Path, name: str, folder: Path, model_path: Path):
     """The pipeline of the LangChain tutorials, as a user would write it."""
+    from chromadb.config import Settings as ChromaSettings
     from langchain_chroma import Chroma
     from langchain_core.documents import Document
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
-    from chromadb.config import Settings as ChromaSettings
 
     t = time.perf_counter()
     docs = [Document(page_content=p.read_text(), metadata={"source": str(p)}) for p in sorted(folder.glob("*.txt"))]
@@ -80,9 +80,9 @@ def main() -> None:
     args = ap.parse_args()
     backends = [b for b in args.backends.split(",") if b and b != "torch"]
 
-    from rag.provision import embedding_model_path, ensure_onnx_embedding
-    from rag.config import load_settings
-    from rag.retrieve import index_text
+    from rag.core.config import load_settings
+    from rag.index.retrieve import index_text
+    from rag.models.provision import embedding_model_path, ensure_onnx_embedding
 
     settings = load_settings()
     model_path = embedding_model_path(settings)
@@ -91,7 +91,8 @@ def main() -> None:
     run_textbook = not args.no_textbook
     if run_textbook:
         try:
-            import langchain_chroma, langchain_huggingface  # noqa: F401, E401
+            import langchain_chroma  # noqa: F401, E401
+            import langchain_huggingface
         except ImportError:
             print("textbook pipeline skipped: pip install langchain-huggingface langchain-chroma")
             run_textbook = False

@@ -42,9 +42,9 @@ def main() -> None:
 
     import io
 
-    from rag.config import OcrSettings
-    from rag.loaders import load_document
-    from rag.ocr import ocr_image
+    from rag.core.config import OcrSettings
+    from rag.ingest.loaders import load_document
+    from rag.ingest.ocr import ocr_image
     from tests.test_ocr import char_accuracy, page_image
 
     rng = random.Random(7)

@@ -165,7 +165,7 @@ def free_port() -> int:
 
 def server_latency(qa, questions: list[str]) -> tuple[float, float]:
     """The same collection behind `chroma run` on loopback (a copy of the embedded folder)."""
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
 
     exe = Path(sys.executable).with_name("chroma")
     if not exe.exists():
@@ -209,8 +209,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
-    from rag.api import DocQA
-    from rag.config import load_settings
+    from rag.core.config import load_settings
+    from rag.serve.api import DocQA
 
     corpus = REPO / "evals/datasets/squad-dev-mini"
     paragraphs = [json.loads(l) for l in open(corpus / "corpus.jsonl")]
@@ -218,14 +218,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="scale-"))
     home = args.home or tmp / "home"
     settings = load_settings(home=home, embedding={"backend": args.backend})  # RAG_CACHE etc. from the environment
-    from rag.embeddings import make_embeddings
+    from rag.models.embeddings import make_embeddings
 
     vectors = NeighbourVectors(make_embeddings(settings), args.real_chunks)
     qa = DocQA(settings, embeddings=vectors if args.real_chunks < max(sizes) else None)
     lexical_spent = timed_lexical(qa)
     stream = documents(paragraphs, 0)
     # warm-up outside the timings: model, tokenizers and the store opened once
-    from rag.provision import get_encoding
+    from rag.models.provision import get_encoding
 
     get_encoding(settings.chunking.encoding, settings.cache_dir)
     vectors.real.inner.embed_documents(["warm-up"]) if hasattr(vectors.real, "inner") else None
@@ -284,10 +284,15 @@ def main() -> None:
 
         llm_rss = None
         if not args.no_llm:
-            from rag.provision import QWEN_GGUF_SHA256, QWEN_GGUF_SIZE, gguf_path, is_verified
+            from rag.models.provision import (
+                QWEN_GGUF_SHA256,
+                QWEN_GGUF_SIZE,
+                gguf_path,
+                is_verified,
+            )
 
             if is_verified(gguf_path(settings.cache_dir), QWEN_GGUF_SIZE, QWEN_GGUF_SHA256):
-                from rag.llm import _get_llama, _llama_key
+                from rag.models.llm import _get_llama, _llama_key
 
                 s = settings.llm
                 _get_llama(_llama_key(gguf_path(settings.cache_dir), s.n_ctx, s.n_threads, s.n_batch))

@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def build(qa, n_chunks: int, rng: random.Random) -> None:
-    from rag.ingest import chunk_id
-    from rag.retrieve import index_text
-    from rag.store import StoredChunk
-    from rag.types import Chunk
+    from rag.core.types import Chunk
+    from rag.index.retrieve import index_text
+    from rag.index.store import StoredChunk
+    from rag.ingest.pipeline import chunk_id
 
     rows = [json.loads(l) for l in open(REPO / "evals/datasets/squad-dev-mini/corpus.jsonl")]
     sentences = [s for r in rows for s in re.split(r"(?<=[.!?])\s+", r["text"]) if len(s) > 20]
@@ -56,8 +56,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
 
-    from rag.api import DocQA
-    from rag.config import load_settings
+    from rag.core.config import load_settings
+    from rag.serve.api import DocQA
 
     rng = random.Random(0)
     questions = [json.loads(l)["question"] for l in open(REPO / "evals/datasets/squad-dev-mini/questions.jsonl")]

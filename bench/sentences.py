@@ -1,4 +1,4 @@
-"""The sentence view (rag.sentences, dense 0.25 + best sentence 0.25) beside chunk vectors alone, in one process.
+"""The sentence view (rag.index.sentence_view, dense 0.25 + best sentence 0.25) beside chunk vectors alone, in one process.
 
 On squad-dev-mini (ingested once, with the sentence view): recall@1/@5 and MRR per
 split with the sentence ranking in the fusion and without it (its weight given to
@@ -16,10 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag import metrics
-from rag.config import load_settings
-from rag.evaluate import load_dataset, load_split, open_dataset_index, retrieval_metrics, split_dataset
-from rag.sentences import sentence_texts
+from rag.core.config import load_settings
+from rag.eval import metrics
+from rag.eval.runner import (
+    load_dataset,
+    load_split,
+    open_dataset_index,
+    retrieval_metrics,
+    split_dataset,
+)
+from rag.index.sentence_view import sentence_texts
 
 SQUAD = Path(__file__).resolve().parent.parent / "evals" / "datasets" / "squad-dev-mini"
 

@@ -6,7 +6,7 @@
 For each chunk size (each needs its own index; they are cached in the data
 directory like `rag eval`'s) the dense and BM25 candidate lists of every
 answerable question are computed once, and every retrieval method is ranked
-from them exactly as `rag.retrieve.HybridRetriever.search` does: dense, BM25,
+from them exactly as `rag.index.retrieve.HybridRetriever.search` does: dense, BM25,
 hybrid with convex fusion (the default) and hybrid with reciprocal-rank fusion.
 k = 1, 5, 10 are the recall@k columns.
 """
@@ -20,10 +20,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from rag.config import load_settings
-from rag.evaluate import (evaluate_answers, load_dataset, open_dataset_index, retrieval_metrics,
-                          select_questions)
-from rag.retrieve import convex_fuse, fuse
+from rag.core.config import load_settings
+from rag.eval.runner import (
+    evaluate_answers,
+    load_dataset,
+    open_dataset_index,
+    retrieval_metrics,
+    select_questions,
+)
+from rag.index.retrieve import convex_fuse, fuse
 
 COLUMNS = ("retrieval.recall@1", "retrieval.recall@5", "retrieval.recall@10", "retrieval.mrr", "retrieval.ndcg@10")
 ANSWER_COLUMNS = ("answer.accuracy", "answer.short_f1", "answer.f1", "citation.precision", "citation.recall",
@@ -49,7 +54,7 @@ def rankings(qa, question: str, n: int) -> dict[str, list[str]]:
         "dense": [cid for cid, _ in dense_scored],
         "bm25": [cid for cid, _ in lexical],
         "best sentence": [cid for cid, _ in by_sentence],
-        "hybrid (convex)": [cid for cid, _ in convex_fuse(three)],  # the default, as rag.retrieve fuses
+        "hybrid (convex)": [cid for cid, _ in convex_fuse(three)],  # the default, as rag.index.retrieve fuses
         "hybrid (rrf)": [cid for cid, _ in fuse([([c for c, _ in items], w) for items, w in three], cfg.rrf_k)],
         "hybrid (convex, no sentence view)": [cid for cid, _ in convex_fuse([(dense_scored, dense_side),
                                                                              (lexical, cfg.bm25_weight)])],

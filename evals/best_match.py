@@ -2,9 +2,9 @@
 
     python evals/best_match.py --dataset evals/datasets/squad-dev-mini --split dev --priors 0,1,2
 
-For every answerable question, the passages the answer path would show (`rag.context.prompt_passages`, from
-the dataset's own index) and their best match (`rag.context.best_match`), as `rag.answer` computes them,
-once per value of `rag.context.RANK_PRIOR` (the bonus for a sentence of a higher-ranked passage). Printed per
+For every answerable question, the passages the answer path would show (`rag.answer.context.prompt_passages`, from
+the dataset's own index) and their best match (`rag.answer.context.best_match`), as `rag.answer.flow` computes them,
+once per value of `rag.answer.context.RANK_PRIOR` (the bonus for a sentence of a higher-ranked passage). Printed per
 value:
 
   best match     the gold answer is in the best-match sentence: what the UI and `qa.stream` show first
@@ -20,17 +20,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rag import context
-from rag.config import load_settings
-from rag.evaluate import load_dataset, load_split, open_dataset_index, split_dataset
-from rag.metrics import contains_answer
+from rag.answer import context
+from rag.core.config import load_settings
+from rag.eval.metrics import contains_answer
+from rag.eval.runner import load_dataset, load_split, open_dataset_index, split_dataset
 
 
 def measure(qa, questions: list[dict], settings) -> dict[str, float]:
     best = shown = passages = 0
     for q in questions:
         chunks = qa.retriever.search(q["question"], settings.retrieval.k, sources=None).chunks
-        # as rag.answer does: the passages shown to the model, and the best match among them
+        # as rag.answer.flow does: the passages shown to the model, and the best match among them
         focused = context.prompt_passages(q["question"], chunks, settings.answer, qa.count_tokens)
         match = context.best_match(q["question"], focused)
         best += bool(match and contains_answer(match[1], q["answers"]))

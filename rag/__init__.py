@@ -6,10 +6,18 @@
     qa.retrieve("...")
 """
 
-from rag.api import DocQA
-from rag.config import Settings, load_settings
-from rag.errors import RagError
-from rag.types import Answer, Chunk, Citation, Evidence, IngestReport, SourceInfo, Waiting
+from rag.core.config import Settings, load_settings
+from rag.core.errors import RagError
+from rag.core.types import (
+           Answer,
+           Chunk,
+           Citation,
+           Evidence,
+           IngestReport,
+           SourceInfo,
+           Waiting,
+)
+from rag.serve.api import DocQA
 
 __all__ = ["DocQA", "Settings", "load_settings", "RagError", "Answer", "Chunk", "Citation", "IngestReport", "SourceInfo",
            "Evidence", "Waiting"]

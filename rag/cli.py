@@ -14,12 +14,11 @@ import typer
 import typer.core
 
 
-
 class _Group(typer.core.TyperGroup):
     """Turns our errors into click errors: one readable line and exit code 1, also under CliRunner."""
 
     def invoke(self, ctx):
-        from rag.errors import RagError
+        from rag.core.errors import RagError
 
         try:
             return super().invoke(ctx)
@@ -37,7 +36,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 
 
 def _open(home: Path | None, collection: str | None, **overrides):
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
 
     return DocQA.open(home=home, collection=collection, **overrides)
 
@@ -62,9 +61,15 @@ def ingest(
     Ctrl-C or SIGTERM stops after the batch being written: what was stored is kept,
     and running the same command again finishes the rest.
     """
-    from rag.interrupt import stop_on_signals
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rag.serve.interrupt import stop_on_signals
 
     if watch and not all(p.is_dir() for p in paths):
         raise typer.BadParameter("--watch follows folders: give folders only", param_hint="PATHS")
@@ -150,7 +155,7 @@ def _watch_folders(qa, folders: list[Path], as_json: bool, stop=None) -> None:
     """Sync each folder, then follow them until Ctrl-C (or until `stop`, an Event, is set)."""
     import threading
 
-    from rag.watch import FolderWatcher
+    from rag.ingest.watch import FolderWatcher
 
     console = _console()
     stop = stop or threading.Event()
@@ -281,7 +286,7 @@ def serve(
 ):
     """Serve the HTTP API: OpenAI-compatible chat completions with citations, search, documents (docs/api.md)."""
     _require("fastapi", "uvicorn")
-    from rag.server import serve as run_server
+    from rag.serve.http import serve as run_server
 
     run_server(_open(home, collection).settings, host=host, port=port)
 
@@ -295,7 +300,7 @@ def mcp(
 ):
     """Serve the MCP tools search, ask and list_sources (stdio by default; docs/api.md)."""
     _require("mcp", *(("uvicorn", "fastapi") if http else ()))
-    from rag.mcp_server import serve as run_mcp
+    from rag.serve.mcp import serve as run_mcp
 
     run_mcp(_open(home, collection).settings, http=http, host=host, port=port)
 
@@ -303,7 +308,7 @@ def mcp(
 def _require(*modules: str) -> None:
     import importlib.util
 
-    from rag.errors import ModelNotInstalledError
+    from rag.core.errors import ModelNotInstalledError
 
     for name in modules:
         if importlib.util.find_spec(name) is None:
@@ -311,7 +316,7 @@ def _require(*modules: str) -> None:
 
 
 def _run_answer(qa, question: str, history, *, k, sources, live: bool):
-    from rag.types import Answer, Evidence, Waiting
+    from rag.core.types import Answer, Evidence, Waiting
 
     final, streamed = None, False
     for event in qa.stream(question, history=history, k=k, sources=sources):
@@ -357,7 +362,7 @@ def print_answer(answer) -> None:
 @app.command()
 def provision(home: HomeOpt = None, llm: Annotated[bool, typer.Option("--llm/--no-llm", help="Also assemble the local LLM.")] = True):
     """Prepare the offline models (embedder, tiktoken encodings, local LLM)."""
-    from rag.provision import provision_all
+    from rag.models.provision import provision_all
 
     settings = _open(home, None).settings
     for name, path in provision_all(settings, include_llm=llm).items():
@@ -383,14 +388,15 @@ def eval_cmd(
 ):
     """Evaluate on a dataset folder, or compare two runs (see evals/README.md)."""
     if compare:
-        from rag.report import compare as compare_results, load_result
+        from rag.eval.report import compare as compare_results
+        from rag.eval.report import load_result
 
         a, b = compare
         _console().print(compare_results(load_result(a), load_result(b), (str(a), str(b))), markup=False)
         return
     if dataset is None:
         raise typer.BadParameter("give --dataset DIR (or --compare A.json B.json)", param_hint="--dataset")
-    from rag.evaluate import run_eval
+    from rag.eval.runner import run_eval
 
     settings = _open(home, None).settings
     result = run_eval(settings, dataset, retrieval_only=retrieval_only, limit=limit, seed=seed, mode=mode,
@@ -402,7 +408,7 @@ def eval_cmd(
         out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
         _console().print(f"wrote {out}", markup=False)
     if report:
-        from rag.report import write_report
+        from rag.eval.report import write_report
 
         report.parent.mkdir(parents=True, exist_ok=True)
         md, png = write_report(result, report)
@@ -519,7 +525,7 @@ def _rich_escape(text: str) -> str:
 
     return escape(text)
 def _read_qids(path: Path) -> list[str]:
-    from rag.evaluate import read_qids
+    from rag.eval.runner import read_qids
 
     return read_qids(path)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import default_home, load_settings
+from rag.core.config import default_home, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_DIR = REPO / "corpus"

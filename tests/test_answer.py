@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.answer import build_messages
-from rag.citations import resolve_citations
-from rag.context import Passage, format_passages, pack_context
-from rag.markers import strip_markers
-from rag.replies import parse_reply
-from rag.api import DocQA
-from rag.types import Answer, Chunk, Evidence
+from rag.answer.citations import resolve_citations
+from rag.answer.context import Passage, format_passages, pack_context
+from rag.answer.flow import build_messages
+from rag.answer.replies import parse_reply
+from rag.core.types import Answer, Chunk, Evidence
+from rag.serve.api import DocQA
+from rag.text.markers import strip_markers
 
 DOC = ("Six foreign-invested biotech companies completed changes to their business scope on Nov 14. "
        "The notice was issued in September by the Ministry of Commerce.\n\n"
@@ -142,7 +142,7 @@ def test_follow_up_is_searched_with_the_previous_question_without_a_model_call(f
 
 
 def test_follow_up_prompt_shows_the_previous_turn_fenced_and_a_standalone_question_none():
-    from rag.answer import follow_up
+    from rag.answer.flow import follow_up
 
     prev = Answer(text="Six companies did [1]. More text.", question="How many?",
                   standalone_question="How many companies changed scope?",
@@ -207,7 +207,7 @@ def test_marker_kept_when_the_cited_passage_supports_nearly_as_well_or_lacks_not
 
 
 def test_follow_up_is_covered_by_its_own_words_and_a_passage_by_its_title():
-    from rag.grounding import grounding_problem
+    from rag.answer.checks.grounding import grounding_problem
 
     text = "He began to teach that salvation is a gift of grace, received through faith."
     ps = [Passage(1, Chunk(chunk_id="c1", text=text, source="luther.txt", title="Martin Luther"), text)]
@@ -222,7 +222,7 @@ def test_follow_up_is_covered_by_its_own_words_and_a_passage_by_its_title():
 
 
 def test_grounding_catches_invented_answers_and_off_question_citations():
-    from rag.grounding import grounding_problem
+    from rag.answer.checks.grounding import grounding_problem
 
     ps = passages("Chen Li is executive assistant to the president of Neukio Biotherapeutics.",
                   "Merck Testing is headquartered in Germany.")
@@ -240,7 +240,7 @@ def test_parse_reply_details_on_the_same_line():
 
 
 def test_condense_falls_back_when_the_model_answers_instead():
-    from rag.answer import condense_question
+    from rag.answer.flow import condense_question
 
     model = GenericFakeChatModel(messages=iter(["Merck Testing"]))
     out = condense_question("Where is the first one headquartered?", [("Which two companies are named?", "Merck [1].")], model)
@@ -258,7 +258,7 @@ def test_examples_are_earlier_turns_and_the_question_comes_last():
 
 
 def test_sentences_no_passage_supports_are_dropped():
-    from rag.citations import drop_unsupported_sentences
+    from rag.answer.citations import drop_unsupported_sentences
 
     ps = passages("Germany-headquartered Merck Testing plans to localize technologies.")
     out = drop_unsupported_sentences("The Colosseum could hold 80,000 spectators [1]. Merck Testing is Germany-headquartered [1].", ps, 0.35)
@@ -270,7 +270,7 @@ def words(text):
 
 
 def test_focus_keeps_the_sentences_that_bear_on_the_question():
-    from rag.context import focus_passages
+    from rag.answer.context import focus_passages
 
     ps = passages(
         "Pudong is a district of Shanghai. The weather in Pudong is mild. "
@@ -289,7 +289,7 @@ def test_focus_keeps_the_sentences_that_bear_on_the_question():
 
 
 def test_focus_budget_zero_or_no_content_words_leaves_passages_whole():
-    from rag.context import focus_passages
+    from rag.answer.context import focus_passages
 
     ps = passages("Alpha is one thing. Beta is another.", "Gamma is third.")
     assert focus_passages("What is alpha?", ps, 0, words) == ps
@@ -298,7 +298,7 @@ def test_focus_budget_zero_or_no_content_words_leaves_passages_whole():
 
 
 def test_focus_prefers_the_higher_ranked_passage_when_the_words_nearly_tie():
-    from rag.context import best_match, focus_passages
+    from rag.answer.context import best_match, focus_passages
 
     # passage 2's sentence holds one more question word, but a common one ("gamma" is in three sentences);
     # retrieval ranked passage 1 first, which decides the near tie
@@ -314,7 +314,7 @@ def test_focus_prefers_the_higher_ranked_passage_when_the_words_nearly_tie():
 def test_only_passages_close_to_the_top_score_are_shown_for_a_first_question(fake_settings):
     from dataclasses import replace
 
-    from rag.context import close_to_the_top, prompt_passages
+    from rag.answer.context import close_to_the_top, prompt_passages
 
     scored = [replace(chunk(i + 1, f"Alpha fact number {i + 1}."), score=s) for i, s in enumerate((1.0, 0.8, 0.5, 0.69))]
     assert [c.chunk_id for c in close_to_the_top(scored, 0.7)] == ["c1", "c2"]
@@ -347,7 +347,7 @@ def test_a_follow_up_sees_every_passage_a_first_question_only_the_close_ones(fak
 
 
 def test_focus_keeps_document_order_within_a_passage():
-    from rag.context import focus_passages
+    from rag.answer.context import focus_passages
 
     ps = passages("Omega comes last in order. Filler sentence here. Alpha omega start. More filler.")
     text = focus_passages("alpha omega", ps, 100, words)[0].text
@@ -377,7 +377,7 @@ def test_a_document_is_named_once_and_briefly_in_the_prompt():
 
 
 def test_details_that_do_not_state_the_answer_are_replaced_by_the_sentence_that_does():
-    from rag.citations import better_evidence
+    from rag.answer.citations import better_evidence
 
     ps = passages(
         "Pudong saw the first batch of six foreign-invested biotech companies change their business scope on Nov 14.",
@@ -394,7 +394,7 @@ def test_details_that_do_not_state_the_answer_are_replaced_by_the_sentence_that_
 
 
 def test_evidence_sentence_comes_from_the_stored_chunk_never_across_a_focus_gap():
-    from rag.citations import better_evidence
+    from rag.answer.citations import better_evidence
 
     stored = ("6 biotech companies enter gene therapy sector\n\nLujiazui forms a backdrop to the Bund. "
               "Pudong saw six foreign-invested companies change their business scope on Nov 14.")
@@ -409,6 +409,6 @@ def test_answer_text_states_the_short_answer_from_the_right_sentence(fake_settin
     qa = make_qa(fake_settings, ["Answer: 6\nDetails: The notice was issued in September by the Ministry of Commerce [1]."])
     qa.ingest([docs])
     ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
-    assert not ans.abstained and ans.short_answer == "Six"  # "6" as the passage writes it (rag.quoting)
+    assert not ans.abstained and ans.short_answer == "Six"  # "6" as the passage writes it (rag.answer.checks.quoting)
     assert "Six foreign-invested biotech companies" in ans.text and "Ministry of Commerce" not in ans.text
     assert ans.citations and "Six foreign-invested" in ans.citations[0].quote

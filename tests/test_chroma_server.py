@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.errors import StoreUnavailableError
+from rag.core.errors import StoreUnavailableError
+from rag.serve.api import DocQA
 
 
 def free_port() -> int:

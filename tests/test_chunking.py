@@ -1,4 +1,4 @@
-"""Tests for rag.chunking: invariants (hypothesis), real tiktoken, scale, sentences."""
+"""Tests for rag.ingest.chunking: invariants (hypothesis), real tiktoken, scale, sentences."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import Span, sentence_spans, split_text
+from rag.ingest.chunking import Span, sentence_spans, split_text
 
 
 def words(s: str) -> int:
@@ -274,11 +274,11 @@ def test_two_megabytes_is_fast_and_counts_each_unit_once() -> None:
 
 @pytest.fixture(scope="module")
 def cl100k(tmp_path_factory):
-    """The real cl100k_base encoding, provisioned offline by rag.provision."""
+    """The real cl100k_base encoding, provisioned offline by rag.models.provision."""
     tiktoken = pytest.importorskip("tiktoken")
     saved = dict(os.environ)  # ensure_tiktoken points env vars at the tmp cache
     try:
-        from rag.provision import ensure_tiktoken
+        from rag.models.provision import ensure_tiktoken
     except ImportError:
         ensure_tiktoken = None
     try:
@@ -288,7 +288,7 @@ def cl100k(tmp_path_factory):
         try:
             return tiktoken.get_encoding("cl100k_base")
         except Exception as exc:  # offline and not cached
-            pytest.skip(f"cl100k_base unavailable offline and rag.provision.ensure_tiktoken missing: {exc}")
+            pytest.skip(f"cl100k_base unavailable offline and rag.models.provision.ensure_tiktoken missing: {exc}")
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -1,7 +1,7 @@
 import pytest
 
-from rag.config import load_settings
-from rag.errors import ConfigError
+from rag.core.config import load_settings
+from rag.core.errors import ConfigError
 
 
 def test_defaults_and_env_nesting(tmp_path):

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.api import DocQA
 from rag.cli import app
-from rag.config import load_settings
-from rag.conversations import DB_NAME, ConversationStore, conversation_markdown
-from rag.errors import ConversationError
-from rag.types import Answer, Chunk, Citation
+from rag.core.config import load_settings
+from rag.core.errors import ConversationError
+from rag.core.types import Answer, Chunk, Citation
+from rag.memory.conversations import DB_NAME, ConversationStore, conversation_markdown
+from rag.serve.api import DocQA
 from tests.conftest import shared_cache
 
 ZEBRA = "Zebras live in Kenya and are striped. <b>Bold</b> claims aside, they eat grass."
@@ -163,7 +163,7 @@ def test_a_corrupt_file_is_a_clear_error_and_is_left_alone(tmp_path):
 
 
 def test_markdown_without_passage_text_still_holds_the_quote():
-    from rag.conversations import Conversation, ConversationTurn
+    from rag.memory.conversations import Conversation, ConversationTurn
 
     a = Answer(text="Kenya [1].", question="q", citations=[Citation(1, "c", "/d/z.txt", quote="Zebras live in Kenya.")])
     conv = Conversation("id", "default", "t", "2026-01-01T00:00:00", "2026-01-01T00:00:00", 1,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.api import DocQA
-from rag.config import load_settings
-from rag.embed_cache import CachedEmbeddings, EmbeddingCache
-from rag.embeddings import FakeEmbeddings, with_cache
-from rag.errors import IndexMismatchError
+from rag.core.config import load_settings
+from rag.core.errors import IndexMismatchError
+from rag.models.embed_cache import CachedEmbeddings, EmbeddingCache
+from rag.models.embeddings import FakeEmbeddings, with_cache
+from rag.serve.api import DocQA
 
 
 class CountingFake(FakeEmbeddings):
@@ -103,7 +103,7 @@ def test_cache_can_be_turned_off(tmp_path):
 def test_backend_setting_parses_and_rejects_unknown(tmp_path):
     s = load_settings(environ={"RAG_EMBEDDING__BACKEND": "onnx-int8"}, home=tmp_path)
     assert s.embedding.backend == "onnx-int8"
-    from rag.errors import ConfigError
+    from rag.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="RAG_EMBEDDING__BACKEND"):  # one line naming the variable
         load_settings(environ={"RAG_EMBEDDING__BACKEND": "tensorflow"}, home=tmp_path)
@@ -124,7 +124,7 @@ def test_collection_remembers_its_backend(fake_settings, tmp_path):
 
 
 def test_collection_from_before_backends_counts_as_torch(fake_settings):
-    from rag.store import BACKEND_KEY, ChunkStore, make_client
+    from rag.index.store import BACKEND_KEY, ChunkStore, make_client
 
     client = make_client(fake_settings)
     client.get_or_create_collection("legacy", embedding_function=None, metadata={

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import load_settings
-from rag.evaluate import Dataset, check_floors, load_dataset, read_qids, run_eval
+from rag.core.config import load_settings
+from rag.eval.runner import Dataset, check_floors, load_dataset, read_qids, run_eval
 from tests.conftest import shared_cache
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def test_floors_file_names_known_metrics():
 
 
 def test_gate_sample_is_fixed_and_from_the_test_split():
-    from rag.evaluate import load_split, split_dataset
+    from rag.eval.runner import load_split, split_dataset
 
     test = {q["qid"]: q for q in split_dataset(load_dataset(SQUAD), load_split(SQUAD, "test")).questions}
     assert len(GATE_SAMPLE) == 40 and len(set(GATE_SAMPLE)) == 40 and set(GATE_SAMPLE) <= set(test)

@@ -3,16 +3,28 @@ the dev/test split, list answers and conversation turns, floors from standard er
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from rag.evaluate import (abstention_table, answer_metrics, gold_spans, load_dataset, load_split, score_answer,
-                          split_dataset, standard_errors, suggest_floors, verification_sweep, without_verification,
-                          doubt_sweep, rescored, sureness_sweep)
-from rag.metrics import list_items
-from rag.types import Answer, Chunk, Citation
+from rag.core.types import Answer, Chunk, Citation
+from rag.eval.metrics import list_items
+from rag.eval.runner import (
+    abstention_table,
+    answer_metrics,
+    doubt_sweep,
+    gold_spans,
+    load_dataset,
+    load_split,
+    rescored,
+    score_answer,
+    split_dataset,
+    standard_errors,
+    suggest_floors,
+    sureness_sweep,
+    verification_sweep,
+    without_verification,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = "Intro sentence about the city. The river Seine flows through Paris. The mayor lives by the river."

@@ -9,13 +9,21 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag import metrics
 from rag.cli import app
-from rag.errors import ConfigError
-from rag.evaluate import (CATEGORIES, EvalResult, answer_metrics, categorize, load_dataset, run_eval, score_answer,
-                          select_questions)
-from rag.report import compare, load_result, write_report
-from rag.types import Answer, Chunk, Citation
+from rag.core.errors import ConfigError
+from rag.core.types import Answer, Chunk, Citation
+from rag.eval import metrics
+from rag.eval.report import compare, load_result, write_report
+from rag.eval.runner import (
+    CATEGORIES,
+    EvalResult,
+    answer_metrics,
+    categorize,
+    load_dataset,
+    run_eval,
+    score_answer,
+    select_questions,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "evals" / "datasets" / "seed"
@@ -119,7 +127,7 @@ REPLIES = [
     "Answer: the Seine\nDetails: The Seine river flows through the capital city [2].",
     "Answer: I don't know based on the documents.",                           # right abstention
     # missed abstention (a wrong name that says something new: "Rome" alone would only echo the question,
-    # which the answer path refuses, rag.questions.echo_problem)
+    # which the answer path refuses, rag.answer.checks.questions.echo_problem)
     "Answer: the Tiber\nDetails: The Tiber is the river that flows through Rome [1].",
 ]
 
@@ -377,7 +385,7 @@ def test_cli_eval_errors_are_one_line(fake_env, dataset, args, message):
 
 
 def test_check_floors_reports_floors_and_ceilings():
-    from rag.evaluate import check_floors
+    from rag.eval.runner import check_floors
 
     scores = {"retrieval.recall@5": 0.9, "abstention.answerable_abstained": 0.3}
     assert check_floors(scores, {"retrieval.recall@5": 0.85, "abstention.answerable_abstained": {"max": 0.5}}) == []
@@ -392,7 +400,7 @@ def test_ablation_ranks_like_the_retriever(settings, dataset):
     """evals/ablate.py's methods rank exactly as `DocQA.retrieve` does in each mode."""
     import importlib.util
 
-    from rag.evaluate import open_dataset_index
+    from rag.eval.runner import open_dataset_index
 
     spec = importlib.util.spec_from_file_location("ablate", REPO / "evals" / "ablate.py")
     ablate = importlib.util.module_from_spec(spec)
@@ -412,7 +420,7 @@ def test_best_match_measure_finds_the_gold_answer_in_the_evidence_shown_first(se
     """evals/best_match.py: the share of questions whose best-match sentence / focused prompt holds the gold answer."""
     import importlib.util
 
-    from rag.evaluate import open_dataset_index
+    from rag.eval.runner import open_dataset_index
 
     spec = importlib.util.spec_from_file_location("best_match", REPO / "evals" / "best_match.py")
     best_match = importlib.util.module_from_spec(spec)
@@ -431,12 +439,12 @@ def test_best_match_measure_finds_the_gold_answer_in_the_evidence_shown_first(se
 
 def test_the_dataset_index_is_rebuilt_for_a_new_embedding_graph(monkeypatch):
     """An eval index embedded by an older ONNX export is not reused (its vectors and the queries' would mix)."""
-    import rag.onnx_embeddings
-    from rag.config import load_settings
-    from rag.evaluate import index_fingerprint
+    import rag.models.onnx_embeddings
+    from rag.core.config import load_settings
+    from rag.eval.runner import index_fingerprint
 
     onnx, torch = (load_settings(environ={}, embedding={"backend": b}) for b in ("onnx-int8", "torch"))
     before = index_fingerprint(onnx), index_fingerprint(torch)
-    monkeypatch.setattr(rag.onnx_embeddings, "EXPORT_VERSION", rag.onnx_embeddings.EXPORT_VERSION + "-next")
+    monkeypatch.setattr(rag.models.onnx_embeddings, "EXPORT_VERSION", rag.models.onnx_embeddings.EXPORT_VERSION + "-next")
     assert index_fingerprint(onnx) != before[0]
     assert index_fingerprint(torch) == before[1]

@@ -7,13 +7,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rag.api import DocQA
 from rag.cli import app
-from rag.config import load_settings
-from rag.errors import ConfigError, ConversationError
-from rag.evaluate import load_dataset, run_eval
-from rag.feedback import parse_rating, rebuild_text
-from rag.types import Chunk
+from rag.core.config import load_settings
+from rag.core.errors import ConfigError, ConversationError
+from rag.core.types import Chunk
+from rag.eval.runner import load_dataset, run_eval
+from rag.memory.feedback import parse_rating, rebuild_text
+from rag.serve.api import DocQA
 from tests.conftest import shared_cache
 
 ZEBRA = "Zebras live in Kenya and are striped.\n\nThey eat grass on the savanna."

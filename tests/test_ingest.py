@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.errors import IndexMismatchError, IngestLockedError, NoDocumentsError, UnknownSourceError
+from rag.core.errors import (
+    IndexMismatchError,
+    IngestLockedError,
+    NoDocumentsError,
+    UnknownSourceError,
+)
+from rag.serve.api import DocQA
 
 ALPHA = "Alpha Corp makes anvils in Springfield.\n\nIts founder, Ada Stone, started it in 1921 with six workers."
 BETA = "Beta Labs studies volcanoes.\n\nThe lab's seismometers recorded 4,000 tremors on Mount Hekla last year."
@@ -44,7 +49,7 @@ def docs(tmp_path) -> Path:
 
 @pytest.fixture
 def qa(fake_settings):
-    from rag.embeddings import make_embeddings
+    from rag.models.embeddings import make_embeddings
 
     return DocQA(fake_settings, embeddings=CountingEmbeddings(make_embeddings(fake_settings)))
 
@@ -229,9 +234,9 @@ class FailingAfter(CountingEmbeddings):
 
 
 def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fake_settings, tmp_path, monkeypatch):
-    from rag import ingest as ingest_mod
-    from rag.embeddings import make_embeddings
-    from rag.errors import RagError
+    from rag.core.errors import RagError
+    from rag.ingest import pipeline as ingest_mod
+    from rag.models.embeddings import make_embeddings
 
     monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 2)
     folder = tmp_path / "many"
@@ -256,7 +261,7 @@ def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fa
 def test_a_small_tail_is_not_a_chunk_of_its_own(fake_settings, tmp_path):
     """A document a little over chunk_tokens is one chunk (`chunking.tail_tokens`), not a full chunk plus a
     second one that is mostly a copy of the overlap; with tail_tokens=0 it is two."""
-    from rag.embeddings import make_embeddings
+    from rag.models.embeddings import make_embeddings
 
     folder = tmp_path / "tail"
     folder.mkdir()

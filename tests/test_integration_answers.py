@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.config import load_settings
+from rag.core.config import load_settings
+from rag.serve.api import DocQA
 
 from .conftest import SEED_DIR, shared_cache
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.api import DocQA
+from rag.serve.api import DocQA
 
 from .conftest import SEED_DIR
 

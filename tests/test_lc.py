@@ -6,15 +6,18 @@ import itertools
 
 import pytest
 from langchain_core.documents import Document
-from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
+from langchain_core.language_models.fake_chat_models import (
+    FakeListChatModel,
+    GenericFakeChatModel,
+)
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from rag.api import DocQA
-from rag.types import Answer
+from rag.core.types import Answer
+from rag.serve.api import DocQA
 
 DOC = ("Six foreign-invested biotech companies completed changes to their business scope on Nov 14. "
        "The notice was issued in September by the Ministry of Commerce.\n\n"

@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from rag.lexical import LexicalIndex, tokenize
+from rag.index.bm25 import LexicalIndex
+from rag.text.tokens import tokenize
 
 WORDS = ("anvil volcano tremor founder workers seismometer capital france paris river bridge harbour "
          "engine copper festival museum glacier orchard pilot ferry lantern quarry").split()

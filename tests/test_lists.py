@@ -1,10 +1,10 @@
-"""List completion (rag.lists): a one-item answer to a question asking for several becomes the whole list."""
+"""List completion (rag.answer.checks.lists): a one-item answer to a question asking for several becomes the whole list."""
 
 from __future__ import annotations
 
-from rag.context import Passage
-from rag.lists import asks_for_several, complete_list
-from rag.types import Chunk
+from rag.answer.checks.lists import asks_for_several, complete_list
+from rag.answer.context import Passage
+from rag.core.types import Chunk
 
 TEXT = ("Shanghai’s Pudong New Area witnessed the first batch of six foreign-invested biotechnology companies, "
         "including Merck Testing and Frontera Therapeutics, completing changes on Nov 14. The notice was issued by "
@@ -44,7 +44,7 @@ def test_single_answers_and_full_lists_are_left_alone():
 def test_the_answer_path_names_every_company(fake_settings, tmp_path):
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "news.txt").write_text(TEXT)

@@ -1,4 +1,4 @@
-"""Tests for rag.llm: the provider factory, message mapping and the local llama.cpp adapter."""
+"""Tests for rag.models.llm: the provider factory, message mapping and the local llama.cpp adapter."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage
 
-from rag import llm as llm_mod
-from rag.config import default_home, load_settings
-from rag.errors import ConfigError, ModelNotInstalledError
-from rag.llm import DEFAULT_FAKE_RESPONSE, LlamaCppChat, describe_llm, make_chat_model, to_openai_messages
+from rag.core.config import default_home, load_settings
+from rag.core.errors import ConfigError, ModelNotInstalledError
+from rag.models import llm as llm_mod
+from rag.models.llm import (
+    DEFAULT_FAKE_RESPONSE,
+    LlamaCppChat,
+    describe_llm,
+    make_chat_model,
+    to_openai_messages,
+)
 
 
 def _settings(tmp_path, **llm):
@@ -142,7 +148,7 @@ def test_describe_llm(tmp_path):
 @pytest.fixture(scope="module")
 def local_model():
     """The packaged Qwen model, assembled once into the user cache (or $RAG_TEST_CACHE_DIR)."""
-    from rag import provision
+    from rag.models import provision
 
     cache = Path(os.environ.get("RAG_TEST_CACHE_DIR") or default_home() / "cache")
     path = provision.ensure_gguf(cache)
@@ -204,9 +210,9 @@ def test_prompt_kinds_keep_their_cached_prefix_and_answers_do_not_change(local_m
 def test_continuation_probabilities_read_how_likely_the_model_was_to_decline(local_model):
     """After "Answer:", the real model is far likelier to go on with "I" (don't know) when the passage
     lacks the answer, and reading it right after a reply evaluates only what the context lacks."""
-    from rag.answer import build_messages
-    from rag.context import Passage
-    from rag.types import Chunk
+    from rag.answer.context import Passage
+    from rag.answer.flow import build_messages
+    from rag.core.types import Chunk
 
     def ask(text, question):
         return build_messages(question, [Passage(1, Chunk(chunk_id="c", text=text, source="t.txt"), text)])
@@ -224,8 +230,8 @@ def test_continuation_probabilities_read_how_likely_the_model_was_to_decline(loc
 
 @pytest.mark.integration
 def test_yes_probability_reads_the_verifier_reply_from_the_real_model(local_model):
-    """The verification prompt's Yes/No, read from the first reply token's probabilities (rag.verify)."""
-    from rag.verify import verify_messages
+    """The verification prompt's Yes/No, read from the first reply token's probabilities (rag.answer.checks.verify)."""
+    from rag.answer.checks.verify import verify_messages
 
     stated = local_model.yes_probability(verify_messages(
         "How many glassblowers does Vetra employ?", "85", "The Vetra glassworks employs 85 glassblowers."))

@@ -1,4 +1,4 @@
-"""Tests for rag.loaders: every format, the source-URL rule, and bad input."""
+"""Tests for rag.ingest.loaders: every format, the source-URL rule, and bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.errors import DocumentError, EmptyDocumentError, UnsupportedFileError
-from rag.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_document, load_text
+from rag.core.errors import DocumentError, EmptyDocumentError, UnsupportedFileError
+from rag.ingest.loaders import (
+    SUPPORTED_SUFFIXES,
+    LoadedDocument,
+    load_document,
+    load_text,
+)
 
 SEED = Path(__file__).resolve().parents[1] / "corpus" / "000_5b84014dd9f50f41.txt"
 SEED_URL = "https://english.shanghai.gov.cn/en-Latest-WhatsNew/20241120/60e7fc3d653148baa8b08b505d6dfb73.html"

@@ -1,4 +1,4 @@
-"""The manifest of stored documents (rag.manifest): it answers `sources()` without a scan, and only while
+"""The manifest of stored documents (rag.index.manifest): it answers `sources()` without a scan, and only while
 it describes the store exactly as a scan would (fake embeddings)."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.manifest import SourceManifest
-from rag.store import ChunkStore, make_client
-from rag.types import SourceInfo
+from rag.core.types import SourceInfo
+from rag.index.manifest import SourceManifest
+from rag.index.store import ChunkStore, make_client
+from rag.serve.api import DocQA
 
 
 def info(source: str, chunks: int = 1, content_hash: str = "h") -> SourceInfo:

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("mcp")
 from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
 
-from rag.api import DocQA  # noqa: E402
+from rag.serve.api import DocQA  # noqa: E402
 from tests.conftest import REPO, shared_cache  # noqa: E402
 
 DOC = ("Six foreign-invested biotech companies completed changes to their business scope on Nov 14. "
@@ -84,7 +84,7 @@ def test_streamable_http_needs_the_token(home):
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    from rag.mcp_server import BearerAuth, build_server
+    from rag.serve.mcp import BearerAuth, build_server
     from tests.test_server import live_server
 
     qa = DocQA.open(environ=server_env(home))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.ingest import source_key
-from rag.loaders import load_document
+from rag.ingest.loaders import load_document
+from rag.ingest.pipeline import source_key
+from rag.serve.api import DocQA
 
 PAGES = [
     ["The Harbour Authority of Port Elsbury was founded in 1872.",
@@ -89,7 +89,7 @@ def test_engine_models_ship_inside_the_wheel():
 
 @needs_ocr
 def test_scanned_pdf_is_read_with_page_numbers_and_accuracy(tmp_path):
-    from rag.ocr import ocr_image
+    from rag.ingest.ocr import ocr_image
 
     path = tmp_path / "scan.pdf"
     path.write_bytes(image_pdf(PAGES))
@@ -165,9 +165,9 @@ def test_images_are_read(fake_settings, tmp_path, suffix, fmt):
 
 
 def test_without_the_extra_scans_and_images_are_skipped_naming_it(fake_settings, tmp_path, monkeypatch):
-    import rag.ocr
+    import rag.ingest.ocr
 
-    monkeypatch.setattr(rag.ocr, "ocr_available", lambda: False)
+    monkeypatch.setattr(rag.ingest.ocr, "ocr_available", lambda: False)
     folder = tmp_path / "docs"
     folder.mkdir()
     blank = _blank_pdf()
@@ -181,8 +181,8 @@ def test_without_the_extra_scans_and_images_are_skipped_naming_it(fake_settings,
 
 
 def test_ocr_turned_off_is_said(tmp_path):
-    from rag.config import OcrSettings
-    from rag.errors import EmptyDocumentError
+    from rag.core.config import OcrSettings
+    from rag.core.errors import EmptyDocumentError
 
     path = tmp_path / "scan.pdf"
     path.write_bytes(_blank_pdf())

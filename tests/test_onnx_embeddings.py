@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.config import load_settings
-from rag.embeddings import make_embedder
+from rag.core.config import load_settings
+from rag.models.embeddings import make_embedder
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_onnx_vectors_match_torch(embedders):
 
 
 def test_export_is_provisioned_once(embedders, tmp_path):
-    from rag.provision import ensure_onnx_embedding
+    from rag.models.provision import ensure_onnx_embedding
     from tests.conftest import shared_cache
 
     settings = load_settings(environ={}, home=tmp_path, cache=shared_cache())
@@ -55,14 +55,14 @@ def test_export_is_provisioned_once(embedders, tmp_path):
     stamp = {k: p.stat().st_mtime_ns for k, p in paths.items()}
     assert ensure_onnx_embedding(settings) == paths
     assert {k: p.stat().st_mtime_ns for k, p in paths.items()} == stamp  # not exported again
-    from rag.provision import provision_all
+    from rag.models.provision import provision_all
 
     assert provision_all(settings, include_llm=False)["embedding-onnx"] == paths["onnx-int8"]  # the default backend
 
 
 def test_runs_embedded_side_by_side_come_back_to_their_texts(embedders):
     """Documents go out in short runs, one thread per run, several runs at once: order must survive."""
-    from rag.onnx_embeddings import RUN_ROWS, OnnxEmbeddings
+    from rag.models.onnx_embeddings import RUN_ROWS, OnnxEmbeddings
 
     emb = embedders["onnx-int8"]
     texts = [f"{i}. " + " ".join(TEXTS[i % 3].split()[: 4 + (7 * i) % 15]) for i in range(5 * RUN_ROWS + 1)]
@@ -77,11 +77,11 @@ def test_runs_embedded_side_by_side_come_back_to_their_texts(embedders):
 
 
 def test_layer_norms_run_unfused(embedders, tmp_path):
-    """ONNX Runtime's SkipLayerNormalization kernel was the slow one here (rag.onnx_embeddings._UNFUSED):
+    """ONNX Runtime's SkipLayerNormalization kernel was the slow one here (rag.models.onnx_embeddings._UNFUSED):
     neither the provisioned graphs nor the graphs the sessions run hold it."""
     import onnx
 
-    from rag.onnx_embeddings import open_session
+    from rag.models.onnx_embeddings import open_session
 
     for backend in ("onnx", "onnx-int8"):
         path = embedders[backend].onnx_path

@@ -1,4 +1,4 @@
-"""Tests for rag.provision: offline tiktoken encodings, GGUF assembly, the embedding path."""
+"""Tests for rag.models.provision: offline tiktoken encodings, GGUF assembly, the embedding path."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import provision
-from rag.config import load_settings
-from rag.errors import ConfigError, ModelIntegrityError, ModelNotInstalledError
+from rag.core.config import load_settings
+from rag.core.errors import ConfigError, ModelIntegrityError, ModelNotInstalledError
+from rag.models import provision
 
 CL100K_FILE = "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"  # sha1 of tiktoken's cl100k_base URL
 
@@ -261,7 +261,7 @@ def test_embedding_package_missing(tmp_path, offline_env, monkeypatch):
 
 def test_import_has_no_side_effects():
     code = (
-        "import os, rag.provision, rag.llm; "
+        "import os, rag.models.provision, rag.models.llm; "
         "print([k for k in ('TIKTOKEN_CACHE_DIR', 'HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE') if k in os.environ])"
     )
     blocked = ("TIKTOKEN_CACHE_DIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

@@ -1,12 +1,16 @@
-"""Questions that correct themselves, and answers of the wrong kind (rag.questions), alone and in the answer path."""
+"""Questions that correct themselves, and answers of the wrong kind (rag.answer.checks.questions), alone and in the answer path."""
 
 from __future__ import annotations
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.api import DocQA
-from rag.questions import answer_type_problem, echo_problem, resolve_corrections
+from rag.answer.checks.questions import (
+    answer_type_problem,
+    echo_problem,
+    resolve_corrections,
+)
+from rag.serve.api import DocQA
 from tests.test_answer import DOC
 
 

@@ -1,12 +1,12 @@
-"""The short answer in the passage's own words (rag.quoting), alone and in the answer path."""
+"""The short answer in the passage's own words (rag.answer.checks.quoting), alone and in the answer path."""
 
 from __future__ import annotations
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.api import DocQA
-from rag.quoting import quote_exactly
+from rag.answer.checks.quoting import quote_exactly
+from rag.serve.api import DocQA
 
 
 @pytest.mark.parametrize("short, passage, quoted", [

@@ -1,6 +1,7 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rag.retrieve import convex_fuse, fuse
+from rag.index.retrieve import convex_fuse, fuse
 
 
 def test_convex_fuse_rewards_agreement_and_margin():

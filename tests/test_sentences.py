@@ -1,13 +1,13 @@
-"""The sentence view (rag.sentences): one vector per sentence, kept exactly in step with the chunks (fake embeddings)."""
+"""The sentence view (rag.index.sentence_view): one vector per sentence, kept exactly in step with the chunks (fake embeddings)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.api import DocQA
-from rag.errors import ConfigError
-from rag.sentences import SUFFIX, sentence_texts
-from rag.store import ChunkStore, make_client
+from rag.core.errors import ConfigError
+from rag.index.sentence_view import SUFFIX, sentence_texts
+from rag.index.store import ChunkStore, make_client
+from rag.serve.api import DocQA
 
 DOC = ("Harbour report\n\n"
        "The lighthouse keeper logs every ship that passes the northern cape. "

@@ -12,9 +12,9 @@ import openai
 import pytest
 import uvicorn
 
-from rag.api import DocQA
-from rag.errors import ConfigError
-from rag.server import check_bind, conversation, create_app, ChatMessage, APIError
+from rag.core.errors import ConfigError
+from rag.serve.api import DocQA
+from rag.serve.http import APIError, ChatMessage, check_bind, conversation, create_app
 
 DOC = ("Six foreign-invested biotech companies completed changes to their business scope on Nov 14. "
        "The notice was issued in September by the Ministry of Commerce.\n\n"
@@ -272,8 +272,8 @@ def test_ui_server_offers_the_api_beside_the_ui(fake_settings, tmp_path):
         secret.write_text("private")
         assert httpx.get(f"{url}/gradio_api/file={secret}").status_code in (403, 404)
     # bound beyond loopback with a UI password but no API token: the UI only
-    from rag.config import UISettings
-    from ui.app import load_guard
+    from rag.core.config import UISettings
+    from ui.access import load_guard
 
     with live_server(server_app(qa, host="0.0.0.0", guard=load_guard(UISettings(auth="u:p")))) as url:
         r = httpx.get(f"{url}/v1/models")
@@ -315,7 +315,7 @@ def test_a_slow_answer_does_not_block_other_requests(fake_settings, tmp_path):
 def test_stream_starts_before_a_slow_first_token_and_reports_late_errors(fake_settings, tmp_path):
     from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-    from rag.errors import LLMUnavailableError
+    from rag.core.errors import LLMUnavailableError
 
     class SlowThenBroken(GenericFakeChatModel):
         def _stream(self, *args, **kwargs):

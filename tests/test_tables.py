@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.chunking import split_text, split_text_with_table_headers, table_header_prefix
-from rag.loaders import load_document
-from rag.tables import markdown_table
+from rag.ingest.chunking import (
+    split_text,
+    split_text_with_table_headers,
+    table_header_prefix,
+)
+from rag.ingest.loaders import load_document
+from rag.ingest.tables import markdown_table
+from rag.serve.api import DocQA
 
 HEADER = ["Lighthouse", "Island", "Height (m)", "First lit"]
 NAMES = ["Amber Rock", "Black Head", "Cairn Point", "Dunmore", "Eagle Crag", "Fastnet Spit", "Gannet Ness",

@@ -15,15 +15,16 @@ import gradio as gr
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.api import DocQA
-from rag.config import load_settings
-from rag.errors import ConfigError
-from rag.loaders import SUPPORTED_SUFFIXES
-from rag.types import Answer, Chunk, Citation
+from rag.core.config import load_settings
+from rag.core.errors import ConfigError
+from rag.core.types import Answer, Chunk, Citation
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.uploads import safe_filename, save_uploads
+from rag.serve.api import DocQA
 from tests.conftest import serving, shared_cache
-from ui.app import Handlers, build_app, is_loopback, load_auth, serve
+from ui.access import load_auth
+from ui.app import Handlers, build_app, is_loopback, serve
 from ui.render import highlight, link_markers, render_citation, render_sources
-from ui.uploads import safe_filename, save_uploads
 
 XSS = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
 REPLY = "Answer: six companies\nDetails: Six foreign-invested companies changed their business scope [1]."

@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from playwright.sync_api import expect
 
-from rag.api import DocQA
-from rag.config import load_settings
+from rag.core.config import load_settings
+from rag.serve.api import DocQA
 from tests.conftest import REPO, SEED_DIR, serving, shared_cache
-from ui.app import build_app
 
 pytestmark = pytest.mark.browser
 

@@ -12,8 +12,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from rag.api import DocQA
-from rag.config import load_settings
+from rag.core.config import load_settings
+from rag.serve.api import DocQA
 from tests.conftest import REPO, serving, shared_cache
 from tests.test_ui_browser import ask, browser, load, page_of  # noqa: F401 -- `browser` is a fixture
 

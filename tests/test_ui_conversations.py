@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from rag.api import DocQA
+from rag.serve.api import DocQA
 from tests.test_ui import DOC, REPLY, make_settings, run_chat
 from ui.app import Handlers, build_app
 from ui.conversations import NO_SAVED, ConversationHandlers

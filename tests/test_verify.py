@@ -1,13 +1,13 @@
-"""Verification after generation (rag.verify) and the abstention steps, with fake chat models."""
+"""Verification after generation (rag.answer.checks.verify) and the abstention steps, with fake chat models."""
 
 from __future__ import annotations
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.api import DocQA
-from rag.types import Citation
-from rag.verify import evidence_sentence, verify_answer, yes_probability
+from rag.answer.checks.verify import evidence_sentence, verify_answer, yes_probability
+from rag.core.types import Citation
+from rag.serve.api import DocQA
 
 DOC = ("Six foreign-invested biotech companies, including Merck Testing and Frontera Therapeutics, completed changes "
        "to their business scope on Nov 14. The notice was issued in September by the Ministry of Commerce.\n\n"
@@ -43,7 +43,7 @@ def test_yes_no_answers_and_uncited_answers_pass_unchecked():
 
 
 def test_prompt_is_a_constant_prefix_then_the_variable_part():
-    from rag.verify import verify_messages
+    from rag.answer.checks.verify import verify_messages
 
     a = verify_messages("Q one?", "x", "Sentence one.")
     b = verify_messages("Q two?", "y", "Sentence two.")

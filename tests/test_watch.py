@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.ingest import content_hash, source_key
+from rag.ingest.pipeline import content_hash, source_key
+from rag.serve.api import DocQA
 
 DEBOUNCE = 0.3
 
@@ -38,7 +38,7 @@ class CountingEmbeddings:
 
 @pytest.fixture
 def qa(fake_settings):
-    from rag.embeddings import make_embeddings
+    from rag.models.embeddings import make_embeddings
 
     return DocQA(fake_settings, embeddings=CountingEmbeddings(make_embeddings(fake_settings)))
 
@@ -52,7 +52,7 @@ def folder(tmp_path) -> Path:
 
 @pytest.fixture
 def watcher(qa, folder):
-    from rag.watch import FolderWatcher
+    from rag.ingest.watch import FolderWatcher
 
     w = FolderWatcher(qa, folder, debounce_s=DEBOUNCE, retry_s=0.3)
     w.start()
@@ -176,7 +176,7 @@ def test_unparseable_file_is_retried_then_indexed(qa, folder, watcher):
 
 
 def test_broken_file_is_retried_before_it_is_reported_skipped(qa, folder):
-    from rag.watch import FolderWatcher
+    from rag.ingest.watch import FolderWatcher
 
     reports = []
     w = FolderWatcher(qa, folder, debounce_s=DEBOUNCE, retries=2, retry_s=0.3, on_batch=reports.append)
@@ -224,7 +224,7 @@ def test_watched_folder_is_registered_and_resumed_by_the_ui(qa, folder):
 
 def test_ui_watch_is_limited_to_allowed_folders(tmp_path):
     pytest.importorskip("gradio")
-    from rag.config import UISettings
+    from rag.core.config import UISettings
     from ui.app import watch_refusal
 
     inside, outside = tmp_path / "shared" / "team", tmp_path / "private"

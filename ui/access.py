@@ -21,8 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from rag.errors import ConfigError
+from rag.core.config import UISettings
+from rag.core.errors import ConfigError
 
 ROLES = ("editor", "reader")
 DEFAULT_ROLE = "editor"
@@ -49,6 +51,35 @@ def parse_users(lines: Iterable[tuple[str, str] | str]) -> dict[str, User]:
             raise ConfigError(f"bad UI credentials in {where}: expected `user:password` or `user:password:reader`")
         users[user.strip()] = User(user.strip(), rest, role)
     return users
+
+
+def load_users(ui: UISettings) -> dict[str, User]:
+    """The users of `ui.auth` and of the lines of `ui.auth_file` (`#` comments and blank lines skipped)."""
+    lines: list[tuple[str, str]] = []
+    if ui.auth:
+        lines.append(("RAG_UI__AUTH", ui.auth))
+    if ui.auth_file:
+        path = Path(ui.auth_file).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the UI auth file {path} ({exc.strerror or exc}): "
+                              "fix RAG_UI__AUTH_FILE or create the file with `user:password` lines") from exc
+        lines += [(f"{path}", ln.strip()) for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return parse_users(lines)
+
+
+def load_auth(ui: UISettings) -> list[tuple[str, str]]:
+    """The `user:password` pairs from `ui.auth` and `ui.auth_file` (empty when neither is set)."""
+    return [(u.name, u.password) for u in load_users(ui).values()]
+
+
+def load_guard(ui: UISettings) -> LoginGuard | None:
+    """The login check with roles and a failure limit, or None when no credentials are configured."""
+    users = load_users(ui)
+    if not users:
+        return None
+    return LoginGuard(users, max_failures=ui.login_max_failures, lockout_s=ui.login_lockout_s)
 
 
 class FailureWindow:

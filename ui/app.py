@@ -16,23 +16,39 @@ from __future__ import annotations
 import html
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 
 import gradio as gr
 
-from rag.api import DocQA
-from rag.config import Settings, UISettings
-from rag.errors import ConfigError, RagError
-from rag.loaders import SUPPORTED_SUFFIXES
-from rag.server import is_loopback  # one rule for the UI and the HTTP API (fastapi comes with gradio)
-from rag.types import Answer, Evidence, FileResult, IngestReport, Waiting
-from ui.conversations import ConversationHandlers, browser_secret, conversation_column, feedback_row, wire
-from ui.render import (CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, Turn, display_name, render_conversation,
-                       render_sources)
-from ui.access import LoginGuard, parse_users
-from ui.uploads import remove_upload, save_uploads
+from rag.core.config import Settings, UISettings
+from rag.core.errors import ConfigError, RagError
+from rag.core.types import Answer, Evidence, FileResult, IngestReport, Waiting
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.uploads import remove_upload, save_uploads
+from rag.serve.api import DocQA
+from rag.serve.collections import Collections
+from rag.serve.http import (
+    is_loopback,  # one rule for the UI and the HTTP API (fastapi comes with gradio)
+)
+from ui.access import LoginGuard, load_guard
+from ui.conversations import (
+    ConversationHandlers,
+    browser_secret,
+    conversation_column,
+    feedback_row,
+    wire,
+)
+from ui.render import (
+    CITE_JS,
+    CSS,
+    EMPTY_CHAT,
+    EMPTY_SOURCES,
+    Turn,
+    display_name,
+    render_conversation,
+    render_sources,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +64,7 @@ class Handlers:
     def __init__(self, qa: DocQA, guard: LoginGuard | None = None):
         self.base = qa
         self.guard = guard  # None: no login, everyone may do everything (loopback use)
-        self._open: dict[str, DocQA] = {qa.settings.collection: qa}
-        self._lock = threading.Lock()
+        self._collections = Collections(qa)
         self._watchers: dict[tuple[str, str], object] = {}  # (collection, folder) -> FolderWatcher
 
     # --- roles ---------------------------------------------------------------------------
@@ -74,32 +89,11 @@ class Handlers:
     # --- collections ---------------------------------------------------------------------
     def qa_for(self, collection: str | None) -> DocQA:
         """The DocQA of `collection`, opened on first use with the same settings and models."""
-        name = (collection or "").strip() or self.base.settings.collection
-        # Chroma's embedded client is not safe to create from two threads at once (two tabs
-        # loading, an upload during page load): open every store under one lock.
-        with self._lock:
-            qa = self._open.get(name)
-            if qa is None:
-                qa = DocQA(self.base.settings.model_copy(update={"collection": name}),
-                           embeddings=self.base.embeddings, chat_model=self.base.chat_model)
-            qa.store  # noqa: B018 -- opens the collection: a bad name or model mismatch fails here, not later
-            self._open[name] = qa
-            return qa
+        return self._collections.get(collection)
 
     def collections(self) -> list[str]:
         """Names of the collections in the store, and any opened in this process."""
-        lister = getattr(self.base, "collections", None)
-        if callable(lister):
-            names = list(lister())
-        else:  # DocQA has no collections() yet: ask a Chroma client of the same store
-            from rag.store import make_client
-
-            self.qa_for(None)
-            with self._lock:
-                client = make_client(self.base.settings)
-                names = [getattr(c, "name", c) for c in client.list_collections()]
-                names = [n for n in names if not n.endswith("__sentences")]  # rag.sentences
-        return sorted(set(names) | set(self._open))
+        return sorted(set(self._collections.names()) | {self._collections.default})
 
     # --- chat ----------------------------------------------------------------------------
     def chat(self, question: str, turns: list[Turn] | None, k: float, sources: list[str] | None,
@@ -270,7 +264,7 @@ class Handlers:
 
         Returns (watched-folders list, documents table, sources choices, delete choices, folder textbox).
         """
-        from rag.watch import load_watched, save_watched
+        from rag.ingest.watch import load_watched, save_watched
 
         folder = (folder or "").strip()
         if not folder:
@@ -293,7 +287,7 @@ class Handlers:
 
     def unwatch(self, folder: str | None, collection: str | None):
         """Stop following a folder (its documents stay); returns the watched-folders list."""
-        from rag.watch import load_watched, save_watched
+        from rag.ingest.watch import load_watched, save_watched
 
         name = (collection or "").strip() or self.base.settings.collection
         path = str(Path((folder or "").strip()).expanduser().resolve())
@@ -306,7 +300,7 @@ class Handlers:
 
     def resume_watched(self) -> None:
         """Start the watchers registered in an earlier run (folders that still exist)."""
-        from rag.watch import load_watched
+        from rag.ingest.watch import load_watched
 
         for entry in load_watched(self.base.settings.home):
             path = Path(entry["folder"])
@@ -319,7 +313,7 @@ class Handlers:
                 log.exception("cannot resume watching %s", path)
 
     def _start_watcher(self, collection: str, path: Path):
-        from rag.watch import FolderWatcher
+        from rag.ingest.watch import FolderWatcher
 
         key = (collection, str(path))
         if key in self._watchers and self._watchers[key].running:
@@ -375,7 +369,7 @@ def _drop_slow_to_parse(stored: list[Path], settings: Settings) -> tuple[list[Pa
     timeout = settings.ui.parse_timeout_s
     if not stored or timeout <= 0:
         return stored, []
-    from ui.parsecheck import files_over_time_limit
+    from rag.ingest.parsecheck import files_over_time_limit
 
     max_bytes = int(settings.chunking.max_file_mb * 2**20)
     slow = files_over_time_limit(stored, timeout_s=timeout, max_bytes=max_bytes)
@@ -484,7 +478,7 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
 
         doc_views = [documents, only, to_delete]
         # many questions at once: each shows its evidence at once; the local model then answers them
-        # one at a time in arrival order (rag.llm.GenerationQueue) and each is told its place in line
+        # one at a time in arrival order (rag.models.llm.GenerationQueue) and each is told its place in line
         chat_io = dict(inputs=[question, turns, k, only, collection],
                        outputs=[question, conversation, sources_panel, turns], show_progress="hidden",
                        concurrency_limit=CONCURRENT_QUESTIONS)
@@ -526,38 +520,6 @@ def _selected_source(table, evt: gr.SelectData):
 
 
 # --- serving ------------------------------------------------------------------------------------
-def load_auth(ui: UISettings) -> list[tuple[str, str]]:
-    """The `user:password` pairs from `ui.auth` and `ui.auth_file` (empty when neither is set)."""
-    lines: list[tuple[str, str]] = []
-    if ui.auth:
-        lines.append(("RAG_UI__AUTH", ui.auth))
-    if ui.auth_file:
-        path = Path(ui.auth_file).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the UI auth file {path} ({exc.strerror or exc}): "
-                              "fix RAG_UI__AUTH_FILE or create the file with `user:password` lines") from exc
-        lines += [(f"{path}", ln.strip()) for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return [(u.name, u.password) for u in parse_users(lines).values()]
-
-
-def load_guard(ui: UISettings) -> LoginGuard | None:
-    """The login check with roles and a failure limit, or None when no credentials are configured."""
-    lines: list[tuple[str, str]] = []
-    if ui.auth:
-        lines.append(("RAG_UI__AUTH", ui.auth))
-    if ui.auth_file:
-        path = Path(ui.auth_file).expanduser()
-        load_auth(ui)  # the same checks and messages as before
-        lines += [(f"{path}", ln.strip()) for ln in path.read_text(encoding="utf-8").splitlines()
-                  if ln.strip() and not ln.lstrip().startswith("#")]
-    users = parse_users(lines)
-    if not users:
-        return None
-    return LoginGuard(users, max_failures=ui.login_max_failures, lockout_s=ui.login_lockout_s)
-
-
 def launch_options(settings: Settings, host: str | None = None, port: int | None = None) -> dict:
     """`launch()` arguments for `settings`: bind, login (with roles and rate limit), TLS, upload size.
 
@@ -621,7 +583,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
 
 def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, guard: LoginGuard | None = None,
                middleware=()):
-    """One FastAPI app: the UI at `/` and the HTTP API (`rag.server`) at `/v1`.
+    """One FastAPI app: the UI at `/` and the HTTP API (`rag.serve.http`) at `/v1`.
 
     The API keeps its own rule: on a non-loopback `host` it is only served when `RAG_API__TOKENS` is set
     (the UI's password does not cover it). `guard` is the UI's login (users and roles), `middleware`
@@ -629,7 +591,8 @@ def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, guard: L
     """
     from fastapi import FastAPI
 
-    from rag.server import create_app, is_loopback as loopback
+    from rag.serve.http import create_app
+    from rag.serve.http import is_loopback as loopback
 
     if loopback(host) or qa.settings.api.token_values():
         app = create_app(qa)

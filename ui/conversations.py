@@ -21,8 +21,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.errors import ConversationError
-from ui.render import EMPTY_CHAT, EMPTY_SOURCES, Turn, e, render_conversation, render_sources
+from rag.core.errors import ConversationError
+from ui.render import (
+    EMPTY_CHAT,
+    EMPTY_SOURCES,
+    Turn,
+    e,
+    render_conversation,
+    render_sources,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import PurePath
 from urllib.parse import urlparse
 
-from rag.types import Answer, Chunk, Citation, Evidence
+from rag.core.types import Answer, Chunk, Citation, Evidence
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 

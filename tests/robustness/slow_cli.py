@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from rag import embeddings
+from rag.models import embeddings
 
 _delay = float(os.environ.get("RAG_TEST_EMBED_DELAY", "0"))
 _log = os.environ.get("RAG_TEST_EMBED_LOG")

@@ -59,7 +59,7 @@ def squad_corpus(folder: Path, n: int = 600) -> Path:
 
 
 def open_qa(home: Path, **overrides):
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
 
     return DocQA.open(home=home, environ={}, embedding={"provider": "fake", "model_name": "fake"},
                       llm={"provider": "fake"}, **overrides)
@@ -72,7 +72,7 @@ def snapshot(qa) -> dict:
     qa.retriever.ensure_lexical_current()
     postings = {cid: (source, tuple(tokens)) for cid, (source, tokens) in qa.lexical.postings().items()}
     out = {"chunks": chunks, "postings": postings, "count": qa.store.count()}
-    if qa.store.sentences is not None:  # rag.sentences: which chunks have how many sentence vectors
+    if qa.store.sentences is not None:  # rag.index.sentence_view: which chunks have how many sentence vectors
         got = qa.store.sentences._collection.get(include=["metadatas"])
         counts: dict[str, int] = {}
         for meta in got["metadatas"]:

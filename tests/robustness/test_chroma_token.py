@@ -13,14 +13,13 @@ from __future__ import annotations
 import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from rag.api import DocQA
-from rag.config import load_settings
-from rag.errors import StoreUnavailableError
+from rag.core.config import load_settings
+from rag.core.errors import StoreUnavailableError
+from rag.serve.api import DocQA
 from tests.test_chroma_server import chroma_server, free_port  # noqa: F401 -- fixture
 
 TOKEN = "s3cret-token"

@@ -8,15 +8,22 @@ import time
 
 import pytest
 
-from rag.lexical import lock_held
-from tests.robustness.support import REPO, open_qa, run_rag, squad_corpus, start_rag, wait_for
+from rag.index.bm25 import lock_held
+from tests.robustness.support import (
+    REPO,
+    open_qa,
+    run_rag,
+    squad_corpus,
+    start_rag,
+    wait_for,
+)
 
 N_SQUAD = 300  # files in the corpus the concurrency tests ingest
 
 _BM25_WRITER = """
 import sys, time
 from pathlib import Path
-from rag.lexical import LexicalIndex
+from rag.index.bm25 import LexicalIndex
 index = LexicalIndex(Path(sys.argv[1]))
 a = [(f"a{i:04d}", "A", f"alpha apple number{i}") for i in range(400)]
 b = [(f"b{i:04d}", "B", f"beta banana number{i}") for i in range(40)]
@@ -31,7 +38,7 @@ print(n)
 
 def test_bm25_reader_never_pairs_ids_with_another_versions_scores(tmp_path):
     """A reader in one process while another process rewrites the index: every hit is a real match."""
-    from rag.lexical import LexicalIndex
+    from rag.index.bm25 import LexicalIndex
 
     directory = tmp_path / "bm25"
     LexicalIndex(directory).rebuild([("a0000", "A", "alpha apple")], "A0")
@@ -77,8 +84,9 @@ def test_second_ingest_on_one_home_refuses_or_waits(squad, tmp_path):
 
 
 def test_searches_from_another_process_during_an_ingest_are_consistent(squad, tmp_path, monkeypatch):
-    from rag.lexical import LexicalIndex, tokenize
-    from rag.retrieve import index_text
+    from rag.index.bm25 import LexicalIndex
+    from rag.index.retrieve import index_text
+    from rag.text.tokens import tokenize
 
     home = tmp_path / "home"
     ingest = start_rag(home, "ingest", str(squad), delay=2.0)
@@ -120,7 +128,7 @@ def test_searches_from_another_process_during_an_ingest_are_consistent(squad, tm
 def test_two_homes_on_one_server_collection_take_turns(squad, tmp_path, chroma_server):
     import chromadb
 
-    from rag.lease import WRITER_KEY
+    from rag.index.lease import WRITER_KEY
 
     env = {"RAG_CHROMA_URL": chroma_server}
     first = start_rag(tmp_path / "home-a", "ingest", str(squad), delay=4.0, **env)
@@ -148,9 +156,9 @@ def test_two_homes_on_one_server_collection_take_turns(squad, tmp_path, chroma_s
 
 
 def test_a_stalled_writer_loses_its_lease_and_is_refused(fake_settings, chroma_server):
-    from rag.api import DocQA
-    from rag.errors import IngestLockedError
-    from rag.lease import ServerLease
+    from rag.core.errors import IngestLockedError
+    from rag.index.lease import ServerLease
+    from rag.serve.api import DocQA
 
     qa = DocQA(fake_settings.model_copy(update={"chroma_url": chroma_server}))
     client = qa.store._client
@@ -169,7 +177,7 @@ def test_a_stalled_writer_loses_its_lease_and_is_refused(fake_settings, chroma_s
 @pytest.mark.parametrize("empty_at_open", [True, False])
 def test_dense_search_sees_another_processes_ingest(tmp_path, empty_at_open):
     """Chroma's embedded client caches its vector index: a UI open beside a CLI ingest must not go stale."""
-    from rag.retrieve import index_text
+    from rag.index.retrieve import index_text
 
     home = tmp_path / "home"
     first = squad_corpus(tmp_path / "first", 20)
@@ -193,8 +201,8 @@ def test_ui_cli_and_python_on_one_home(squad, tmp_path):
     """The UI answering, a CLI ingest writing and Python searching, all at once on one home: no error."""
     from gradio_client import Client
 
-    from rag.api import DocQA
-    from rag.config import load_settings
+    from rag.core.config import load_settings
+    from rag.serve.api import DocQA
     from tests.conftest import serving, shared_cache
 
     home = tmp_path / "home"

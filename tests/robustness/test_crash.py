@@ -4,7 +4,7 @@ After each kill and re-ingest, the chunk ids, texts and per-document metadata
 in Chroma and the BM25 postings equal those of one uninterrupted ingest of the
 same 600 files: nothing duplicated, orphaned or half-written, and `rag check`
 agrees. The 20-kill run is `slow` (`make stress`); 3 kills run by default.
-The ingests keep the sentence view (rag.sentences, off by default): its records
+The ingests keep the sentence view (rag.index.sentence_view, off by default): its records
 are written before their chunks and removed after them, and must converge too.
 """
 
@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from rag.lexical import lock_held
+from rag.index.bm25 import lock_held
 from tests.robustness import support
 from tests.robustness.support import run_rag, snapshot, squad_corpus, start_rag
 
@@ -97,7 +97,7 @@ def _kill_and_converge(folder, reference, seconds, tmp_path, kills: int, seed: i
         results.append({"trial": trial, "killed_at_s": [round(k, 2) for k in killed], "attempts": attempt + 1,
                         "problems_before": sorted({p.kind for p in before.problems}), "ok_after": after.ok})
         assert after.ok, (trial, after.problems[:5])  # includes a probe of the vector index
-        from rag.retrieve import index_text
+        from rag.index.retrieve import index_text
 
         for sc in list(qa.store.scan())[::60]:  # and the dense index finds chunks by their text
             assert qa.retrieve(index_text(sc.chunk), k=1, mode="dense")[0].text == sc.chunk.text
@@ -123,7 +123,7 @@ def test_twenty_kills_converge(corpus_and_reference, tmp_path):
 
 def test_check_finds_and_repairs_damage(fake_settings, tmp_path):
     """`rag check` on a home with a half-written document and a stale, orphaned BM25 index."""
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
     from tests.robustness.support import rag_env  # noqa: F401  (same fake settings as the CLI runs)
 
     folder = tmp_path / "docs"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import DocQA
-from rag.config import load_settings
-from rag.errors import ConfigError
+from rag.core.config import load_settings
+from rag.core.errors import ConfigError
+from rag.serve.api import DocQA
 from tests.conftest import shared_cache
-from ui.access import LoginGuard, parse_users
-from ui.app import build_app, launch_options, load_auth
+from ui.access import LoginGuard, load_auth, parse_users
+from ui.app import build_app, launch_options
 
 REPLY = "Answer: six companies\nDetails: Six foreign-invested companies changed their business scope [1]."
 DOC = "Business scope changes\n\nSix foreign-invested companies changed their business scope on 6 September."
@@ -116,7 +116,8 @@ def test_reader_can_ask_but_not_delete_upload_or_create(tmp_path):
 def test_readers_see_the_document_controls_disabled(tmp_path):
     import gradio as gr
 
-    from ui.app import Handlers, load_guard
+    from ui.access import load_guard
+    from ui.app import Handlers
 
     qa = make_qa(tmp_path)
     h = Handlers(qa, load_guard(qa.settings.ui))

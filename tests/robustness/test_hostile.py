@@ -109,7 +109,7 @@ def test_unreadable_file_is_skipped_with_a_reason(fake_settings, tmp_path, monke
     """Tests run as root, so a permission error is simulated: reading one file raises PermissionError."""
     from pathlib import Path
 
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -135,8 +135,8 @@ def test_unreadable_file_is_skipped_with_a_reason(fake_settings, tmp_path, monke
 def test_zip_bomb_refused_before_unzipping(tmp_path):
     import pytest
 
-    from rag.errors import DocumentError
-    from rag.loaders import check_unzipped_size, load_document
+    from rag.core.errors import DocumentError
+    from rag.ingest.loaders import check_unzipped_size, load_document
 
     _zip_bomb_docx(tmp_path / "bomb.docx", unzipped_mb=300)
     with pytest.raises(DocumentError, match="zip bomb"):

@@ -51,7 +51,7 @@ def test_stopped_ingest_keeps_finished_files_and_resumes(tmp_path, sig):
     assert sources[seed].content_hash != "inconsistent"
     assert any(c.source == seed for c in qa.retrieve(SEED_PHRASE, k=5, mode="bm25"))
     # fake embeddings carry no meaning: the dense index finds a stored chunk by its own text
-    from rag.retrieve import index_text
+    from rag.index.retrieve import index_text
 
     some = next(qa.store.scan(where={"source": seed}))
     for mode in ("dense", "hybrid"):
@@ -71,8 +71,8 @@ def test_stopped_ingest_keeps_finished_files_and_resumes(tmp_path, sig):
     embedded_after = sum(embed_calls(log)) - embedded_before
     assert embedded_after < total[large], "stored parts of the large file were embedded again"
     # every distinct text embedded exactly once (identical texts share one vector: the embedding cache): each
-    # chunk's, and each of its sentences' when the store keeps a sentence view (rag.sentences)
-    from rag.sentences import sentence_texts
+    # chunk's, and each of its sentences' when the store keeps a sentence view (rag.index.sentence_view)
+    from rag.index.sentence_view import sentence_texts
 
     chunks = [sc.chunk for sc in qa.store.scan()]
     distinct_chunks = {index_text(c) for c in chunks}
@@ -83,8 +83,8 @@ def test_stopped_ingest_keeps_finished_files_and_resumes(tmp_path, sig):
 
 def test_small_files_are_not_held_back_by_a_large_one(fake_settings, tmp_path, monkeypatch):
     """A large file read first does not delay the small ones behind it (they are stored before its parts)."""
-    from rag import ingest as ingest_mod
-    from rag.api import DocQA
+    from rag.ingest import pipeline as ingest_mod
+    from rag.serve.api import DocQA
 
     monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 8)
     folder = tmp_path / "docs"
@@ -110,8 +110,8 @@ def test_small_files_are_not_held_back_by_a_large_one(fake_settings, tmp_path, m
 def test_stop_request_in_process_then_next_ingest_runs(fake_settings, tmp_path, monkeypatch):
     """`request_stop` (what the signal handler calls) from Python: the batch in flight is kept, --sync removes
     nothing, and the same long-running process ingests normally afterwards."""
-    from rag import ingest as ingest_mod
-    from rag.api import DocQA
+    from rag.ingest import pipeline as ingest_mod
+    from rag.serve.api import DocQA
 
     monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 2)
     folder = tmp_path / "docs"

@@ -15,8 +15,8 @@ import urllib.parse
 import pytest
 from playwright.sync_api import expect
 
-from rag.api import DocQA
-from rag.config import load_settings
+from rag.core.config import load_settings
+from rag.serve.api import DocQA
 from tests.conftest import serving, shared_cache
 from tests.test_ui_browser import SlowFakeChatModel, browser, load  # noqa: F401 -- fixture
 

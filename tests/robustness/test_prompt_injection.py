@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from rag.api import DocQA
-from rag.config import load_settings
+from rag.core.config import load_settings
+from rag.serve.api import DocQA
 from tests.conftest import shared_cache
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
-from rag.config import load_settings
-from rag.errors import ConfigError
+from rag.core.config import load_settings
+from rag.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -58,7 +58,7 @@ def test_search_rejects_an_unknown_mode(env):
 
 
 def test_api_search_rejects_an_unknown_mode(env):
-    from rag.api import DocQA
+    from rag.serve.api import DocQA
 
     qa = DocQA.open()
     qa.ingest([env])

@@ -8,13 +8,13 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from rag.api import DocQA
-from rag.config import load_settings
-from rag.loaders import SUPPORTED_SUFFIXES
+from rag.core.config import load_settings
+from rag.ingest.loaders import SUPPORTED_SUFFIXES
+from rag.ingest.parsecheck import files_over_time_limit
+from rag.ingest.uploads import save_uploads, uploads_size
+from rag.serve.api import DocQA
 from tests.conftest import shared_cache
 from ui.app import Handlers
-from ui.parsecheck import files_over_time_limit
-from ui.uploads import save_uploads, uploads_size
 
 REPLY = "Answer: six companies\nDetails: Six foreign-invested companies changed their business scope [1]."
 

@@ -1,0 +1,1 @@
+"""The answer path: follow-ups, context, the prompt, the reply, citations and the checks behind abstention."""

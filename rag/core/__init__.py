@@ -1,0 +1,1 @@
+"""The bottom layer: the types at the boundary, the errors, the settings."""

@@ -1,0 +1,1 @@
+"""Evaluation: datasets, metrics, the runner, reports and sweeps."""

@@ -1,0 +1,133 @@
+"""Pure metric functions (formulas in evals/README.md).
+
+Example::
+
+    exact_match("The Denver Broncos [1].", ["Denver Broncos"])   # 1.0 (markers, case, articles dropped)
+    token_f1("Broncos won", ["Denver Broncos"])                  # 0.5
+    contains_answer("It took six months.", ["6 months", "six months"])  # True
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from rag.text.markers import marker_numbers, strip_markers
+from rag.text.normalize import contains_answer, normalize_answer  # noqa: F401  (metrics of answers, shared)
+from rag.text.sentences import sentence_spans
+from rag.text.words import list_items as split_items
+
+_TRAILING_MARKERS = re.compile(r"([.!?]+)((?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
+
+
+# --- retrieval ------------------------------------------------------------------------------
+def first_hit_rank(retrieved_docs: Sequence[str], gold: set[str]) -> int | None:
+    """1-based rank of the first retrieved chunk whose document is gold, or None."""
+    for rank, doc in enumerate(retrieved_docs, start=1):
+        if doc in gold:
+            return rank
+    return None
+
+
+def recall_at_k(retrieved_docs: Sequence[str], gold: set[str], k: int) -> float:
+    """Share of gold documents with at least one chunk in the top k."""
+    if not gold:
+        return 0.0
+    return len(gold & set(retrieved_docs[:k])) / len(gold)
+
+
+def reciprocal_rank(retrieved_docs: Sequence[str], gold: set[str]) -> float:
+    rank = first_hit_rank(retrieved_docs, gold)
+    return 1.0 / rank if rank else 0.0
+
+
+def ndcg_at_k(retrieved_docs: Sequence[str], gold: set[str], k: int = 10) -> float:
+    """Binary-gain nDCG; a gold document counts once, at its first chunk."""
+    seen: set[str] = set()
+    dcg = 0.0
+    for rank, doc in enumerate(retrieved_docs[:k], start=1):
+        if doc in gold and doc not in seen:
+            seen.add(doc)
+            dcg += 1.0 / math.log2(rank + 1)
+    ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(len(gold), k) + 1))
+    return dcg / ideal if ideal else 0.0
+
+
+# --- answers --------------------------------------------------------------------------------
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    """1.0 when the normalised prediction equals a normalised gold answer (markers stripped)."""
+    pred = normalize_answer(strip_markers(prediction))
+    return max((float(pred == normalize_answer(g)) for g in golds), default=0.0)
+
+
+def token_f1(prediction: str, golds: Sequence[str]) -> float:
+    """Max over gold answers of the token-overlap F1 (SQuAD); markers stripped first."""
+    best = 0.0
+    pred = normalize_answer(strip_markers(prediction)).split()
+    for gold in golds:
+        ref = normalize_answer(gold).split()
+        if not pred or not ref:
+            best = max(best, float(pred == ref))
+            continue
+        overlap = sum((Counter(pred) & Counter(ref)).values())
+        if overlap == 0:
+            continue
+        precision, recall = overlap / len(pred), overlap / len(ref)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def list_items(text: str) -> list[str]:
+    """The items of a list answer: "A, B and C" -> ["A", "B", "C"] (one item: [text]; markers stripped)."""
+    return split_items(strip_markers(text))
+
+
+# --- citations ------------------------------------------------------------------------------
+def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """The sentences of an answer with the marker numbers each carries.
+
+    A run of markers that `sentence_spans` leaves on its own ("… in 2016. [1]")
+    belongs to the sentence before it.
+
+    Example::
+
+        cited_sentences("Paris is big [1]. It has a river. [2]")
+        # [("Paris is big [1].", [1]), ("It has a river. [2]", [2])]
+    """
+    # "… river.[2] Next" hides the sentence end from the splitter: move the markers before the stop
+    text = _TRAILING_MARKERS.sub(lambda m: f" {m.group(2).strip()}{m.group(1)}", text)
+    out: list[tuple[str, list[int]]] = []
+    for span in sentence_spans(text):
+        sentence = text[span.start:span.end]
+        numbers = marker_numbers(sentence)
+        if not normalize_answer(strip_markers(sentence)):
+            if out:  # markers (and punctuation) only: they cite the previous sentence
+                prev, prev_numbers = out[-1]
+                out[-1] = (f"{prev} {sentence}", prev_numbers + numbers)
+            continue
+        out.append((sentence, numbers))
+    return out
+
+
+def faithful_sentences(text: str, supported: Iterable[int]) -> tuple[int, int]:
+    """(sentences carrying at least one supported citation, all sentences) of an answer."""
+    good = set(supported)
+    sentences = cited_sentences(text)
+    return sum(1 for _, numbers in sentences if good & set(numbers)), len(sentences)
+
+
+# --- aggregates -----------------------------------------------------------------------------
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    if not values:
+        return 0.0
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)

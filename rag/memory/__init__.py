@@ -1,0 +1,1 @@
+"""What the tool remembers of its users: saved conversations and feedback."""

@@ -1,0 +1,1 @@
+"""The models: provisioning them offline, embedders, chat models and the generation queue."""

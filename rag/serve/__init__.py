@@ -1,0 +1,1 @@
+"""The fronts: the `DocQA` Python API, the HTTP API, the MCP server and the LangChain views."""

@@ -1,0 +1,396 @@
+"""`DocQA`: the Python API, and what the CLI and the UI are built on.
+
+Example::
+
+    from rag import DocQA
+    qa = DocQA.open(home="~/.local/share/rag")
+    qa.ingest(["corpus/"])
+    for chunk in qa.retrieve("How many companies changed their business scope?", k=3):
+        print(chunk.score, chunk.source, chunk.text[:80])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.core.config import Settings, load_settings
+from rag.core.errors import NoDocumentsError, UnknownSourceError
+from rag.core.types import Answer, Chunk, Evidence, IngestReport, SourceInfo, Waiting
+
+if TYPE_CHECKING:
+    from rag.memory.conversations import Conversation, ConversationTurn
+    from rag.memory.feedback import Feedback, FeedbackExport
+
+_OPEN_LOCK = threading.RLock()
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+class DocQA:
+    """A document collection you can ingest into, search and ask questions of."""
+
+    def __init__(self, settings: Settings, *, embeddings=None, chat_model=None):
+        """Build from loaded settings; `embeddings`/`chat_model` replace the configured ones (tests)."""
+        self.settings = settings
+        if embeddings is not None:
+            self.embeddings = embeddings
+        if chat_model is not None:
+            self.chat_model = chat_model
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, *, collection: str | None = None,
+             environ=None, config_file: str | Path | None = None, **overrides: Any) -> "DocQA":
+        """Open (creating if needed) a collection under a data directory.
+
+        Args:
+            home: data directory; default `$RAG_HOME`, else the user data dir.
+            collection: collection name (default `default`).
+            environ: environment mapping to read settings from (default `os.environ`).
+            config_file: optional TOML settings file.
+            **overrides: any other setting, nested as dicts (`retrieval={"k": 8}`).
+        """
+        if home is not None:
+            overrides["home"] = Path(home).expanduser()
+        if collection is not None:
+            overrides["collection"] = collection
+        return cls(load_settings(environ=environ, config_file=config_file, **overrides))
+
+    # --- components, built lazily and once -------------------------------------------------
+    @cached_property
+    def embeddings(self):
+        from rag.models.embeddings import make_embeddings
+
+        return make_embeddings(self.settings)
+
+    @cached_property
+    def store(self):
+        from rag.index.manifest import SourceManifest
+        from rag.index.store import ChunkStore, make_client
+
+        # Chroma's embedded client fails when two threads open the same folder at once
+        with _OPEN_LOCK:
+            return ChunkStore(make_client(self.settings), self.settings.collection,
+                              model_name=self.settings.embedding.model_name, dimension=self.embeddings.dimension,
+                              backend=self.settings.embedding.backend,
+                              sentences=self.settings.retrieval.sentence_weight > 0,
+                              manifest=SourceManifest(self._state_dir / "sources.sqlite"))
+
+    def collections(self) -> list[str]:
+        """Names of the collections in this store (embedded folder or Chroma server)."""
+        from rag.index.sentence_view import is_sentence_collection
+        from rag.index.store import make_client
+
+        with _OPEN_LOCK:
+            client = make_client(self.settings)
+        names = (getattr(c, "name", c) for c in client.list_collections())
+        return sorted(n for n in names if not is_sentence_collection(n))  # rag.index.sentence_view: part of another
+
+    def with_collection(self, name: str) -> "DocQA":
+        """The same settings and loaded models, another collection."""
+        other = DocQA(self.settings.model_copy(update={"collection": name}))
+        for attr in ("embeddings", "chat_model"):
+            if attr in self.__dict__:
+                setattr(other, attr, self.__dict__[attr])
+        return other
+
+    @cached_property
+    def _state_dir(self) -> Path:
+        # BM25 and locks are per collection and per store location (embedded or a server URL)
+        where = self.settings.chroma_url or "embedded"
+        tag = hashlib.sha256(where.encode()).hexdigest()[:8]
+        return self.settings.home / "index" / f"{self.settings.collection}-{tag}"
+
+    @cached_property
+    def lexical(self):
+        from rag.index.bm25 import LexicalIndex
+
+        return LexicalIndex(self._state_dir / "bm25", writer_lock=self._state_dir / "ingest.lock")
+
+    @cached_property
+    def retriever(self):
+        from rag.index.retrieve import HybridRetriever
+
+        return HybridRetriever(self.store, self.lexical, self.embeddings, self.settings.retrieval)
+
+    @cached_property
+    def ingestor(self):
+        from rag.ingest.pipeline import Ingestor
+
+        return Ingestor(self.store, self.lexical, self.embeddings, self.settings,
+                        lock_path=self._state_dir / "ingest.lock")
+
+    # --- documents ---------------------------------------------------------------------------
+    def ingest(self, paths: Iterable[str | Path], *, sync: bool = False, progress=None,
+               lock_timeout: float = 30.0) -> IngestReport:
+        """Ingest files and folders; unchanged files are skipped, changed ones replaced.
+
+        Args:
+            paths: files and/or folders (searched recursively).
+            sync: also remove documents whose files are gone from the given folders.
+            progress: optional callback `(done, total, path)`.
+            lock_timeout: seconds to wait for another ingest of this collection.
+        """
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return self.ingestor.ingest_paths(paths, sync=sync, progress=progress, lock_timeout=lock_timeout)
+
+    def ingest_texts(self, rows: Iterable[dict], *, progress=None) -> IngestReport:
+        """Ingest in-memory documents: dicts with `source`, `text`, optional `title` and `url`."""
+        return self.ingestor.ingest_texts(rows, progress=progress)
+
+    def sources(self) -> list[SourceInfo]:
+        """The indexed documents."""
+        return self.store.sources()
+
+    def resolve_source(self, name: str) -> str:
+        """Map a user's name for a document (stored name, path, or unique file name) to its source."""
+        known = [s.source for s in self.sources()]
+        if name in known:
+            return name
+        from rag.ingest.pipeline import source_key
+
+        key = source_key(Path(name))
+        if key in known:
+            return key
+        matches = [s for s in known if Path(s).name == name]
+        if len(matches) == 1:
+            return matches[0]
+        hint = f"; it matches {len(matches)} documents, give the full path" if matches else ""
+        raise UnknownSourceError(f"no indexed document named {name!r}{hint}: list them with `rag sources`")
+
+    def delete(self, source: str) -> int:
+        """Remove one document's chunks; returns how many were removed."""
+        return self.ingestor.delete(self.resolve_source(source))
+
+    def check(self, *, repair: bool = False):
+        """Verify the store and the BM25 index agree (`rag check`); with `repair`, fix what is found.
+
+        Returns a `rag.index.integrity.CheckReport` (after repairing: of the repaired state,
+        with `repaired` listing what was done).
+        """
+        from rag.index import integrity
+        from rag.index.retrieve import index_text
+        from rag.text.tokens import tokenize
+
+        report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=tokenize)
+        if repair and not report.ok:
+            done = integrity.repair(self.store, self.lexical, self.ingestor, index_text=index_text)
+            report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=tokenize)
+            report.repaired = done
+        return report
+
+    @cached_property
+    def chat_model(self):
+        from rag.models.llm import make_chat_model
+
+        return make_chat_model(self.settings)
+
+    def describe_llm(self) -> str:
+        """One line naming the language model in use."""
+        from rag.models.llm import describe_llm
+
+        return describe_llm(self.settings)
+
+    # --- answers -----------------------------------------------------------------------------
+    def stream(self, question: str, *, history=None, k: int | None = None,
+               sources: Iterable[str] | None = None) -> Iterator[str | Evidence | Waiting | Answer]:
+        """Yield what was found, then answer tokens as they are generated, then the final `Answer`.
+
+        Events, in order: one `Evidence` (the passages retrieved and the sentence most
+        likely to hold the answer: a best match, not yet an answer) as soon as
+        retrieval is done; `Waiting(ahead)` while the local model is busy with other
+        questions; `str` tokens; the `Answer` with verified citations, always last.
+
+        Args:
+            question: the question; a follow-up is searched together with the previous question.
+            history: the previous `Answer` (or a list of (user, assistant) pairs).
+            k: passages to retrieve (default `retrieval.k`).
+            sources: restrict retrieval to these documents.
+        """
+        from rag.answer.flow import AnswerDeps, answer_stream
+
+        if self.store.count() == 0:
+            raise NoDocumentsError(self.settings.collection)
+        resolved = [self.resolve_source(s) for s in sources] if sources else None
+        from rag.models.llm import generation_queue
+
+        deps = AnswerDeps(
+            retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
+            chat_model=self.chat_model, count_tokens=self.count_tokens, settings=self.settings,
+            queue=generation_queue(self.chat_model),
+        )
+        yield from answer_stream(question, deps, history=history, k=k, sources=resolved)
+
+    def warm(self, *, background: bool = False) -> threading.Thread | None:
+        """Load the models and have the local LLM read the fixed parts of its prompts, once.
+
+        After this the first question costs only what is new in it. With
+        `background=True` it runs in a thread and returns it: the UI is usable at
+        once, a question asked meanwhile gets its evidence at once and its
+        answer after the warm-up (it queues behind it).
+        """
+        if background:
+            # a question asked meanwhile shares the same loaded model (one per process) and queues behind
+            thread = threading.Thread(target=self._warm, name="rag-warm", daemon=True)
+            thread.start()
+            return thread
+        self._warm()
+        return None
+
+    def _warm(self) -> None:
+        from rag.answer.flow import warm_prompts
+        from rag.models.llm import generation_queue
+
+        self.embeddings.embed_query("warm up")
+        self.store  # noqa: B018 -- opens the collection
+        model = self.chat_model
+        if hasattr(model, "warm"):
+            queue = generation_queue(model)
+            with queue.turn() if queue is not None else _nullcontext():
+                model.warm(warm_prompts(self.settings))
+
+    def ask(self, question: str, *, history=None, k: int | None = None,
+            sources: Iterable[str] | None = None) -> Answer:
+        """Answer a question from the documents, with `[n]` citations; see `stream`."""
+        final = None
+        for event in self.stream(question, history=history, k=k, sources=sources):  # skips Evidence, Waiting, tokens
+            if isinstance(event, Answer):
+                final = event
+        return final
+
+    # --- LangChain ---------------------------------------------------------------------------
+    def as_retriever(self, k: int | None = None, sources: Iterable[str] | None = None, mode: str | None = None):
+        """This collection as a LangChain `BaseRetriever`.
+
+        Its `Document`s carry `chunk_id, source, title, page, start, end, score, url` in metadata.
+        """
+        from rag.serve.langchain import DocQARetriever
+
+        return DocQARetriever(qa=self, k=k, sources=list(sources) if sources else None, mode=mode)
+
+    def as_runnable(self, *, k: int | None = None, sources: Iterable[str] | None = None):
+        """`ask` as a LangChain `Runnable`: a question (or `{"question", "history"}`) to an `Answer`.
+
+        `.stream()` yields str tokens, then the `Answer`; `.batch()` answers several questions.
+        """
+        from rag.serve.langchain import AnswerRunnable
+
+        return AnswerRunnable(self, k=k, sources=sources)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as the chunker and the answer's evidence budget count them (tiktoken, `chunking.encoding`)."""
+        if not hasattr(self, "_encoding"):
+            from rag.models.provision import get_encoding
+
+            self._encoding = get_encoding(self.settings.chunking.encoding, self.settings.cache_dir)
+        return len(self._encoding.encode(text, disallowed_special=()))
+
+    # --- search ------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,
+                 mode: str | None = None) -> list[Chunk]:
+        """The `k` passages most relevant to `question` (hybrid dense + BM25 by default)."""
+        return self.search(question, k, sources=sources, mode=mode).chunks
+
+    def search(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,
+               mode: str | None = None):
+        """Like `retrieve`, with the per-retriever scores (`rag.index.retrieve.Retrieval`)."""
+        if self.store.count() == 0:
+            raise NoDocumentsError(self.settings.collection)
+        if sources:
+            sources = [self.resolve_source(s) for s in sources]
+        return self.retriever.search(question, k, sources=sources, mode=mode)
+
+    # --- saved conversations and feedback ------------------------------------------------------
+    @cached_property
+    def conversation_store(self):
+        """The saved conversations of this collection (`rag.memory.conversations.ConversationStore`)."""
+        from rag.memory.conversations import DB_NAME, ConversationStore
+
+        return ConversationStore(self.settings.home / DB_NAME, self.settings.collection)
+
+    @cached_property
+    def feedback_store(self):
+        """The feedback given on this collection's answers (`rag.memory.feedback.FeedbackStore`)."""
+        from rag.memory.conversations import DB_NAME
+        from rag.memory.feedback import FeedbackStore
+
+        return FeedbackStore(self.settings.home / DB_NAME, self.settings.collection)
+
+    def conversations(self) -> list[Conversation]:
+        """This collection's saved conversations (`Conversation`, without turns), most recently active first."""
+        return self.conversation_store.list()
+
+    def conversation(self, conversation_id: str) -> Conversation:
+        """One saved conversation with its turns (a unique prefix of the id will do).
+
+        Continue it with `qa.ask(question, history=conv.last_answer)`.
+        """
+        return self.conversation_store.get(conversation_id)
+
+    def save_turn(self, answer: Answer, conversation_id: str | None = None, *,
+                  question: str | None = None) -> ConversationTurn:
+        """Save an answer as the next turn of a conversation (a new one when `conversation_id` is None).
+
+        Returns the `ConversationTurn` (its `conversation_id` continues the conversation, its
+        `turn_id` names the answer for `feedback`).
+        """
+        return self.conversation_store.add_turn(question or answer.question, answer, conversation_id)
+
+    def rename_conversation(self, conversation_id: str, title: str) -> Conversation:
+        return self.conversation_store.rename(conversation_id, title)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Remove a saved conversation (feedback given on it is kept)."""
+        self.conversation_store.delete(conversation_id)
+
+    def export_conversation(self, conversation_id: str) -> str:
+        """The conversation as Markdown, with each cited passage and its supporting quote."""
+        return self.conversation_store.to_markdown(conversation_id)
+
+    def feedback(self, answer_or_turn_id: Answer | str, rating, comment: str | None = None,
+                 correction: str | None = None) -> Feedback:
+        """Rate an answer; the record becomes evaluation data (`rag feedback export`).
+
+        Args:
+            answer_or_turn_id: an `Answer`, or the `turn_id` of a saved turn.
+            rating: "up" / "down" (or 1 / -1, True / False).
+            comment: what was good or wrong, free text.
+            correction: the right answer; it becomes the question's gold answer.
+
+        Returns:
+            The stored `Feedback`; rating the same answer again replaces it.
+        """
+        if isinstance(answer_or_turn_id, Answer):
+            answer = answer_or_turn_id
+            earlier = [q for q, _ in answer.history[:-1]]
+            return self.feedback_store.record(answer, rating, comment=comment, correction=correction,
+                                              history=earlier)
+        turn = self.conversation_store.turn(answer_or_turn_id)
+        return self.feedback_store.record(turn.answer, rating, comment=comment, correction=correction,
+                                          question=turn.question, history=turn.history, turn_id=turn.turn_id,
+                                          conversation_id=turn.conversation_id)
+
+    def feedback_items(self) -> list[Feedback]:
+        """The feedback given on this collection's answers, newest first."""
+        return self.feedback_store.list()
+
+    def export_feedback(self, folder: str | Path) -> FeedbackExport:
+        """Write the feedback as an evaluation dataset for `rag eval --dataset` (see `rag.memory.feedback`)."""
+        from rag.memory.feedback import export_dataset, rebuild_text
+
+        def document(source: str):
+            chunks = [sc.chunk for sc in self.store.scan(where={"source": source})]
+            if not chunks:
+                return None
+            return rebuild_text(chunks), chunks[0].title, chunks[0].url
+
+        return export_dataset(self.feedback_items(), Path(folder).expanduser(), document)

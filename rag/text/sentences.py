@@ -1,0 +1,106 @@
+"""Sentence splitting, the one splitter every stage uses (chunking, citations, the sentence view, metrics).
+
+Stdlib-only. `sentence_spans` returns trimmed character spans, so callers keep offsets into the original
+text (a citation's quote, a chunk's start and end).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Span", "sentence_spans", "sentence_cuts", "segments", "separated", "trimmed", "BLANK_LINE"]
+
+BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
+# A run of terminators plus any closing quotes/brackets; whether it really ends
+# a sentence is decided by `_ends_sentence`.
+_TERMINATOR = re.compile(r"[.!?。！？]+[\"'”’»)\]」』]*")
+_CJK_TERMINATORS = frozenset("。！？")
+_NEXT_CHAR = re.compile(r"\s*(\S)")
+_DOTTED_INITIALS = re.compile(r"(?:[A-Za-z]\.){2,}$")
+_ABBREVIATIONS = frozenset(
+    """
+    e.g. i.e. mr. mrs. ms. dr. prof. st. jr. sr. vs. cf. al. approx. ca.
+    fig. figs. no. nos. vol. pp. p. inc. ltd. co. corp. dept. est. gen.
+    gov. sen. rep. rev. col. lt. sgt. capt. mt. ft. jan. feb. mar. apr. jun.
+    jul. aug. sep. sept. oct. nov. dec. eq. eqs. sec. ch. ed. eds.
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of text as character offsets: `text[start:end]`."""
+
+    start: int
+    end: int
+
+
+
+
+
+def _ends_sentence(text: str, term_start: int, term_end: int, end: int) -> bool:
+    """Whether the terminator run text[term_start:term_end] ends a sentence."""
+    if text[term_end - 1] in _CJK_TERMINATORS or text[term_start] in _CJK_TERMINATORS:
+        return True  # CJK text puts no space after its full stops
+    if term_end < end and not text[term_end].isspace():
+        return False  # "3.5", "example.com", "a.b" are not sentence ends
+    if text[term_start:term_end] != ".":
+        return True  # "!", "?", "...", '."' end sentences
+    following = _NEXT_CHAR.match(text, term_end, end)
+    if following and following.group(1).islower():
+        return False  # a lower-case continuation means the dot was an abbreviation
+    word_start = term_start
+    while word_start > 0 and not text[word_start - 1].isspace():
+        word_start -= 1
+    word = text[word_start:term_end].lstrip("\"'“‘([{").lower()
+    if word in _ABBREVIATIONS or _DOTTED_INITIALS.search(word):
+        return False
+    # A single capital letter is an initial ("J. Smith"), not a sentence.
+    return not (len(word) == 2 and text[term_start - 1].isupper())
+
+
+def sentence_cuts(text: str, start: int, end: int) -> list[int]:
+    """Offsets just after each sentence end inside text[start:end]."""
+    return [
+        m.end()
+        for m in _TERMINATOR.finditer(text, start, end)
+        if _ends_sentence(text, m.start(), m.end(), end)
+    ]
+
+
+def trimmed(text: str, start: int, end: int) -> Span | None:
+    """text[start:end] without surrounding whitespace, or None if nothing is left."""
+    segment = text[start:end]
+    stripped = segment.strip()
+    if not stripped:
+        return None
+    lead = len(segment) - len(segment.lstrip())
+    return Span(start + lead, start + lead + len(stripped))
+
+
+def segments(text: str, start: int, end: int, cuts: list[int]) -> list[Span]:
+    """The trimmed non-empty pieces of text[start:end] between cut offsets."""
+    pieces = []
+    for left, right in zip([start, *cuts], [*cuts, end]):
+        span = trimmed(text, left, right)
+        if span is not None:
+            pieces.append(span)
+    return pieces
+
+
+def separated(text: str, start: int, end: int, separator: re.Pattern[str]) -> list[int]:
+    """Cut offsets at each separator match (the separator itself is trimmed away)."""
+    return [m.start() for m in separator.finditer(text, start, end)]
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Trimmed sentence spans of text[start:end], also split at blank lines, in absolute offsets."""
+    end = len(text) if end is None else end
+    spans = []
+    for paragraph in segments(text, start, end, separated(text, start, end, BLANK_LINE)):
+        cuts = sentence_cuts(text, paragraph.start, paragraph.end)
+        spans.extend(segments(text, paragraph.start, paragraph.end, cuts))
+    return spans
+
+

@@ -1,0 +1,89 @@
+"""Word tokens: the one tokenizer behind BM25 and the support measure of citations and checks.
+
+`tokenize` lower-cases, splits on non-letters/digits, folds Latin accents, drops stopwords and stems
+(Snowball, English); CJK text becomes single characters. `content_tokens` is the set the support measure
+compares: the tokens, citation markers and thousands separators removed, number words as digits.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+
+from rag.text.markers import strip_markers
+from rag.text.words import NUMBER_WORDS, STOPWORDS
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_stemmer_lock = threading.Lock()
+_stemmer = None
+
+
+def stem(words: list[str]) -> list[str]:
+    """Snowball (English) stems of `words`; the stemmer is loaded on first use."""
+    global _stemmer
+    with _stemmer_lock:
+        if _stemmer is None:
+            import Stemmer
+
+            _stemmer = Stemmer.Stemmer("english")
+        return _stemmer.stemWords(words)
+
+
+# Latin letters NFKD does not take apart (Lucene's ASCIIFoldingFilter maps them alike)
+_LATIN_FOLDS = {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"}
+
+
+@lru_cache(maxsize=65536)
+def fold_latin(word: str) -> str:
+    """`word` with the accents of Latin letters dropped ("gospić" -> "gospic", "müntzer" -> "muntzer").
+
+    People type names without their accents, and documents differ too. Only a
+    letter that decomposes into an ASCII letter plus combining marks is folded:
+    the vowel signs of Devanagari or Arabic, which change a word, are kept.
+    """
+    out = []
+    for ch in word:
+        if ch.isascii():
+            out.append(ch)
+        elif ch in _LATIN_FOLDS:
+            out.append(_LATIN_FOLDS[ch])
+        else:
+            parts = unicodedata.normalize("NFKD", ch)
+            base = parts[0]
+            if parts.isascii() and parts.isalpha():  # a ligature: "ﬁ" -> "fi"
+                out.append(parts.lower())
+            elif base.isascii() and base.isalpha() and all(unicodedata.combining(c) for c in parts[1:]):
+                out.append(base)
+            else:
+                out.append(ch)
+    return "".join(out)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case, split on non-letters/digits, fold Latin accents, drop stopwords, Snowball-stem; CJK as
+    single characters."""
+    words: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        if _CJK.search(word):
+            words.extend(ch for ch in word if not ch.isspace())
+            continue
+        if not word.isascii():
+            word = fold_latin(word)
+        if word not in STOPWORDS:
+            words.append(word)
+    return stem(words)
+
+
+@lru_cache(maxsize=1)
+def _stemmed_numbers() -> dict[str, str]:
+    """Number words as `tokenize` leaves them ("twelve" -> "twelv"), mapped to their digits."""
+    return {stem([word])[0]: str(value) for word, value in NUMBER_WORDS.items()}
+
+
+def content_tokens(text: str) -> set[str]:
+    """The stemmed content words and numbers of `text`, number words as digits ("six" -> "6")."""
+    numbers = _stemmed_numbers()
+    return {numbers.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
