@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 RAG    := $(VENV)/bin/rag
 STAMP  := $(VENV)/.installed
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 export HF_HUB_OFFLINE := 1
@@ -16,7 +18,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the CPU build on this disk (an unpinned torch pulls a multi-GB CUDA build)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[all,dev]"
+	# llama.cpp's native build uses AMX where the CPU reports it, but some kernels and sandboxes do not enable
+	# AMX tile state: the first batched prompt then dies with a general protection fault (ldtilecfg). Build without.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -55,9 +59,9 @@ stress: install
 	$(PY) -m pytest tests/robustness -m slow $(PYTEST_ARGS)
 
 eval: provision
-	$(RAG) eval --dataset evals/datasets/squad-dev-mini --out evals/results/squad-dev-mini.json --report evals/results/squad-dev-mini.md
-	$(RAG) eval --dataset evals/datasets/seed --out evals/results/seed.json --report evals/results/seed.md
-	$(RAG) eval --dataset evals/datasets/conversations --out evals/results/conversations.json --report evals/results/conversations.md
+	$(RAG) eval --dataset evals/datasets/squad-dev-mini --out evals/results/latest/squad-dev-mini.json --report evals/results/latest/squad-dev-mini.md
+	$(RAG) eval --dataset evals/datasets/seed --out evals/results/latest/seed.json --report evals/results/latest/seed.md
+	$(RAG) eval --dataset evals/datasets/conversations --out evals/results/latest/conversations.json --report evals/results/latest/conversations.md
 
 bench: provision
 	$(PY) -m pip install -q -e ".[bench]"

@@ -35,7 +35,7 @@ def main() -> None:
     from rag.answer.flow import build_messages
     from rag.core.config import load_settings
     from rag.core.types import Answer
-    from rag.models.llm import to_openai_messages
+    from rag.models.chat.llama_cpp import to_openai_messages
     from rag.serve.api import DocQA
 
     with tempfile.TemporaryDirectory() as tmp:

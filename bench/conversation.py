@@ -81,7 +81,7 @@ def answer_prefix(model) -> list[int]:
 
 
 def model_lock(model):
-    from rag.models.llm import generation_queue
+    from rag.models.chat.queue import generation_queue
 
     return generation_queue(model).turn()
 

@@ -82,7 +82,7 @@ def main() -> None:
 
     from rag.core.config import load_settings
     from rag.index.retrieve import index_text
-    from rag.models.provision import embedding_model_path, ensure_onnx_embedding
+    from rag.models.embedders.files import embedding_model_path, ensure_onnx_embedding
 
     settings = load_settings()
     model_path = embedding_model_path(settings)

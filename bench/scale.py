@@ -218,14 +218,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="scale-"))
     home = args.home or tmp / "home"
     settings = load_settings(home=home, embedding={"backend": args.backend})  # RAG_CACHE etc. from the environment
-    from rag.models.embeddings import make_embeddings
+    from rag.models.embedders.factory import make_embeddings
 
     vectors = NeighbourVectors(make_embeddings(settings), args.real_chunks)
     qa = DocQA(settings, embeddings=vectors if args.real_chunks < max(sizes) else None)
     lexical_spent = timed_lexical(qa)
     stream = documents(paragraphs, 0)
     # warm-up outside the timings: model, tokenizers and the store opened once
-    from rag.models.provision import get_encoding
+    from rag.models.tokenizer import get_encoding
 
     get_encoding(settings.chunking.encoding, settings.cache_dir)
     vectors.real.inner.embed_documents(["warm-up"]) if hasattr(vectors.real, "inner") else None
@@ -284,15 +284,11 @@ def main() -> None:
 
         llm_rss = None
         if not args.no_llm:
-            from rag.models.provision import (
-                QWEN_GGUF_SHA256,
-                QWEN_GGUF_SIZE,
-                gguf_path,
-                is_verified,
-            )
+            from rag.models.chat.gguf import QWEN_GGUF_SHA256, QWEN_GGUF_SIZE, gguf_path
+            from rag.models.files import is_verified
 
             if is_verified(gguf_path(settings.cache_dir), QWEN_GGUF_SIZE, QWEN_GGUF_SHA256):
-                from rag.models.llm import _get_llama, _llama_key
+                from rag.models.chat.llama_cpp import _get_llama, _llama_key
 
                 s = settings.llm
                 _get_llama(_llama_key(gguf_path(settings.cache_dir), s.n_ctx, s.n_threads, s.n_batch))

@@ -18,13 +18,9 @@ from pathlib import Path
 
 from rag.core.config import load_settings
 from rag.eval import metrics
-from rag.eval.runner import (
-    load_dataset,
-    load_split,
-    open_dataset_index,
-    retrieval_metrics,
-    split_dataset,
-)
+from rag.eval.datasets import load_dataset, load_split, split_dataset
+from rag.eval.runner import open_dataset_index
+from rag.eval.scoring import retrieval_metrics
 from rag.index.sentence_view import sentence_texts
 
 SQUAD = Path(__file__).resolve().parent.parent / "evals" / "datasets" / "squad-dev-mini"

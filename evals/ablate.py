@@ -21,13 +21,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rag.core.config import load_settings
-from rag.eval.runner import (
-    evaluate_answers,
-    load_dataset,
-    open_dataset_index,
-    retrieval_metrics,
-    select_questions,
-)
+from rag.eval.datasets import load_dataset, select_questions
+from rag.eval.runner import evaluate_answers, open_dataset_index
+from rag.eval.scoring import retrieval_metrics
 from rag.index.retrieve import convex_fuse, fuse
 
 COLUMNS = ("retrieval.recall@1", "retrieval.recall@5", "retrieval.recall@10", "retrieval.mrr", "retrieval.ndcg@10")

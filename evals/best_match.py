@@ -22,8 +22,9 @@ from pathlib import Path
 
 from rag.answer import context
 from rag.core.config import load_settings
+from rag.eval.datasets import load_dataset, load_split, split_dataset
 from rag.eval.metrics import contains_answer
-from rag.eval.runner import load_dataset, load_split, open_dataset_index, split_dataset
+from rag.eval.runner import open_dataset_index
 
 
 def measure(qa, questions: list[dict], settings) -> dict[str, float]:

@@ -3,7 +3,7 @@
     python evals/set_floors.py gate-squad-test /tmp/gate40.json
     python evals/set_floors.py squad-test-small /tmp/gate40.json q1,q2,...   # a subset of the run's questions
 
-Floors (ceilings for `abstention.answerable_abstained`) for the metrics in `rag.eval.runner.GATED`; the
+Floors (ceilings for `abstention.answerable_abstained`) for the metrics in `rag.eval.gates.GATED`; the
 standard errors are the run's own (per-question or per-citation sd / sqrt(n), with a pseudo-count for
 rates at 0 or 1). Other sections of floors.json are kept.
 """
@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from rag.eval.runner import answer_metrics, standard_errors, suggest_floors
+from rag.eval.gates import suggest_floors
+from rag.eval.scoring import answer_metrics, standard_errors
 
 FLOORS = Path(__file__).resolve().parent / "floors.json"
 

@@ -371,14 +371,16 @@ def provision(home: HomeOpt = None, llm: Annotated[bool, typer.Option("--llm/--n
 
 @app.command("eval")
 def eval_cmd(
-    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Folder with corpus.jsonl and questions.jsonl.")] = None,
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Folder with corpus.jsonl (or documents.json, read from --files) and questions.jsonl.")] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Measure retrieval only (no LLM).")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N questions (after shuffling with --seed).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Shuffle questions with this seed before --limit.")] = None,
     llm: Annotated[Optional[str], typer.Option("--llm", help="Chat model provider: local, openai or fake.")] = None,
     mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid, dense or bm25.")] = None,
     k: Annotated[Optional[int], typer.Option("--k", "-k", help="Passages per answer (default retrieval.k).")] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="Only the questions of this split of the dataset's split.json (dev or test).")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Only the questions of this split (dev or test): each question's own 'split', else the dataset's split.json. A file-backed dataset ingests only that split's documents.")] = None,
+    kind: Annotated[Optional[str], typer.Option("--kind", help="Only the questions of this kind (table, steps, definition, heading, fact).")] = None,
+    files: Annotated[Optional[Path], typer.Option("--files", help="Where a file-backed dataset's documents are (<doc_id>.<ext>; default ~/.cache/rag-evals/<dataset>/files).")] = None,
     qids: Annotated[Optional[Path], typer.Option("--qids", help="Only the questions whose qid is listed in this file (one a line).")] = None,
     gold_passages: Annotated[bool, typer.Option("--gold-passages", help="Answer from each question's gold documents only: the reader's ceiling, retrieval cannot miss.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics and per-question results as JSON here.")] = None,
@@ -401,7 +403,7 @@ def eval_cmd(
     settings = _open(home, None).settings
     result = run_eval(settings, dataset, retrieval_only=retrieval_only, limit=limit, seed=seed, mode=mode,
                       llm=llm, k=k, progress=True, split=split, qids=_read_qids(qids) if qids else None,
-                      gold_passages=gold_passages)
+                      gold_passages=gold_passages, kind=kind, files=files)
     _console().print(result.table(), markup=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -525,7 +527,7 @@ def _rich_escape(text: str) -> str:
 
     return escape(text)
 def _read_qids(path: Path) -> list[str]:
-    from rag.eval.runner import read_qids
+    from rag.eval.datasets import read_qids
 
     return read_qids(path)
 

@@ -86,7 +86,7 @@ def real_settings(tmp_path):
 @contextmanager
 def serving(qa):
     """The UI app for `qa` on a free loopback port, in a background thread; yields its URL."""
-    from ui.app import build_app
+    from ui.layout import build_app
 
     demo = build_app(qa)
     with socket.socket() as s:

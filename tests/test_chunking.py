@@ -274,11 +274,11 @@ def test_two_megabytes_is_fast_and_counts_each_unit_once() -> None:
 
 @pytest.fixture(scope="module")
 def cl100k(tmp_path_factory):
-    """The real cl100k_base encoding, provisioned offline by rag.models.provision."""
+    """The real cl100k_base encoding, provisioned offline by rag.models.tokenizer."""
     tiktoken = pytest.importorskip("tiktoken")
     saved = dict(os.environ)  # ensure_tiktoken points env vars at the tmp cache
     try:
-        from rag.models.provision import ensure_tiktoken
+        from rag.models.tokenizer import ensure_tiktoken
     except ImportError:
         ensure_tiktoken = None
     try:
@@ -288,7 +288,7 @@ def cl100k(tmp_path_factory):
         try:
             return tiktoken.get_encoding("cl100k_base")
         except Exception as exc:  # offline and not cached
-            pytest.skip(f"cl100k_base unavailable offline and rag.models.provision.ensure_tiktoken missing: {exc}")
+            pytest.skip(f"cl100k_base unavailable offline and rag.models.tokenizer.ensure_tiktoken missing: {exc}")
     finally:
         os.environ.clear()
         os.environ.update(saved)

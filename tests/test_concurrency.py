@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
-from rag.models.llm import GenerationQueue
+from rag.models.chat.queue import GenerationQueue
 from rag.serve.api import DocQA
 from tests.conftest import serving
 from tests.test_ui import REPLY, make_settings

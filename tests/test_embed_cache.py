@@ -7,8 +7,9 @@ import pytest
 
 from rag.core.config import load_settings
 from rag.core.errors import IndexMismatchError
-from rag.models.embed_cache import CachedEmbeddings, EmbeddingCache
-from rag.models.embeddings import FakeEmbeddings, with_cache
+from rag.models.embedders.cache import CachedEmbeddings, EmbeddingCache
+from rag.models.embedders.factory import with_cache
+from rag.models.embedders.fake import FakeEmbeddings
 from rag.serve.api import DocQA
 
 

@@ -12,7 +12,7 @@ all 45 seed questions (`gate-seed`) and on the fixed 40-question sample of the s
 (`evals/datasets/squad-dev-mini/gate-test-40.txt`, 24 answerable and 16 unanswerable; `gate-squad-test`).
 
 The `gate-squad-test` floors (its 40 questions) and the `gate-seed` floors come from
-`evals/results/issue9-echo/{squad-test,seed}.json`, the runs at commit 3e6693b. Floors are the measured value minus two
+`evals/results/gate-baseline/{squad-test,seed}.json`, the runs at commit 3e6693b. Floors are the measured value minus two
 standard errors (`python evals/set_floors.py`); ceilings, for
 `abstention.answerable_abstained`, plus two. A metric below its floor (above its ceiling) fails.
 """
@@ -25,7 +25,9 @@ from pathlib import Path
 import pytest
 
 from rag.core.config import load_settings
-from rag.eval.runner import Dataset, check_floors, load_dataset, read_qids, run_eval
+from rag.eval.datasets import Dataset, load_dataset, read_qids
+from rag.eval.gates import check_floors
+from rag.eval.runner import run_eval
 from tests.conftest import shared_cache
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +66,7 @@ def test_floors_file_names_known_metrics():
 
 
 def test_gate_sample_is_fixed_and_from_the_test_split():
-    from rag.eval.runner import load_split, split_dataset
+    from rag.eval.datasets import load_split, split_dataset
 
     test = {q["qid"]: q for q in split_dataset(load_dataset(SQUAD), load_split(SQUAD, "test")).questions}
     assert len(GATE_SAMPLE) == 40 and len(set(GATE_SAMPLE)) == 40 and set(GATE_SAMPLE) <= set(test)
@@ -73,7 +75,7 @@ def test_gate_sample_is_fixed_and_from_the_test_split():
 
 @pytest.mark.xfail(strict=True, reason=(
     "the tool abstains on only 5 of the 16 unanswerable test-sample questions (0.31, measured at commit 066a164 "
-    "and again in evals/results/issue9-echo), "
+    "and again in evals/results/gate-baseline), "
     "which is already the level of the drop; the floor at value - 2 SE is 0.07. Remove this marker when "
     "abstention improves and the floors are reset (then a drop to 3/11 must fail the gate)"))
 def test_floors_catch_the_squad_abstention_drop():

@@ -1,4 +1,4 @@
-"""Honest measurement (issue 9): passage-level citations, raw vs shown, strict vs lenient, abstention steps,
+"""Honest measurement: passage-level citations, raw vs shown, strict vs lenient, abstention steps,
 the dev/test split, list answers and conversation turns, floors from standard errors."""
 
 from __future__ import annotations
@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 
 from rag.core.types import Answer, Chunk, Citation
+from rag.eval.datasets import gold_spans, load_dataset, load_split, split_dataset
+from rag.eval.gates import suggest_floors
 from rag.eval.metrics import list_items
-from rag.eval.runner import (
+from rag.eval.scoring import (
     abstention_table,
     answer_metrics,
-    doubt_sweep,
-    gold_spans,
-    load_dataset,
-    load_split,
-    rescored,
     score_answer,
-    split_dataset,
     standard_errors,
-    suggest_floors,
+)
+from rag.eval.sweeps import (
+    doubt_sweep,
+    rescored,
     sureness_sweep,
     verification_sweep,
     without_verification,

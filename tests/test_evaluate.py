@@ -13,17 +13,10 @@ from rag.cli import app
 from rag.core.errors import ConfigError
 from rag.core.types import Answer, Chunk, Citation
 from rag.eval import metrics
+from rag.eval.datasets import load_dataset, select_questions
 from rag.eval.report import compare, load_result, write_report
-from rag.eval.runner import (
-    CATEGORIES,
-    EvalResult,
-    answer_metrics,
-    categorize,
-    load_dataset,
-    run_eval,
-    score_answer,
-    select_questions,
-)
+from rag.eval.runner import EvalResult, run_eval
+from rag.eval.scoring import CATEGORIES, answer_metrics, categorize, score_answer
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "evals" / "datasets" / "seed"
@@ -385,7 +378,7 @@ def test_cli_eval_errors_are_one_line(fake_env, dataset, args, message):
 
 
 def test_check_floors_reports_floors_and_ceilings():
-    from rag.eval.runner import check_floors
+    from rag.eval.gates import check_floors
 
     scores = {"retrieval.recall@5": 0.9, "abstention.answerable_abstained": 0.3}
     assert check_floors(scores, {"retrieval.recall@5": 0.85, "abstention.answerable_abstained": {"max": 0.5}}) == []
@@ -439,12 +432,12 @@ def test_best_match_measure_finds_the_gold_answer_in_the_evidence_shown_first(se
 
 def test_the_dataset_index_is_rebuilt_for_a_new_embedding_graph(monkeypatch):
     """An eval index embedded by an older ONNX export is not reused (its vectors and the queries' would mix)."""
-    import rag.models.onnx_embeddings
+    import rag.models.embedders.onnx
     from rag.core.config import load_settings
     from rag.eval.runner import index_fingerprint
 
     onnx, torch = (load_settings(environ={}, embedding={"backend": b}) for b in ("onnx-int8", "torch"))
     before = index_fingerprint(onnx), index_fingerprint(torch)
-    monkeypatch.setattr(rag.models.onnx_embeddings, "EXPORT_VERSION", rag.models.onnx_embeddings.EXPORT_VERSION + "-next")
+    monkeypatch.setattr(rag.models.embedders.onnx, "EXPORT_VERSION", rag.models.embedders.onnx.EXPORT_VERSION + "-next")
     assert index_fingerprint(onnx) != before[0]
     assert index_fingerprint(torch) == before[1]

@@ -11,7 +11,8 @@ from rag.cli import app
 from rag.core.config import load_settings
 from rag.core.errors import ConfigError, ConversationError
 from rag.core.types import Chunk
-from rag.eval.runner import load_dataset, run_eval
+from rag.eval.datasets import load_dataset
+from rag.eval.runner import run_eval
 from rag.memory.feedback import parse_rating, rebuild_text
 from rag.serve.api import DocQA
 from tests.conftest import shared_cache

@@ -49,7 +49,7 @@ def docs(tmp_path) -> Path:
 
 @pytest.fixture
 def qa(fake_settings):
-    from rag.models.embeddings import make_embeddings
+    from rag.models.embedders.factory import make_embeddings
 
     return DocQA(fake_settings, embeddings=CountingEmbeddings(make_embeddings(fake_settings)))
 
@@ -236,7 +236,7 @@ class FailingAfter(CountingEmbeddings):
 def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fake_settings, tmp_path, monkeypatch):
     from rag.core.errors import RagError
     from rag.ingest import pipeline as ingest_mod
-    from rag.models.embeddings import make_embeddings
+    from rag.models.embedders.factory import make_embeddings
 
     monkeypatch.setattr(ingest_mod, "_FLUSH_CHUNKS", 2)
     folder = tmp_path / "many"
@@ -261,7 +261,7 @@ def test_embedding_failure_midway_keeps_earlier_batches_and_releases_the_lock(fa
 def test_a_small_tail_is_not_a_chunk_of_its_own(fake_settings, tmp_path):
     """A document a little over chunk_tokens is one chunk (`chunking.tail_tokens`), not a full chunk plus a
     second one that is mostly a copy of the overlap; with tail_tokens=0 it is two."""
-    from rag.models.embeddings import make_embeddings
+    from rag.models.embedders.factory import make_embeddings
 
     folder = tmp_path / "tail"
     folder.mkdir()

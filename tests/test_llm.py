@@ -1,4 +1,4 @@
-"""Tests for rag.models.llm: the provider factory, message mapping and the local llama.cpp adapter."""
+"""Tests for rag.models.chat: the provider factory, message mapping and the local llama.cpp adapter."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, System
 
 from rag.core.config import default_home, load_settings
 from rag.core.errors import ConfigError, ModelNotInstalledError
-from rag.models import llm as llm_mod
-from rag.models.llm import (
-    DEFAULT_FAKE_RESPONSE,
-    LlamaCppChat,
-    describe_llm,
-    make_chat_model,
-    to_openai_messages,
-)
+from rag.models.chat import factory as chat_factory
+from rag.models.chat import llama_cpp as llama_mod
+from rag.models.chat.factory import DEFAULT_FAKE_RESPONSE, describe_llm, make_chat_model
+from rag.models.chat.llama_cpp import LlamaCppChat, to_openai_messages
 
 
 def _settings(tmp_path, **llm):
@@ -93,9 +89,9 @@ def test_openai_package_missing(tmp_path, monkeypatch):
 
 
 def test_local_llama_cpp_missing(tmp_path, monkeypatch):
-    real = llm_mod.importlib.util.find_spec
+    real = chat_factory.importlib.util.find_spec
     monkeypatch.setattr(
-        llm_mod.importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a)
+        chat_factory.importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name, *a)
     )
     with pytest.raises(ModelNotInstalledError, match="pip install llama-cpp-python"):
         make_chat_model(_settings(tmp_path, provider="local"))
@@ -108,7 +104,7 @@ def test_local_with_model_path_is_lazy(tmp_path):
     assert isinstance(model, LlamaCppChat)
     assert model.model_path == str(gguf)
     assert (model.n_ctx, model.n_threads, model.n_batch, model.threads) == (2048, 3, 512, 3)
-    assert model._key not in llm_mod._llamas  # nothing loaded until first use
+    assert model._key not in llama_mod._llamas  # nothing loaded until first use
 
 
 def test_local_missing_model_path_is_a_config_error(tmp_path):
@@ -148,10 +144,10 @@ def test_describe_llm(tmp_path):
 @pytest.fixture(scope="module")
 def local_model():
     """The packaged Qwen model, assembled once into the user cache (or $RAG_TEST_CACHE_DIR)."""
-    from rag.models import provision
+    from rag.models.chat import gguf
 
     cache = Path(os.environ.get("RAG_TEST_CACHE_DIR") or default_home() / "cache")
-    path = provision.ensure_gguf(cache)
+    path = gguf.ensure_gguf(cache)
     return LlamaCppChat(model_path=str(path), max_tokens=16)
 
 

@@ -86,6 +86,7 @@ def write(tmp_path: Path, name: str, data: bytes | str) -> Path:
 
 def test_supported_suffixes():
     assert SUPPORTED_SUFFIXES == frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx",
+                                            ".pptx", ".xlsx", ".csv", ".epub", ".odt", ".eml",  # tests/test_formats.py
                                             ".png", ".jpg", ".jpeg"})  # images: read by OCR (rag[ocr])
 
 
@@ -455,6 +456,55 @@ def test_loaded_document_is_frozen():
     doc = LoadedDocument(text="t", title="t", url=None)
     with pytest.raises(AttributeError):
         doc.text = "x"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- layout and sections
+
+
+def test_pdf_layout_noise_and_outline_sections(tmp_path):
+    from tests.test_layout import typeset_pdf
+
+    body = [["Tide tables", "High water is at noon.", "Low water follows six hours later."],
+            ["Ferry times", "The first ferry leaves at seven.", "The last ferry leaves at ten."],
+            ["Fares", "Adults pay four pounds.", "Children travel free."],
+            ["Contacts", "Call the harbour office.", "It opens at nine."]]
+    pages = [[(72, 750, f"Harbour Guide {n + 1}")] + [(72, 700 - 14 * i, t) for i, t in enumerate(lines)]
+             + [(300, 40, f"{n + 1}/4")] for n, lines in enumerate(body)]
+    outline = [(0, "Tide tables", 0), (0, "Ferries", 1), (1, "Ferry times", 1), (1, "Fares", 2), (0, "Contacts", 3)]
+    doc = load_document(write(tmp_path, "guide.pdf", typeset_pdf(pages, outline)))
+    assert "Harbour Guide" not in doc.text and "/4" not in doc.text
+    assert doc.text.startswith("Tide tables\nHigh water is at noon.")
+    assert doc.section_at(doc.text.index("Adults pay")) == "Ferries › Fares"
+    assert doc.section_at(doc.text.index("first ferry")) == "Ferries › Ferry times"
+    assert doc.page_at(doc.text.index("Adults pay")) == 3
+
+
+def test_pdf_without_outline_has_no_sections(tmp_path):
+    doc = load_document(write(tmp_path, "plain.pdf", make_pdf([["Only page."]])))
+    assert doc.sections == () and doc.section_at(0) == ""
+
+
+def test_markdown_html_docx_headings_give_sections(tmp_path):
+    md = load_document(write(tmp_path, "guide.md", "# Guide\n\nIntro.\n\n## Install\n\nRun it.\n"))
+    assert md.section_at(md.text.index("Run it")) == "Guide › Install"
+    assert load_document(write(tmp_path, "notes.txt", "# Not a heading\n\nText.")).sections == ()
+    page = ("<html><head><title>Harbour guide</title></head><body><article><h1>Harbour guide</h1>"
+            "<p>Welcome to the harbour, where ferries sail every day of the week.</p><h2>Ferries</h2>"
+            "<p>The ferry leaves at seven in the morning and returns at noon.</p><h3>Fares</h3>"
+            "<p>Adults pay four pounds and children travel free on every crossing.</p></article></body></html>")
+    html = load_document(write(tmp_path, "guide.html", page))
+    assert html.section_at(html.text.index("Adults pay")) == "Ferries › Fares"  # the h1 repeats the title
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Ferries", level=1)
+    document.add_paragraph("The ferry leaves at seven.")
+    document.add_heading("Fares", level=2)
+    document.add_paragraph("Adults pay four pounds.")
+    document.save(tmp_path / "guide.docx")
+    word = load_document(tmp_path / "guide.docx")
+    assert word.section_at(word.text.index("Adults pay")) == "Ferries › Fares"
+    assert word.section_at(word.text.index("The ferry")) == "Ferries"
 
 
 # --------------------------------------------------------------------------- properties

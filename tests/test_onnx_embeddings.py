@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag.core.config import load_settings
-from rag.models.embeddings import make_embedder
+from rag.models.embedders.factory import make_embedder
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_onnx_vectors_match_torch(embedders):
 
 
 def test_export_is_provisioned_once(embedders, tmp_path):
-    from rag.models.provision import ensure_onnx_embedding
+    from rag.models.embedders.files import ensure_onnx_embedding
     from tests.conftest import shared_cache
 
     settings = load_settings(environ={}, home=tmp_path, cache=shared_cache())
@@ -62,7 +62,7 @@ def test_export_is_provisioned_once(embedders, tmp_path):
 
 def test_runs_embedded_side_by_side_come_back_to_their_texts(embedders):
     """Documents go out in short runs, one thread per run, several runs at once: order must survive."""
-    from rag.models.onnx_embeddings import RUN_ROWS, OnnxEmbeddings
+    from rag.models.embedders.onnx import RUN_ROWS, OnnxEmbeddings
 
     emb = embedders["onnx-int8"]
     texts = [f"{i}. " + " ".join(TEXTS[i % 3].split()[: 4 + (7 * i) % 15]) for i in range(5 * RUN_ROWS + 1)]
@@ -77,11 +77,11 @@ def test_runs_embedded_side_by_side_come_back_to_their_texts(embedders):
 
 
 def test_layer_norms_run_unfused(embedders, tmp_path):
-    """ONNX Runtime's SkipLayerNormalization kernel was the slow one here (rag.models.onnx_embeddings._UNFUSED):
+    """ONNX Runtime's SkipLayerNormalization kernel was the slow one here (rag.models.embedders.onnx._UNFUSED):
     neither the provisioned graphs nor the graphs the sessions run hold it."""
     import onnx
 
-    from rag.models.onnx_embeddings import open_session
+    from rag.models.embedders.onnx import open_session
 
     for backend in ("onnx", "onnx-int8"):
         path = embedders[backend].onnx_path

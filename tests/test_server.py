@@ -79,7 +79,8 @@ def test_chat_completion_with_citations(api):
     extra = message.model_extra
     assert extra["abstained"] is False and "total_ms" in extra["timings"]
     [cite] = extra["citations"]
-    assert set(cite) == {"n", "chunk_id", "source", "title", "page", "quote", "url", "support", "supported"}
+    assert set(cite) == {"n", "chunk_id", "source", "title", "page", "section", "quote", "url", "support",
+                         "supported"}
     assert cite["n"] == 1 and cite["source"].endswith("news.txt") and cite["quote"].startswith("Six")
 
 

@@ -21,9 +21,12 @@ from rag.core.types import Answer, Chunk, Citation
 from rag.ingest.loaders import SUPPORTED_SUFFIXES
 from rag.ingest.uploads import safe_filename, save_uploads
 from rag.serve.api import DocQA
+from rag.serve.http import is_loopback
 from tests.conftest import serving, shared_cache
 from ui.access import load_auth
-from ui.app import Handlers, build_app, is_loopback, serve
+from ui.app import serve
+from ui.handlers import Handlers
+from ui.layout import build_app
 from ui.render import highlight, link_markers, render_citation, render_sources
 
 XSS = "<script>alert(1)</script> <img src=x onerror=alert(1)>"

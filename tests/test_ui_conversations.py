@@ -9,8 +9,9 @@ import pytest
 
 from rag.serve.api import DocQA
 from tests.test_ui import DOC, REPLY, make_settings, run_chat
-from ui.app import Handlers, build_app
 from ui.conversations import NO_SAVED, ConversationHandlers
+from ui.handlers import Handlers
+from ui.layout import build_app
 
 QUESTION = "How many companies changed their business scope?"
 QUOTE = "<mark>Six foreign-invested companies changed their business scope on 6 September.</mark>"

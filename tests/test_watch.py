@@ -38,7 +38,7 @@ class CountingEmbeddings:
 
 @pytest.fixture
 def qa(fake_settings):
-    from rag.models.embeddings import make_embeddings
+    from rag.models.embedders.factory import make_embeddings
 
     return DocQA(fake_settings, embeddings=CountingEmbeddings(make_embeddings(fake_settings)))
 
@@ -198,7 +198,7 @@ def test_broken_file_is_retried_before_it_is_reported_skipped(qa, folder):
 
 def test_watched_folder_is_registered_and_resumed_by_the_ui(qa, folder):
     pytest.importorskip("gradio")
-    from ui.app import Handlers
+    from ui.handlers import Handlers
 
     h = Handlers(qa)
     h.watch(str(folder), None)
@@ -225,7 +225,7 @@ def test_watched_folder_is_registered_and_resumed_by_the_ui(qa, folder):
 def test_ui_watch_is_limited_to_allowed_folders(tmp_path):
     pytest.importorskip("gradio")
     from rag.core.config import UISettings
-    from ui.app import watch_refusal
+    from ui.handlers import watch_refusal
 
     inside, outside = tmp_path / "shared" / "team", tmp_path / "private"
     assert watch_refusal(UISettings(), outside) is None  # loopback: the user is on this machine

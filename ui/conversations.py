@@ -121,7 +121,7 @@ class ConversationHandlers:
     """Callbacks for saving, listing, reopening, renaming, exporting and deleting conversations, and feedback."""
 
     def __init__(self, handlers):
-        self.h = handlers  # ui.app.Handlers: qa_for(), _surface()
+        self.h = handlers  # ui.handlers.Handlers: qa_for(), _surface()
         self._save_lock = threading.Lock()
 
     # --- saving and reopening ----------------------------------------------------------------

@@ -4,12 +4,16 @@ Every piece of document or model text goes through `html.escape` here; the
 only markup is ours. `[n]` markers become `<a class="cite-ref">` links to a
 `<details class="cite">` block below the answer holding the cited passage with
 its quote in `<mark>`; `CITE_JS` (run by the browser once, on the conversation
-component) opens the block on click. Without JavaScript the link is a plain
-fragment link, and Chromium opens a closed `<details>` around a fragment target.
+component) opens the block on click and, for a page of a PDF, asks the server for
+the page as a picture (`render_page_view`, shown in the sources column). Without
+JavaScript the link is a plain fragment link, and Chromium opens a closed
+`<details>` around a fragment target.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass
 from html import escape
@@ -17,6 +21,7 @@ from pathlib import PurePath
 from urllib.parse import urlparse
 
 from rag.core.types import Answer, Chunk, Citation, Evidence
+from rag.ingest.pages import PageImage
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -162,6 +167,9 @@ def render_citation(turn: int, c: Citation) -> str:
         else [f'<span class="rag-file">{e(name)}</span>']
     if c.page:
         where.append(f"p. {int(c.page)}")
+    section = getattr(c, "section", "")
+    if section:  # the deepest heading beside the page; the whole path is in the body
+        where.append(f'<span class="rag-section" title="{e(section)}">{e(_short(section.split(" › ")[-1], 60))}</span>')
     if getattr(c, "ocr", False):
         where.append(_OCR_TAG)
     support = (f'<span class="rag-support">support {c.support:.2f}</span>' if c.supported
@@ -171,6 +179,8 @@ def render_citation(turn: int, c: Citation) -> str:
     meta = [_meta("File", e(c.source))]
     if c.title and c.title != name:
         meta.append(_meta("Title", e(c.title)))
+    if section:
+        meta.append(_meta("Section", e(section)))
     line = [_meta_item("Page", str(int(c.page)))] if c.page else []
     if getattr(c, "ocr", False):
         line.append(_meta_item("Text", "read by OCR (may contain recognition errors)"))
@@ -182,9 +192,15 @@ def render_citation(turn: int, c: Citation) -> str:
         meta.append(_meta("URL", f'<a href="{e(url)}" target="_blank" rel="noopener noreferrer nofollow">{e(url)}</a>'))
     elif c.url:
         meta.append(_meta("URL", e(c.url)))
-    return (f'<details class="rag-cite" id="{cite_id(turn, c.n)}" data-n="{c.n}">{summary}'
+    pdf_page = f' data-pdf-page="{int(c.page)}"' if has_pdf_page(c) else ""  # CITE_JS asks for the page view
+    return (f'<details class="rag-cite" id="{cite_id(turn, c.n)}" data-n="{c.n}"{pdf_page}>{summary}'
             f'<div class="rag-cite-body"><div class="rag-meta">{"".join(meta)}</div>'
             f'<blockquote class="rag-passage">{highlight(c)}</blockquote></div></details>')
+
+
+def has_pdf_page(c: Citation) -> bool:
+    """Whether the citation's page of a PDF can be shown as a picture (`render_page_view`)."""
+    return bool(c.page) and c.source.lower().endswith(".pdf")
 
 
 _OCR_TAG = '<span class="rag-ocr" title="this text was read from a scan or image by OCR">(OCR)</span>'
@@ -288,6 +304,34 @@ def render_sources(answer: Answer | Evidence | None, *, searching: bool = False)
     return f'<div class="rag-sources">{head}{"".join(rows)}</div>'
 
 
+# --- the page view: the cited page of a PDF as a picture ---------------------------------------
+def render_page_view(cite: str, c: Citation, image: PageImage) -> str:
+    """The page of citation `c` (element id `cite`) as an image with the quote highlighted, and a caption
+    saying what the highlight shows. The PNG travels as a data URL: nothing else is fetched."""
+    name = display_name(c.source)
+    found = {"quote": "the quoted text is highlighted", "part": "part of the quoted text is highlighted",
+             "": "the quoted text was not found in the page's text layer"}.get(image.match, "")
+    if c.page and image.page != int(c.page):
+        found += f" (the passage starts on p. {int(c.page)})"
+    boxes = json.dumps([list(b) for b in image.pixel_boxes])
+    src = "data:image/png;base64," + base64.b64encode(image.png).decode("ascii")
+    alt = f"Page {image.page} of {name}" + (", the quoted text highlighted" if image.match else "")
+    return (f'<figure class="rag-page" data-cite="{e(cite)}" data-page="{image.page}" data-source-name="{e(name)}" '
+            f'data-match="{e(image.match)}" data-boxes="{e(boxes)}" '
+            f'data-content="{e(json.dumps(list(image.content)))}" data-width="{image.width}">'
+            f'<figcaption><span><b>[{c.n}]</b> <span class="rag-file">{e(name)}</span> · p. {image.page} · {e(found)}'
+            f'</span><button type="button" class="rag-page-close" title="close the page" aria-label="close the page">'
+            f'×</button></figcaption><div class="rag-page-scroll"><img src="{e(src)}" width="{image.width}" '
+            f'height="{image.height}" alt="{e(alt)}" title="click: whole page / zoom in"></div></figure>')
+
+
+def render_page_error(c: Citation | None, message: str) -> str:
+    """Why the page of a citation cannot be shown, in place of the picture."""
+    where = f"[{c.n}] {display_name(c.source)}" + (f" · p. {int(c.page)}" if c.page else "") + ": " if c else ""
+    return (f'<div class="rag-page rag-page-error" role="alert"><b>Cannot show the page.</b> {e(where)}{e(message)}'
+            '</div>')
+
+
 def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
@@ -306,12 +350,50 @@ if (!element.dataset.citeBound) {
     ev.preventDefault();
     const box = element.querySelector("#" + CSS.escape(link.dataset.cite));
     if (!box) return;
+    const wasOpen = box.open;
     box.open = true;
     box.classList.remove("rag-flash");
     void box.offsetWidth;
     box.classList.add("rag-flash");
     box.scrollIntoView({block: "nearest", behavior: "smooth"});
+    if (wasOpen) showPage(box);  // else the toggle below asks
   });
+  // a citation of a PDF page opened (by its [n] or its summary): the page view asks the server for the page
+  const showPage = (box) => {
+    if (box.dataset.pdfPage) trigger("open_page", {cite: box.id});
+  };
+  element.addEventListener("toggle", (ev) => {
+    const box = ev.target;
+    if (box instanceof HTMLDetailsElement && box.open && box.classList.contains("rag-cite")) showPage(box);
+  }, true);
+}
+"""
+
+# The page view: the page's text (margins cut off) fills the panel's width, scrolled to the highlight; a click
+# on the picture shows the whole page and back; × closes it.
+PAGE_JS = """
+if (!element.dataset.pageBound) {
+  element.dataset.pageBound = "1";
+  const layout = () => {
+    const fig = element.querySelector(".rag-page[data-boxes]");
+    if (!fig) return;
+    const img = fig.querySelector("img"), pane = fig.querySelector(".rag-page-scroll");
+    const width = Number(fig.dataset.width) || img.naturalWidth || 1;
+    const [left, , right] = JSON.parse(fig.dataset.content || "[]");
+    const fit = fig.classList.contains("rag-fit") || !(right > left);
+    // no larger than the PNG itself: past that the text only blurs
+    img.style.width = fit ? "100%" : Math.min(width, pane.clientWidth * width / (right - left)) + "px";
+    const k = img.clientWidth / width;
+    const first = JSON.parse(fig.dataset.boxes || "[]")[0];
+    pane.scrollLeft = fit ? 0 : left * k;
+    pane.scrollTop = first ? Math.max(0, first[1] * k - pane.clientHeight / 3) : 0;
+  };
+  element.addEventListener("click", (ev) => {
+    if (ev.target.closest(".rag-page-close")) { props.value = ""; return; }
+    const fig = ev.target.closest(".rag-page");
+    if (fig && ev.target.tagName === "IMG") { fig.classList.toggle("rag-fit"); layout(); }
+  });
+  watch("value", () => { layout(); element.scrollIntoView({block: "nearest"}); });
 }
 """
 
@@ -357,4 +439,13 @@ a.cite-ref:hover { text-decoration: underline; }
 .rag-cited { font-size: 11px; font-weight: 600; color: var(--color-accent); margin-left: 4px; }
 .rag-is-cited { border-color: var(--color-accent); }
 .rag-snippet { font-size: 12px; color: var(--body-text-color-subdued); margin-top: 2px; }
+.rag-page { margin: 0 0 10px; border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px; }
+.rag-page figcaption { display: flex; gap: 6px; align-items: flex-start; font-size: 12px; margin-bottom: 4px;
+  color: var(--body-text-color-subdued); }
+.rag-page-close { margin-left: auto; border: none; background: none; cursor: pointer; font-size: 18px; line-height: 1;
+  color: inherit; padding: 0 4px; }
+.rag-page-scroll { max-height: 60vh; overflow-y: auto; overflow-x: hidden; background: #fff; border-radius: 4px; }
+.rag-page img { display: block; width: 100%; height: auto; max-width: none; cursor: zoom-out; }
+.rag-page.rag-fit img { cursor: zoom-in; }
+.rag-page-error { font-size: 13px; border-color: #d33; background: rgba(221, 51, 51, 0.06); }
 """

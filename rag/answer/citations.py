@@ -128,7 +128,7 @@ def _citation(n: int, passage: Passage, claim: str, threshold: float) -> Citatio
     return Citation(
         n=n, chunk_id=c.chunk_id, source=c.source, title=c.title, page=c.page, quote=c.text[qs:qe],
         score=c.score, support=round(support, 3), supported=support >= threshold, url=c.url, text=c.text,
-        quote_start=qs, quote_end=qe, ocr=c.ocr,
+        quote_start=qs, quote_end=qe, ocr=c.ocr, section=c.section,
     )
 
 

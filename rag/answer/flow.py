@@ -214,7 +214,7 @@ class AnswerDeps:
     chat_model: object
     count_tokens: Callable[[str], int]
     settings: object  # Settings
-    queue: object = None  # rag.models.llm.GenerationQueue of a local model (one answer at a time), else None
+    queue: object = None  # rag.models.chat.queue.GenerationQueue of a local model (one answer at a time), else None
     extra: dict = field(default_factory=dict)
 
 

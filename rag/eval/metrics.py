@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -53,6 +54,37 @@ def ndcg_at_k(retrieved_docs: Sequence[str], gold: set[str], k: int = 10) -> flo
             dcg += 1.0 / math.log2(rank + 1)
     ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(len(gold), k) + 1))
     return dcg / ideal if ideal else 0.0
+
+
+_PLAIN = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "`": "'", "´": "'", "“": '"', "”": '"',
+                       "„": '"', "″": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "\xa0": " "})
+
+
+def plain_text(text: str) -> str:
+    """Quotes, dashes and whitespace made plain (NFKC), a word hyphenated at a line end joined again."""
+    text = re.sub(r"[\ufffe\u00ad]\s*", "", text)  # pdfium marks a hyphenation point with U+FFFE
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).translate(_PLAIN)).strip()
+
+
+def contains_text(text: str, answer: str) -> bool:
+    """Whether `answer` occurs in `text` as written, after `plain_text` (the manuals set's check.py rule).
+
+    Case matters for codes and short answers ('%I' is not '%i'; at most 4 characters, or starting with
+    %, a quote, - or \\); an answer that begins or ends with a letter or digit must not run on into a
+    longer word or number ('8' is not found in '48'). Longer answers also match with all spaces removed,
+    as PDF text sometimes splits or joins words.
+    """
+    a = plain_text(answer)
+    if not a:
+        return False
+    exact = len(a) <= 4 or a[0] in "%'\"-\\"
+    hay = plain_text(text) if exact else plain_text(text).lower()
+    needle = a if exact else a.lower()
+    left = r"(?<![\w])" if needle[0].isalnum() else ""
+    right = r"(?![\w])" if needle[-1].isalnum() else ""
+    if re.search(left + re.escape(needle) + right, hay):
+        return True
+    return len(a) > 4 and re.sub(r"\s+", "", needle) in re.sub(r"\s+", "", hay)
 
 
 # --- answers --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """What `rag eval` writes besides its table: the Markdown report, its chart, and `--compare`.
 
 The report lists every failed question with its category (see
-`rag.eval.runner.categorize`), the counts per category, and embeds one PNG bar
+`rag.eval.scoring.categorize`), the counts per category, and embeds one PNG bar
 chart of the run's rate metrics, saved next to the report (`<report>.png`).
 """
 
@@ -11,14 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rag.eval.runner import (
-    CATEGORIES,
-    EvalResult,
-    abstention_table,
-    doubt_sweep,
-    sureness_sweep,
-    verification_sweep,
-)
+from rag.eval.runner import EvalResult
+from rag.eval.scoring import CATEGORIES, abstention_table, by_kind
+from rag.eval.sweeps import doubt_sweep, sureness_sweep, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
 CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness")
@@ -74,6 +69,16 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
         lines += [f"![metrics]({chart_name})", ""]
     lines += ["## Metrics", "", "| metric | value |", "|---|---:|"]
     lines += [f"| `{k}` | {_cell(v)} |" for k, v in result.metrics.items()]
+    kinds = by_kind(result.per_question)
+    if kinds:
+        cols = list(next(iter(kinds.values())))
+        lines += ["", "## By kind", "",
+                  "The questions of each `kind` apart (table cells, steps, definitions, answers under a heading, facts); "
+                  "`recall@5` / `page_recall@5`: a gold document / a passage on a gold page in the top 5; rates over "
+                  "the kind's answerable questions, `unanswerable_abstained` over its unanswerable ones; - = none.", "",
+                  "| kind | " + " | ".join(f"`{c}`" for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+        lines += [f"| {name} | " + " | ".join("-" if v.get(c) is None else _cell(v[c]) for c in cols) + " |"
+                  for name, v in kinds.items()]
     counts = result.failure_counts()
     failed = [r for r in result.per_question if r.get("category")]
     lines += ["", "## Failures by category", "", "| category | questions |", "|---|---:|"]
@@ -130,7 +135,7 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
 
 
 def _sweep_table(intro: str, name: str, sweep: list[dict]) -> list[str]:
-    """A threshold sweep (rag.eval.runner: `verification_sweep`, `doubt_sweep`, `sureness_sweep`) as Markdown."""
+    """A threshold sweep (rag.eval.sweeps: `verification_sweep`, `doubt_sweep`, `sureness_sweep`) as Markdown."""
     keys = [k for k in sweep[0] if k != "threshold"]
     return [intro, "", f"| {name} | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys),
             *(f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep), ""]

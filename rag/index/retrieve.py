@@ -124,7 +124,10 @@ class HybridRetriever:
 
 
 def index_text(chunk: Chunk) -> str:
-    """What BM25 and the embedder see: the document title gives a passage its topic."""
-    if chunk.title and not chunk.text.startswith(chunk.title):
-        return f"{chunk.title}\n{chunk.text}"
-    return chunk.text
+    """What BM25 and the embedder see: the document title and the section's heading path give a passage its topic.
+
+    A paragraph under "4.2 Configuring the network" that never repeats the heading is still found by
+    "How do I configure the network?". The stored text (shown and quoted) stays the passage alone.
+    """
+    head = [part for part in (chunk.title, chunk.section) if part and not chunk.text.startswith(part)]
+    return "\n".join([*head, chunk.text])

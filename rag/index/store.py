@@ -468,6 +468,8 @@ def to_metadata(rec: StoredChunk) -> dict:
         meta["url"] = c.url
     if c.ocr:
         meta["ocr"] = True
+    if c.section:
+        meta["section"] = c.section
     return meta
 
 
@@ -476,7 +478,7 @@ def from_record(chunk_id: str, text: str, meta: dict) -> StoredChunk:
     chunk = Chunk(
         chunk_id=chunk_id, text=text, source=meta.get("source", ""), title=meta.get("title", ""),
         page=meta.get("page"), start=int(meta.get("start", 0)), end=int(meta.get("end", 0)), url=meta.get("url"),
-        ocr=bool(meta.get("ocr", False)),
+        ocr=bool(meta.get("ocr", False)), section=str(meta.get("section", "")),
     )
     return StoredChunk(chunk, meta.get("content_hash", ""), meta.get("ingested_at", ""), int(meta.get("index", 0)),
                        int(meta.get("chunks", 0)))

@@ -139,14 +139,21 @@ def render_pdf_pages(data: bytes, indexes: list[int], *, dpi: int = 150):
         raise OcrUnavailable(f"the PDF renderer is not installed: {OCR_EXTRA_HINT}")
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(data)
+    from rag.ingest.pdfium_lock import PDFIUM_LOCK
+
+    with PDFIUM_LOCK:
+        pdf = pdfium.PdfDocument(data)
     try:
         for index in indexes:
-            page = pdf[index]
-            try:
-                bitmap = page.render(scale=dpi / 72)
-                yield index, bitmap.to_pil()
-            finally:
-                page.close()
+            with PDFIUM_LOCK:  # not held while the caller reads the image: OCR takes seconds
+                page = pdf[index]
+                try:
+                    bitmap = page.render(scale=dpi / 72)
+                    image = bitmap.to_pil().copy()  # its own pixels: the bitmap is freed here, under the lock
+                    bitmap.close()
+                finally:
+                    page.close()
+            yield index, image
     finally:
-        pdf.close()
+        with PDFIUM_LOCK:
+            pdf.close()

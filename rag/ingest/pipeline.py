@@ -14,6 +14,7 @@ import os
 import stat
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -25,9 +26,11 @@ from rag.core.types import Chunk, FileResult, IngestReport
 from rag.index.retrieve import index_text
 from rag.index.sentence_view import embed_with_sentences
 from rag.index.store import INCOMPLETE, ChunkStore, StoredChunk
+from rag.ingest.layout import SECTION_SEPARATOR
 
 Progress = Callable[[int, int, str], None]
 _MAX_TITLE_CHARS = 200
+_MAX_SECTION_CHARS = 200  # a longer heading path keeps its deepest headings
 _FLUSH_CHUNKS = 256  # chunks per embed-and-store batch; the writer overlaps the next batch's reading and chunking
 _DEFER_CHUNKS = 32768  # chunks of large documents held in memory while the small files read with them go first
 _LEXICAL_EVERY_S = 5.0  # how often a long ingest brings BM25 up to what it has stored
@@ -295,7 +298,7 @@ class Ingestor:
     def _chunk_spans(self):
         """The configured splitter, built once: (text, hard_limit) -> [(span, table header to repeat)]."""
         from rag.ingest.chunking import split_text_with_table_headers
-        from rag.models.provision import get_encoding
+        from rag.models.tokenizer import get_encoding
 
         if self._chunker is None:
             enc = get_encoding(self.settings.chunking.encoding, self.settings.cache_dir)
@@ -320,16 +323,48 @@ class Ingestor:
         regions = [(p, s, e) for p, s, e in doc.pages] if doc.pages else [(None, 0, len(doc.text))]
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         records: list[StoredChunk] = []
-        for page, start, end in regions:
-            for span, header in chunker(doc.text[start:end], hard_limit):
+        for page, start, end, section in _section_regions(regions, doc):
+            # the embedder reads the heading path too ("title\nsection\ntext", `rag.index.retrieve.index_text`)
+            section, limit = self._section_budget(section, hard_limit)
+            for span, header in chunker(doc.text[start:end], limit):
                 s, e = start + span.start, start + span.end
                 text = header + doc.text[s:e]  # a table's rows keep their header (`rag.ingest.chunking`)
                 chunk = Chunk(chunk_id(source, s, e, text), text, source, title, page, s, e, url=doc.url,
-                              ocr=doc.is_ocr(page))
+                              ocr=doc.is_ocr(page), section=section)
                 records.append(StoredChunk(chunk, digest, now, len(records)))
         if not records:
             raise DocumentError(source, "no text to index after extraction")
         return [replace(r, total=len(records)) for r in records]
+
+    def _section_budget(self, section: str, hard_limit: int) -> tuple[str, int]:
+        """The heading path to store (its deepest headings when long) and the word pieces left for the text."""
+        if not section:
+            return "", hard_limit
+        parts = section.split(SECTION_SEPARATOR)
+        while parts:
+            shown = SECTION_SEPARATOR.join(parts)
+            if len(shown) <= _MAX_SECTION_CHARS:
+                limit = hard_limit - 1 - self.embeddings.count_wordpieces(shown)
+                if limit >= 32:
+                    return shown, limit
+            parts = parts[1:]
+        return "", hard_limit
+
+
+def _section_regions(regions, doc) -> list[tuple[int | None, int, int, str]]:
+    """(page, start, end, heading path): the page regions cut where a section starts, so no chunk spans two."""
+    sections = getattr(doc, "sections", ())
+    cuts = [offset for offset, _ in sections]
+    out = []
+    for page, start, end in regions:
+        i = bisect_right(cuts, start)  # sections[:i] start at or before the region
+        at, path = start, sections[i - 1][1] if i else ""
+        while i < len(cuts) and cuts[i] < end:
+            out.append((page, at, cuts[i], path))
+            at, path = cuts[i], sections[i][1]
+            i += 1
+        out.append((page, at, end, path))
+    return out
 
 
 class _Batch:

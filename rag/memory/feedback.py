@@ -143,11 +143,6 @@ class FeedbackStore:
                                 r["comment"], r["correction"], r["turn_id"], r["conversation_id"], r["created_at"]))
         return out
 
-    def for_turns(self, turn_ids: Iterable[str]) -> dict[str, Feedback]:
-        """The feedback given on these saved turns, by turn id."""
-        wanted = set(turn_ids)
-        return {f.turn_id: f for f in self.list() if f.turn_id in wanted}
-
 
 # --- export as an evaluation dataset -----------------------------------------------------------
 MARKER = ".rag-feedback-export"  # in a folder an export wrote: a later export may replace its files

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.core.config import Settings, load_settings
-from rag.core.errors import NoDocumentsError, UnknownSourceError
+from rag.core.errors import DocumentError, NoDocumentsError, UnknownSourceError
 from rag.core.types import Answer, Chunk, Evidence, IngestReport, SourceInfo, Waiting
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class DocQA:
     # --- components, built lazily and once -------------------------------------------------
     @cached_property
     def embeddings(self):
-        from rag.models.embeddings import make_embeddings
+        from rag.models.embedders.factory import make_embeddings
 
         return make_embeddings(self.settings)
 
@@ -97,7 +97,7 @@ class DocQA:
     def with_collection(self, name: str) -> "DocQA":
         """The same settings and loaded models, another collection."""
         other = DocQA(self.settings.model_copy(update={"collection": name}))
-        for attr in ("embeddings", "chat_model"):
+        for attr in ("embeddings", "chat_model", "page_renderer"):
             if attr in self.__dict__:
                 setattr(other, attr, self.__dict__[attr])
         return other
@@ -171,6 +171,32 @@ class DocQA:
         """Remove one document's chunks; returns how many were removed."""
         return self.ingestor.delete(self.resolve_source(source))
 
+    def page_image(self, chunk_id: str, quote: str = ""):
+        """The page of a stored PDF passage as a PNG, `quote` highlighted (a `rag.ingest.pages.PageImage`).
+
+        The file and page come from the stored chunk, never from the caller, and the file must still be
+        the one that was ingested.
+
+        Raises:
+            UnknownSourceError: no such passage in this collection.
+            DocumentError: the passage has no page, or its file is missing, changed or not a PDF.
+        """
+        found = self.store.get([chunk_id]) if chunk_id else []
+        if not found:
+            raise UnknownSourceError("this passage is no longer in the collection (its document was re-ingested "
+                                     "or deleted): ask again to see its page")
+        chunk = found[0]
+        if not chunk.page:
+            raise DocumentError(chunk.source, "the passage has no page number, so there is no page to show")
+        known = {s.source: s.content_hash for s in self.sources()}
+        return self.page_renderer.render(chunk.source, int(chunk.page), quote, known=known)
+
+    @cached_property
+    def page_renderer(self):
+        from rag.ingest.pages import PageRenderer
+
+        return PageRenderer()
+
     def check(self, *, repair: bool = False):
         """Verify the store and the BM25 index agree (`rag check`); with `repair`, fix what is found.
 
@@ -190,13 +216,13 @@ class DocQA:
 
     @cached_property
     def chat_model(self):
-        from rag.models.llm import make_chat_model
+        from rag.models.chat.factory import make_chat_model
 
         return make_chat_model(self.settings)
 
     def describe_llm(self) -> str:
         """One line naming the language model in use."""
-        from rag.models.llm import describe_llm
+        from rag.models.chat.factory import describe_llm
 
         return describe_llm(self.settings)
 
@@ -221,7 +247,7 @@ class DocQA:
         if self.store.count() == 0:
             raise NoDocumentsError(self.settings.collection)
         resolved = [self.resolve_source(s) for s in sources] if sources else None
-        from rag.models.llm import generation_queue
+        from rag.models.chat.queue import generation_queue
 
         deps = AnswerDeps(
             retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
@@ -248,7 +274,7 @@ class DocQA:
 
     def _warm(self) -> None:
         from rag.answer.flow import warm_prompts
-        from rag.models.llm import generation_queue
+        from rag.models.chat.queue import generation_queue
 
         self.embeddings.embed_query("warm up")
         self.store  # noqa: B018 -- opens the collection
@@ -289,7 +315,7 @@ class DocQA:
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the chunker and the answer's evidence budget count them (tiktoken, `chunking.encoding`)."""
         if not hasattr(self, "_encoding"):
-            from rag.models.provision import get_encoding
+            from rag.models.tokenizer import get_encoding
 
             self._encoding = get_encoding(self.settings.chunking.encoding, self.settings.cache_dir)
         return len(self._encoding.encode(text, disallowed_special=()))

@@ -63,7 +63,7 @@ from rag.serve.collections import Collections
 log = logging.getLogger(__name__)
 
 FIRST_EVENT_WAIT_S = 1.0  # how long a stream waits for its first event before the response starts
-CITATION_FIELDS = ("n", "chunk_id", "source", "title", "page", "quote", "url", "support", "supported")
+CITATION_FIELDS = ("n", "chunk_id", "source", "title", "page", "section", "quote", "url", "support", "supported")
 
 
 # --- errors, shaped as OpenAI's -------------------------------------------------------------------

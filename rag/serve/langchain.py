@@ -28,7 +28,7 @@ from pydantic import ConfigDict, Field
 
 from rag.core.types import Answer, Chunk
 
-METADATA_FIELDS = ("chunk_id", "source", "title", "page", "start", "end", "score", "url")
+METADATA_FIELDS = ("chunk_id", "source", "title", "page", "section", "start", "end", "score", "url")
 
 
 def chunk_to_document(chunk: Chunk) -> Document:

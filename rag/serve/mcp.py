@@ -67,8 +67,8 @@ def build_server(qa: DocQA):
         return {
             "answer": answer.text, "short_answer": answer.short_answer, "abstained": answer.abstained,
             "abstain_reason": answer.abstain_reason,
-            "citations": [{f: getattr(c, f) for f in ("n", "chunk_id", "source", "title", "page", "quote", "url",
-                                                       "support", "supported")} for c in answer.citations],
+            "citations": [{f: getattr(c, f) for f in ("n", "chunk_id", "source", "title", "page", "section", "quote",
+                                                       "url", "support", "supported")} for c in answer.citations],
         }
 
     @server.tool()

@@ -24,13 +24,14 @@ yours yourself yourselves s t d ll m o re ve y also
 """.split())
 
 # Number words and their values: "six" and "6" are the same number to the support measure and the checks.
+# Incomplete on purpose for now (no 13-19, 60-90, thousand): adding them changes which sentences the focus
+# keeps (one squad dev answer in 60 flipped), so completing it is an answer change to measure, not a refactor.
 NUMBER_WORDS: dict[str, int] = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+    "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100,
     "first": 1, "second": 2, "third": 3,
 }
+
 
 # Separators of a list's items: "A, B and C", "A; B; C", "A, B, or C".
 LIST_SEPARATORS = re.compile(r"\s*(?:;|,\s*(?:and\s+|or\s+)?|\s+and\s+|\s+or\s+)\s*")

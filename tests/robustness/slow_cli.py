@@ -9,11 +9,11 @@ import os
 import sys
 import time
 
-from rag.models import embeddings
+from rag.models.embedders import fake
 
 _delay = float(os.environ.get("RAG_TEST_EMBED_DELAY", "0"))
 _log = os.environ.get("RAG_TEST_EMBED_LOG")
-_embed = embeddings.FakeEmbeddings.embed_documents
+_embed = fake.FakeEmbeddings.embed_documents
 
 
 def _observed(self, texts):
@@ -25,7 +25,7 @@ def _observed(self, texts):
     return vectors
 
 
-embeddings.FakeEmbeddings.embed_documents = _observed
+fake.FakeEmbeddings.embed_documents = _observed
 
 if __name__ == "__main__":
     from rag.cli import main

@@ -23,7 +23,8 @@ from rag.core.errors import ConfigError
 from rag.serve.api import DocQA
 from tests.conftest import shared_cache
 from ui.access import LoginGuard, load_auth, parse_users
-from ui.app import build_app, launch_options
+from ui.app import launch_options
+from ui.layout import build_app
 
 REPLY = "Answer: six companies\nDetails: Six foreign-invested companies changed their business scope [1]."
 DOC = "Business scope changes\n\nSix foreign-invested companies changed their business scope on 6 September."
@@ -117,7 +118,7 @@ def test_readers_see_the_document_controls_disabled(tmp_path):
     import gradio as gr
 
     from ui.access import load_guard
-    from ui.app import Handlers
+    from ui.handlers import Handlers
 
     qa = make_qa(tmp_path)
     h = Handlers(qa, load_guard(qa.settings.ui))

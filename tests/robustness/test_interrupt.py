@@ -1,6 +1,6 @@
 """An ingest stopped by SIGTERM/Ctrl-C keeps what it finished, says so, and a re-run resumes.
 
-Found by trying it (issue 10): one `rag ingest` of a folder holding the seed
+Found by trying it: one `rag ingest` of a folder holding the seed
 article, a few broken files and a large text file, stopped with SIGTERM while
 the large file was being embedded, left the collection empty.
 """

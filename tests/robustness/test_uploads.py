@@ -14,7 +14,7 @@ from rag.ingest.parsecheck import files_over_time_limit
 from rag.ingest.uploads import save_uploads, uploads_size
 from rag.serve.api import DocQA
 from tests.conftest import shared_cache
-from ui.app import Handlers
+from ui.handlers import Handlers
 
 REPLY = "Answer: six companies\nDetails: Six foreign-invested companies changed their business scope [1]."
 

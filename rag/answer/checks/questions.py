@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text.words import ARTICLES, STOPWORDS, is_yes_no
+from rag.text.words import ARTICLES, NUMBER_WORDS, STOPWORDS, is_yes_no
 
 _FILLER = r"(?:uh+|um+|umm+|er+|erm|ah+|ack|hmm+|oh|oh dear)"
 _WH = r"(?:what|who|whom|whose|when|where|which|why|how|tell me)"
@@ -176,13 +176,14 @@ _ASKS_NUMBER = re.compile(r"\bhow\s+(many|much|long|old|far|big|large|tall|high|
                           r"|\bwhat\s+(?:percentage|percent|number|amount|proportion|fraction)\b", re.I)
 _ASKS_WHO = re.compile(r"^\W*(?:who|whom)\b", re.I)
 _ASKS_WHERE = re.compile(r"^\W*where\b", re.I)
-_NUMBER_WORDS = (r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen"
-                 r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
-                 r"|hundreds?|thousands?|millions?|billions?|trillions?|dozens?|half|quarter|third|several|few"
-                 r"|many|once|twice|thrice|single|double|triple|daily|weekly|monthly|annually|yearly|every|each"
-                 r"|first|second|none|no|all|most|some|decades?|centur(?:y|ies)|years?|months?|weeks?|days?"
-                 r"|hours?|minutes?|seconds?|rarely|seldom|never|often|occasionally|regularly|usually|frequently"
-                 r"|sometimes|always|briefly")
+# Words that state an amount or a time without digits: the number words, then quantities and frequencies.
+_NUMBER_WORDS = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + (
+    r"|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|sixty|seventy|eighty|ninety"
+    r"|hundreds|thousands?|millions?|billions?|trillions?|dozens?|half|quarter|several|few"
+    r"|many|once|twice|thrice|single|double|triple|daily|weekly|monthly|annually|yearly|every|each"
+    r"|none|no|all|most|some|decades?|centur(?:y|ies)|years?|months?|weeks?|days?"
+    r"|hours?|minutes?|seconds?|rarely|seldom|never|often|occasionally|regularly|usually|frequently"
+    r"|sometimes|always|briefly")
 _HAS_NUMBER = re.compile(r"\d|\b(?:" + _NUMBER_WORDS + r")\b", re.I)
 _HAS_YEAR = re.compile(r"\b\d{3,4}s?\b|\b\d{1,2}(?:st|nd|rd|th)\b|\b(?:BC|BCE|AD|CE)\b|centur|decade"
                        r"|\b(?:" + _NUMBER_WORDS + r")\b", re.I)

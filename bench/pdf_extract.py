@@ -1,0 +1,128 @@
+"""PDF page text extractors side by side: pages per second and how often words run together.
+
+    python bench/pdf_extract.py [--rounds 2] [--max-pages 400] [--pdf FILE ...]
+
+For each PDF, pypdf (`page.extract_text()`), pypdfium2 (`textpage.get_text_bounded()`)
+and pdfplumber (`page.extract_text()`) read every page (at most --max-pages);
+the rounds alternate the extractors so machine noise hits all alike, and the
+median round is printed. "Run together" is the share of words (runs of letters)
+of 20 or more letters: an extractor that drops the spaces between words makes
+many of them, a spaced one almost none. The default documents are the dev
+manuals of the manuals eval set and R manuals that are not in it (never its
+test documents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+_MANUALS = Path.home() / ".cache/rag-evals/manuals/files"
+_R_DOCS = Path("/tmp/debs/x/usr/share/R/doc/manual")
+DEFAULT_PDFS = [_MANUALS / "gnuplot.pdf", _MANUALS / "r-intro.pdf", _R_DOCS / "R-admin.pdf",
+                _R_DOCS / "R-exts.pdf", _R_DOCS / "R-FAQ.pdf", _R_DOCS / "fullrefman.pdf"]
+_WORD = re.compile(r"[^\W\d_]+")
+_LONG = 20
+
+
+def pypdf_pages(data: bytes, n: int) -> list[str]:
+    import io
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    return [reader.pages[i].extract_text() or "" for i in range(n)]
+
+
+def pdfium_pages(data: bytes, n: int) -> list[str]:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(data)
+    out = []
+    try:
+        for i in range(n):
+            page = pdf[i]
+            textpage = page.get_textpage()
+            out.append(textpage.get_text_bounded())
+            textpage.close()
+            page.close()
+    finally:
+        pdf.close()
+    return out
+
+
+def pdfplumber_pages(data: bytes, n: int) -> list[str]:
+    import io
+
+    import pdfplumber
+
+    out = []
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        for i in range(n):
+            page = pdf.pages[i]
+            out.append(page.extract_text() or "")
+            page.close()
+    return out
+
+
+EXTRACTORS = {"pypdf": pypdf_pages, "pypdfium2": pdfium_pages, "pdfplumber": pdfplumber_pages}
+
+
+def run_together(texts: list[str]) -> tuple[float, int]:
+    """(share of words of 20+ letters, words counted); pdfium's line-end hyphen mark joins its word."""
+    words = [w for t in texts for w in _WORD.findall(t.replace("\x02", ""))]
+    return (sum(len(w) >= _LONG for w in words) / len(words) if words else 0.0), len(words)
+
+
+def page_count(data: bytes) -> int:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(data)
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pdf", type=Path, nargs="+", default=DEFAULT_PDFS)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--max-pages", type=int, default=400, help="read at most this many pages of each PDF")
+    parser.add_argument("--extractors", nargs="+", default=list(EXTRACTORS), choices=list(EXTRACTORS))
+    args = parser.parse_args()
+
+    rows = []
+    for path in args.pdf:
+        if not path.exists():
+            print(f"skip {path}: not found", file=sys.stderr)
+            continue
+        data = path.read_bytes()
+        n = min(page_count(data), args.max_pages)
+        seconds: dict[str, list[float]] = {name: [] for name in args.extractors}
+        texts: dict[str, list[str]] = {}
+        for r in range(args.rounds):
+            order = args.extractors if r % 2 == 0 else args.extractors[::-1]
+            for name in order:
+                started = time.perf_counter()
+                texts[name] = EXTRACTORS[name](data, n)
+                seconds[name].append(time.perf_counter() - started)
+        for name in args.extractors:
+            share, words = run_together(texts[name])
+            rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words))
+        print(f"done {path.name} ({n} pages)", file=sys.stderr)
+
+    print(f"{'document':<16} {'pages':>5} {'extractor':<11} {'pages/s':>8} {'run-together':>12} {'words':>8}")
+    for doc, n, name, rate, share, words in rows:
+        print(f"{doc:<16} {n:>5} {name:<11} {rate:>8.1f} {share:>11.2%} {words:>8}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,598 @@
+"""Typeset pages as a reader sees them: the cleanup between a PDF's page texts and the indexed text.
+
+Pure functions over page texts and lines (no PDF library here; `rag.ingest.loaders.pdf` feeds them):
+
+- `clean_chars`: ligatures (ﬁ -> fi), typographic quotes and dashes, TeX's spacing accents (`Br¨oker` -> Bröker);
+- `strip_running_lines`: running headers and footers (lines repeating, digits aside, at the top or bottom of
+  many pages, or carrying the page's own number) and page-number lines (`103`, `- 12 -`, `Page 3 of 9`);
+- `listing_kind`: table-of-contents and index pages (most lines end in page numbers, dot leaders);
+- `join_hyphens`: words hyphenated at line ends (`con-` / `figuration`, pdfium's `con\\x02figuration`) joined,
+  unless the document itself writes them with a hyphen (`non-zero`);
+- `column_order`: two-column pages read column by column from text-line boxes;
+- `place_headings` and `section_paths`: outline entries placed at their heading lines, as heading paths.
+
+`clean_pages` runs the page-level steps in order and says what it removed.
+
+Example::
+
+    cleaned = clean_pages(["Manual 1\\nThe con-\\nfiguration file.", "Manual 2\\nMore text.", ...])
+    cleaned.texts[0]   # 'The configuration file.' (the running header 'Manual 1' is gone)
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+SECTION_SEPARATOR = " › "
+
+# --------------------------------------------------------------------------- characters
+
+_CHAR_MAP = str.maketrans({
+    "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st",
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
+    "‐": "-", "‑": "-", "‒": "-", "–": "-", "−": "-", "﹣": "-", "－": "-",
+    "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2009": " ", "\u202f": " ",
+    "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "",
+})
+# TeX sets an accent as its own glyph before the letter; pdfium reads `Br¨oker`. Spacing accent -> combining mark.
+_SPACING_ACCENTS = {"¨": "\u0308", "´": "\u0301", "ˆ": "\u0302", "˜": "\u0303", "˚": "\u030a", "ˇ": "\u030c",
+                    "˘": "\u0306", "˙": "\u0307", "˝": "\u030b", "¸": "\u0327"}
+_ACCENTED = re.compile(f"([{''.join(_SPACING_ACCENTS)}])([A-Za-zı])")
+
+
+def _accent(match: re.Match) -> str:
+    letter = "i" if match.group(2) == "ı" else match.group(2)
+    composed = unicodedata.normalize("NFC", letter + _SPACING_ACCENTS[match.group(1)])
+    return composed if len(composed) == 1 else match.group(0)
+
+
+def clean_chars(text: str) -> str:
+    """Ligatures spelled out, typographic quotes and dashes (not the em dash) as ASCII, TeX accents composed.
+
+    Soft hyphens and pdfium's line-end hyphen mark (\\x02) are kept: `join_hyphens` decides about them.
+    """
+    return _ACCENTED.sub(_accent, text.translate(_CHAR_MAP))
+
+
+# --------------------------------------------------------------------------- running headers and footers
+
+_EDGE_LINES = 2  # lines at the top and at the bottom of a page that may be a running header or footer
+_RUNNING_MIN_PAGES = 3
+_MAX_RUNNING_CHARS = 120
+_ROMAN = r"(?=[ivxlcdm])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"  # a well-formed numeral only
+_PAGE_NUMBER = re.compile(
+    r"^(?:page\s+)?[-–—(\[]?\s*(?:\d{1,4}|" + _ROMAN + r")\s*[-–—)\]]?(?:\s*(?:/|of)\s*\d{1,4})?$", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"^(\d{1,4})\s+\S")
+_TRAILING_NUMBER = re.compile(r"\S\s+(\d{1,4})$")
+_DIGITS = re.compile(r"\d+")
+
+
+def is_page_number(line: str) -> bool:
+    """A line that is only a page number: `103`, `103/233`, `- 12 -`, `Page 3 of 9`, `iv`."""
+    return bool(_PAGE_NUMBER.match(line.strip()))
+
+
+def _running_key(line: str) -> str:
+    """The line with its numbers masked, so `gnuplot 5.4 31` and `gnuplot 5.4 32` compare equal."""
+    # roman numerals stay: masking them would make `Part I`, `Part II` headings one running line
+    return _DIGITS.sub("#", " ".join(line.lower().split()))
+
+
+def _edge_indexes(lines: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Indexes of the first and the last `_EDGE_LINES` non-blank lines."""
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    return filled[:_EDGE_LINES], filled[::-1][:_EDGE_LINES]
+
+
+def _label_offsets(pages: Sequence[Sequence[str]]) -> set[int]:
+    """Offsets `index - printed number` that many pages agree on (page 31 printed on the 31st page: offset 0)."""
+    votes: Counter[int] = Counter()
+    for index, lines in enumerate(pages):
+        found = set()
+        for edge in _edge_indexes(lines):
+            for i in edge[:1]:
+                line = lines[i].strip()
+                for pattern in (_LEADING_NUMBER, _TRAILING_NUMBER):
+                    m = pattern.search(line)
+                    if m:
+                        found.add(index - int(m.group(1)))
+                if line.isdigit():
+                    found.add(index - int(line))
+        votes.update(found)
+    with_text = sum(1 for lines in pages if any(line.strip() for line in lines))
+    need = max(_RUNNING_MIN_PAGES, int(0.2 * with_text))
+    return {offset for offset, n in votes.items() if n >= need}
+
+
+def _carries_page_number(line: str, index: int, offsets: set[int]) -> bool:
+    """A short line that starts or ends with this page's printed number: `Chapter 13: Packages 83`."""
+    line = line.strip()
+    if len(line) > _MAX_RUNNING_CHARS:
+        return False
+    for pattern in (_LEADING_NUMBER, _TRAILING_NUMBER):
+        m = pattern.search(line)
+        if m and index - int(m.group(1)) in offsets:
+            return True
+    return False
+
+
+@dataclass
+class RunningLines:
+    """What `strip_running_lines` removed."""
+
+    headers: int = 0
+    footers: int = 0
+    page_numbers: int = 0
+    removed: list[list[str]] = field(default_factory=list)  # per page, the lines taken out
+
+
+def strip_running_lines(pages: Sequence[Sequence[str]]) -> tuple[list[list[str]], RunningLines]:
+    """Remove running headers, footers and page-number lines from the top and bottom of each page.
+
+    A header or footer is a line among the first or last two of a page that repeats, numbers
+    masked, in the same place on at least 3 pages (and either holds a number, as headers with
+    the page number do, or is on half the pages), or that starts or ends with the page's own
+    printed number. Lines are only taken from the edges inwards: the first line that is not
+    noise stops the scan, so a table header repeated under the running header stays.
+    """
+    tops: Counter[str] = Counter()
+    bottoms: Counter[str] = Counter()
+    for lines in pages:
+        top, bottom = _edge_indexes(lines)
+        tops.update({_running_key(lines[i]) for i in top})
+        bottoms.update({_running_key(lines[i]) for i in bottom})
+    with_text = sum(1 for lines in pages if any(line.strip() for line in lines))
+    offsets = _label_offsets(pages)
+
+    def running(key: str, counts: Counter[str]) -> bool:
+        n = counts.get(key, 0)
+        return n >= _RUNNING_MIN_PAGES and ("#" in key or n >= max(_RUNNING_MIN_PAGES, with_text / 2))
+
+    out: list[list[str]] = []
+    report = RunningLines()
+    for index, lines in enumerate(pages):
+        top, bottom = _edge_indexes(lines)
+        drop: set[int] = set()
+        for edge, counts, kind in ((top, tops, "headers"), (bottom, bottoms, "footers")):
+            for depth, i in enumerate(edge):
+                line = lines[i]
+                if len(line.strip()) > _MAX_RUNNING_CHARS or i in drop:
+                    break
+                if is_page_number(line):
+                    report.page_numbers += 1
+                elif running(_running_key(line), counts) or (depth == 0 and _carries_page_number(line, index, offsets)):
+                    setattr(report, kind, getattr(report, kind) + 1)
+                else:
+                    break
+                drop.add(i)
+        out.append([line for i, line in enumerate(lines) if i not in drop])
+        report.removed.append([lines[i] for i in sorted(drop)])
+    return out, report
+
+
+# --------------------------------------------------------------------------- contents and index pages
+
+_NUMBER_LIST = r"(?:\d{1,4}|" + _ROMAN + r")(?:\s*[-–]\s*\d{1,4})?(?:\s*,\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?)*"
+_ENDS_IN_PAGE = re.compile(r"[\s.,]" + _NUMBER_LIST + r"\s*$", re.IGNORECASE)  # after some words (checked apart)
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_LEADERS = re.compile(r"(?:\.\s?){4,}\s*" + _NUMBER_LIST + r"\s*$", re.IGNORECASE)
+_COMMA_LIST = re.compile(r",\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?\s*$")
+_LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,3}(contents|index)\b(?:\s+[\w.]+){0,3}$", re.IGNORECASE)
+_LISTING_MIN_LINES = 5
+
+
+def _listing_shares(lines: Sequence[str]) -> tuple[int, float, float, float]:
+    filled = [line.strip() for line in lines if line.strip()]
+    if not filled:
+        return 0, 0.0, 0.0, 0.0
+    n = len(filled)
+    numbered = sum(bool(_HAS_LETTER.search(line) and _ENDS_IN_PAGE.search(line)) for line in filled)
+    leaders = sum(bool(_LEADERS.search(line)) for line in filled)
+    commas = sum(bool(_COMMA_LIST.search(line)) for line in filled)
+    return n, numbered / n, leaders / n, commas / n
+
+
+def listing_kind(lines: Sequence[str], hint_lines: Sequence[str] = ()) -> str:
+    """ "table of contents" or "index" for a page that lists page numbers, else "".
+
+    A listing page has at least 5 lines, and either dot leaders on a quarter of them with half
+    ending in page numbers, or 70% ending in page numbers under a "Contents"/"Index" title (in
+    `lines` or `hint_lines`, e.g. the running header removed from it). A table whose last column
+    holds numbers has neither leaders nor such a title.
+    """
+    n, numbered, leaders, commas = _listing_shares(lines)
+    if n < _LISTING_MIN_LINES:
+        return ""
+    titles = [m.group(1).lower() for line in [*lines, *hint_lines] if (m := _LISTING_TITLE.match(line.strip()))]
+    if not ((leaders >= 0.25 and numbered >= 0.5) or (titles and numbered >= 0.7)):
+        return ""
+    return _name_listing(lines, titles, commas)
+
+
+def _name_listing(lines: Sequence[str], titles: Sequence[str], commas: float) -> str:
+    letters = sum(1 for line in lines if re.fullmatch(r"[A-Z]", line.strip()))
+    if "index" in titles or commas >= 0.3 or letters >= 2:
+        return "index"
+    return "table of contents"
+
+
+def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]] = ()) -> dict[int, str]:
+    """0-based page index -> listing kind, for the table-of-contents and index pages of a document.
+
+    A short page (fewer than 5 lines, the end of a listing) mostly of lines ending in page numbers
+    counts too when the page before it is a listing. When every page with text would be a listing,
+    none is: a document that is only a list is its own content.
+    """
+    found: dict[int, str] = {}
+    for index, lines in enumerate(pages):
+        kind = listing_kind(lines, hints[index] if index < len(hints) else ())
+        if kind:
+            found[index] = kind
+        elif index - 1 in found:
+            n, numbered, _, _ = _listing_shares(lines)
+            if 0 < n < _LISTING_MIN_LINES and numbered >= 0.6:
+                found[index] = found[index - 1]
+    with_text = [i for i, lines in enumerate(pages) if any(line.strip() for line in lines)]
+    if with_text and all(i in found for i in with_text):
+        return {}
+    return found
+
+
+def listing_notes(found: dict[int, str]) -> list[str]:
+    """ "pages 2–20: table of contents, not indexed", one note per run of pages of one kind (1-based)."""
+    notes: list[str] = []
+    run: list[int] = []
+    for index in sorted(found):
+        if run and (index != run[-1] + 1 or found[index] != found[run[0]]):
+            notes.append(_listing_note(run, found[run[0]]))
+            run = []
+        run.append(index)
+    if run:
+        notes.append(_listing_note(run, found[run[0]]))
+    return notes
+
+
+def _listing_note(run: list[int], kind: str) -> str:
+    where = f"page {run[0] + 1}" if len(run) == 1 else f"pages {run[0] + 1}–{run[-1] + 1}"
+    return f"{where}: {kind}, not indexed"
+
+
+# --------------------------------------------------------------------------- hyphenation
+
+# pdfium joins a line-end hyphenation itself and marks it \x02 ("pack\x02ages"); a soft hyphen is the same
+# \b: each word is tried once, not from every letter inside it
+_MARKED = re.compile(r"\b([^\W\d_]+)[\x02\xad]\n?([^\W\d_]*)")
+_LINE_END = re.compile(r"\b([^\W\d_]+)-\n([^\W\d_]+)")
+_COMPOUND = re.compile(r"\b[^\W\d_]+(?:-[^\W\d_]+)+")
+_WORD = re.compile(r"[^\W\d_]+")
+# First parts that stay hyphenated when the document gives no evidence either way (non-zero, self-contained)
+_KEEP_PREFIXES = frozenset({"non", "self", "well"})
+
+
+@dataclass
+class _Vocabulary:
+    words: Counter[str]
+    compounds: Counter[str]  # "a-b" pairs of hyphenated words written inside lines
+
+    @classmethod
+    def of(cls, pages: Sequence[str]) -> _Vocabulary:
+        # the line-end splits themselves are not evidence: blank them out first
+        text = "\n".join(_LINE_END.sub(" ", _MARKED.sub(" ", page)) for page in pages).lower()
+        compounds: Counter[str] = Counter()
+        for m in _COMPOUND.finditer(text):
+            parts = m.group(0).split("-")
+            compounds.update(f"{a}-{b}" for a, b in zip(parts, parts[1:]))
+        return cls(Counter(_WORD.findall(text)), compounds)
+
+    def keeps_hyphen(self, left: str, right: str) -> bool:
+        """Whether `left-right` is likelier than `leftright`: the document writes it so more often."""
+        hyphenated = self.compounds.get(f"{left}-{right}".lower(), 0)
+        joined = self.words.get(f"{left}{right}".lower(), 0)
+        if hyphenated or joined:
+            return hyphenated > joined
+        return left.lower() in _KEEP_PREFIXES
+
+
+def join_hyphens(pages: Sequence[str]) -> list[str]:
+    """Pages with words hyphenated at line ends joined (`con-\\nfiguration` -> `configuration`).
+
+    Only a lowercase letter, the hyphen, and a lowercase letter starting the next line are joined;
+    `S-\\nPlus` and `1-\\n2` are left alone. The hyphen stays where the document writes the compound
+    with a hyphen elsewhere more often than as one word (`non-\\nzero` with `non-zero` elsewhere), or,
+    without evidence, after `non`, `self` and `well`.
+    """
+    vocab = _Vocabulary.of(pages)
+
+    def joins(m: re.Match) -> bool:
+        left, right = m.group(1), m.group(2)
+        compound = m.string[m.end():m.end() + 1] == "-"  # `case-` / `by-case`: a compound broken at a hyphen
+        return (left[-1].islower() and right[:1].islower() and not compound
+                and not vocab.keeps_hyphen(left, right))
+
+    def marked(m: re.Match) -> str:
+        if joins(m):
+            return m.group(1) + m.group(2)
+        if m.group(2):
+            return f"{m.group(1)}-{m.group(2)}"
+        return m.group(1) + ("-\n" if m.group(0).endswith("\n") else "-")
+
+    def line_end(m: re.Match) -> str:
+        return m.group(1) + m.group(2) if joins(m) else m.group(0)
+
+    return [_LINE_END.sub(line_end, _MARKED.sub(marked, page)) for page in pages]
+
+
+# --------------------------------------------------------------------------- cleaning a document's pages
+
+
+@dataclass(frozen=True)
+class CleanPages:
+    """Page texts as indexed (empty for listing pages), and what was taken out of them."""
+
+    texts: list[str]
+    listings: dict[int, str]  # 0-based page index -> "table of contents" / "index": not indexed
+    headers: int = 0
+    footers: int = 0
+    page_numbers: int = 0
+
+    def notes(self) -> list[str]:
+        return listing_notes(self.listings)
+
+
+def clean_pages(page_texts: Sequence[str]) -> CleanPages:
+    """The page-level cleanup in order: characters, running lines, listing pages, hyphenation."""
+    pages = [clean_chars(text).replace("\r\n", "\n").replace("\r", "\n").split("\n") for text in page_texts]
+    kept, running = strip_running_lines(pages)
+    listings = listing_pages(kept, running.removed)
+    texts = ["" if i in listings else "\n".join(lines) for i, lines in enumerate(kept)]
+    texts = join_hyphens(texts)
+    return CleanPages(texts, listings, running.headers, running.footers, running.page_numbers)
+
+
+# --------------------------------------------------------------------------- two columns
+
+Box = tuple[float, float, float, float]  # left, bottom, right, top (PDF points, origin bottom-left)
+_MIN_COLUMN_LINES = 5
+
+
+def column_order(boxes: Sequence[Box], page_width: float) -> list[list[int]] | None:
+    """Reading order of a two-column page from its text boxes: lines (lists of box indexes), or None.
+
+    A page has two columns of prose when some x in the middle of the page is crossed by few boxes,
+    at least 5 lines lie entirely on each side, the two sides share most of their height, are about
+    as wide as each other, and their lines fill their column and mostly end at its right edge
+    (justified text). A table's columns do not: its cells are short and ragged. Boxes crossing the
+    gutter (a title over both columns) cut the page into bands; each band is read left column, then
+    right column. Within a column, boxes on the same baseline make one line, read left to right.
+    """
+    boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
+    if len(boxes) < 2 * _MIN_COLUMN_LINES or page_width <= 0:
+        return None
+    gutter = _gutter(boxes, page_width)
+    if gutter is None:
+        return None
+    indexed = [(i, b) for i, b in enumerate(boxes)]
+    spanning = sorted((i for i, b in indexed if b[0] < gutter < b[2]), key=lambda i: -boxes[i][3])
+    order: list[list[int]] = []
+    upper = float("inf")
+    for cut in [*spanning, None]:
+        lower = boxes[cut][3] if cut is not None else float("-inf")
+        band = [i for i, b in indexed if lower <= (b[1] + b[3]) / 2 < upper and not b[0] < gutter < b[2]]
+        for side in ([i for i in band if boxes[i][2] <= gutter], [i for i in band if boxes[i][0] >= gutter]):
+            order.extend(_lines(side, boxes))
+        if cut is not None:
+            order.append([cut])
+            upper = boxes[cut][1] + (boxes[cut][3] - boxes[cut][1]) / 2
+    return order
+
+
+def _gutter(boxes: Sequence[Box], width: float) -> float | None:
+    if sum(1 for b in boxes if b[2] - b[0] > 0.5 * width) > 0.5 * len(boxes):
+        return None  # most lines are wider than half the page: one column (and no need to scan for a gutter)
+    best = None
+    for step in range(30, 71):
+        x = width * step / 100
+        crossing = sum(1 for b in boxes if b[0] < x < b[2])
+        if best is None or crossing < best[1]:
+            best = (x, crossing)
+    x, crossing = best
+    if crossing > 0.1 * len(boxes):
+        return None
+    sides = []
+    for side in ([i for i, b in enumerate(boxes) if b[2] <= x], [i for i, b in enumerate(boxes) if b[0] >= x]):
+        lines = [(min(boxes[i][0] for i in line), max(boxes[i][2] for i in line), boxes[line[0]][1], boxes[line[0]][3])
+                 for line in _lines(side, boxes)]
+        if len(lines) < _MIN_COLUMN_LINES:
+            return None
+        sides.append(lines)
+    (left, right) = sides
+    overlap = min(max(t for *_, t in left), max(t for *_, t in right)) - max(min(b for _, _, b, _ in left),
+                                                                          min(b for _, _, b, _ in right))
+    shorter = min(max(t for *_, t in s) - min(b for _, _, b, _ in s) for s in sides)
+    if shorter <= 0 or overlap < 0.5 * shorter:
+        return None
+    widths = []
+    for lines in sides:
+        outer, inner = min(l0 for l0, *_ in lines), max(r for _, r, *_ in lines)
+        column = inner - outer
+        filled = sorted(r - l0 for l0, r, *_ in lines)
+        justified = sum(1 for _, r, *_ in lines if inner - r <= 0.02 * column)
+        if filled[len(filled) // 2] < 0.6 * column or justified < 0.5 * len(lines):
+            return None
+        widths.append(column)
+    return x if min(widths) >= 0.6 * max(widths) else None
+
+
+def _lines(indexes: list[int], boxes: Sequence[Box]) -> list[list[int]]:
+    """Boxes of one column grouped into lines (top to bottom), each left to right."""
+    lines: list[list[int]] = []
+    for i in sorted(indexes, key=lambda i: (-boxes[i][3], boxes[i][0])):
+        b = boxes[i]
+        if lines:
+            last = boxes[lines[-1][0]]
+            if abs((b[1] + b[3]) / 2 - (last[1] + last[3]) / 2) < 0.5 * max(b[3] - b[1], last[3] - last[1]):
+                lines[-1].append(i)
+                continue
+        lines.append([i])
+    return [sorted(line, key=lambda i: boxes[i][0]) for line in lines]
+
+
+# --------------------------------------------------------------------------- sections
+
+_NUMBERING = re.compile(r"^\s*((?:(?:chapter|appendix|part|section)\s+)?[\dA-Z]{1,3}(?:\.\d{1,3})*\.?:?)\s+(\S.*)$",
+                        re.IGNORECASE)
+_DIVISION = re.compile(r"\s*(?:chapter|appendix|part|section)\s", re.IGNORECASE)  # `Appendix A` + entry `A Title`
+_MAX_HEADING_CHARS = 160
+
+
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def heading_key(text: str) -> str:
+    """Letters and digits only, case-folded: how a heading line and an outline title are compared."""
+    return _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+_key = heading_key
+
+
+def heading_label(line: str, title: str, next_line: str = "") -> str | None:
+    """How the heading reads on the page when `line` starts the outline entry `title`, else None.
+
+    `1.1 The R environment` is the entry `The R environment` with its number: the line wins then.
+    A heading wrapped over two lines is matched with `next_line`; a run-in heading (`Valid The
+    valid(x) function ...`, a paragraph that starts with its bold title) by the title alone.
+    """
+    want = _key(title)
+    if not want or len(line) > 2 * _MAX_HEADING_CHARS:
+        return None
+    for candidate in (line, f"{line} {next_line}") if next_line else (line,):
+        have = _key(candidate)
+        if have == want:
+            return " ".join(candidate.split())
+        if have.endswith(want):
+            m = _NUMBERING.match(candidate)
+            if (m and _key(m.group(2)) == want) or (_DIVISION.match(candidate) and len(have) - len(want) <= 12):
+                return " ".join(candidate.split())
+    words = " ".join(line.split())
+    if words.casefold().startswith(title.casefold() + " ") and len(title) >= 3:
+        return title
+    return None
+
+
+def place_headings(outline: Sequence[tuple[int, str, int]], text: str,
+                   pages: Sequence[tuple[int, int, int]]) -> list[tuple[int | None, int, str]]:
+    """(offset, level, label) for each outline entry `(level, title, 0-based page index)` of the document.
+
+    Each heading is placed at the line of its page that reads as its title, after the heading placed
+    before it on the same page (`heading_label`). One not found there has offset None: it still names
+    the headings under it, but starts no section of its own (a wrong place would mislabel the text
+    after it). Entries on pages without text are dropped. Offsets never go backwards in outline order.
+    """
+    spans = {number - 1: (start, end) for number, start, end in pages}
+    out: list[tuple[int | None, int, str]] = []
+    last = 0
+    for level, title, index in outline:
+        title = " ".join(clean_chars(title).split())[:_MAX_HEADING_CHARS]
+        if index not in spans or not title:
+            continue
+        start, end = spans[index]
+        offset, label = None, title
+        lines = _lines_from(text, max(start, last) if last <= end else start, end)
+        for j, (pos, line) in enumerate(lines):
+            found = heading_label(line, title, lines[j + 1][1] if j + 1 < len(lines) else "")
+            if found:
+                offset, label = max(pos, last), found[:_MAX_HEADING_CHARS]
+                last = offset
+                break
+        out.append((offset, level, label))
+    return out
+
+
+def _lines_from(text: str, pos: int, end: int) -> list[tuple[int, str]]:
+    """(offset, line) of the lines of text[pos:end]."""
+    out = []
+    while pos < end:
+        stop = text.find("\n", pos, end)
+        stop = end if stop < 0 else stop
+        out.append((pos, text[pos:stop]))
+        pos = stop + 1
+    return out
+
+
+def section_paths(headings: Sequence[tuple[int | None, int, str]]) -> tuple[tuple[int, str], ...]:
+    """(offset, path) from (offset, level, label) headings: `4 Networking › 4.2 Configuring the network`.
+
+    A heading closes every open heading of its level or deeper. Headings at one offset keep the
+    deepest path (a part and its first chapter on one page). A heading without an offset (not found
+    on its page) opens no section but is part of the paths of the headings under it.
+    """
+    stack: list[tuple[int, str]] = []
+    out: list[tuple[int, str]] = []
+    for offset, level, label in headings:
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, label))
+        if offset is None:
+            continue
+        path = SECTION_SEPARATOR.join(part for _, part in stack)
+        if out and out[-1][0] == offset:
+            out[-1] = (offset, path)
+        else:
+            out.append((offset, path))
+    return tuple(out)
+
+
+def section_at(sections: Sequence[tuple[int, str]], offset: int) -> str:
+    """The heading path in force at char `offset` ("" before the first heading)."""
+    i = bisect_right([o for o, _ in sections], offset) - 1
+    return sections[i][1] if i >= 0 else ""
+
+
+def locate_headings(text: str, headings: Sequence[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    """(offset, level, title) for headings `(level, title)` found as whole lines of `text`, in order.
+
+    For formats whose extractor loses the markup (HTML through trafilatura, DOCX paragraphs): each
+    heading is looked for after the one before it; one not found as a line is skipped.
+    """
+    lines: list[tuple[int, str]] = []
+    pos = 0
+    for line in text.split("\n"):
+        lines.append((pos, _key(line) if len(line) <= 2 * _MAX_HEADING_CHARS else ""))
+        pos += len(line) + 1
+    out: list[tuple[int, int, str]] = []
+    at = 0
+    for level, title in headings:
+        title = " ".join(title.split()).rstrip(" ¶#")  # Sphinx and others end headings with a permalink sign
+        want = _key(title)
+        if not want:
+            continue
+        for j in range(at, len(lines)):
+            if lines[j][1] == want:
+                out.append((lines[j][0], level, title[:_MAX_HEADING_CHARS]))
+                at = j + 1
+                break
+    return out
+
+
+_MARKDOWN_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def markdown_headings(text: str) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of the `#` headings of a Markdown text, outside code fences."""
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    in_fence = False
+    for line in text.split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and (m := _MARKDOWN_HEADING.match(line)):
+            out.append((pos, len(m.group(1)), m.group(2)[:_MAX_HEADING_CHARS]))
+        pos += len(line) + 1
+    return out

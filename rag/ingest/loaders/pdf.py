@@ -1,0 +1,378 @@
+"""PDFs: page text as a reader sees it, ruled tables as Markdown, OCR of pages without text, outline as sections.
+
+Page text comes from pdfium (pypdfium2): its words are spaced and it marks line-end hyphens, and it
+reads a page 12-18 times faster than pypdf (`bench/pdf_extract.py`, bench/RESULTS.md). pypdf reads
+the pages pdfium fails on or finds no text on, and the whole file where pdfium cannot open it (its
+errors say what is wrong with a corrupt file) or is not installed. Ruled tables are found by
+pdfplumber, only on pages whose drawn rules form a grid, their cells read by pdfium. Then `rag.ingest.layout` makes the pages read as a reader sees them: ligatures and quotes
+normalised, running headers, footers and page numbers removed, table-of-contents and index pages
+left out (a note says which), line-end hyphenation joined. The outline (bookmarks) gives each
+heading's place, so `LoadedDocument.sections` holds the heading path at each offset.
+
+Encrypted PDFs open with the empty password or are refused with a reason.
+pypdf, pypdfium2, and through `rag.ingest.tables` and `rag.ingest.ocr` pdfplumber and the
+OCR engine, are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.core.errors import DocumentError, EmptyDocumentError
+from rag.ingest.layout import clean_pages, column_order, place_headings, section_paths
+from rag.ingest.loaders.base import (
+    MAX_TITLE_CHARS,
+    LoadedDocument,
+    ocr_options,
+    short_cause,
+)
+from rag.ingest.loaders.encoding import normalise_text
+
+_SCANNED_PDF_REASON = "no extractable text (scanned PDF? run OCR first)"
+_NOTHING_FOUND_BY_OCR = "no text found, even by OCR"
+_COLUMN_MIN_LINES = 10  # a page with fewer lines is not checked for two columns
+
+
+def load_pdf(path: Path, data: bytes, ocr=None) -> LoadedDocument:
+    """Extract PDF text page by page, recording each page's span in the joined text and the sections."""
+    if b"%PDF-" not in data[:1024]:
+        raise DocumentError(str(path), "corrupt PDF: not a PDF file (no %PDF header)")
+    extracted = _pdfium_extract(path, data)
+    if extracted is None:  # pdfium missing, or it cannot open the file: pypdf says why (or reads it)
+        extracted = _pypdf_extract(path, data)
+    n_pages = len(extracted.texts)
+    if n_pages == 0:
+        raise EmptyDocumentError(str(path), "PDF has no pages")
+    if len(extracted.failures) == n_pages:
+        raise DocumentError(str(path), f"corrupt PDF: no page could be read ({extracted.failures[0]})")
+    page_texts, ocr_pages, notes = _with_pdf_ocr(data, extracted.texts, ocr)
+    cleaned = clean_pages(page_texts)
+    text, pages = _join_pages([normalise_text(t) for t in cleaned.texts])
+    if not text:
+        raise EmptyDocumentError(str(path), "; ".join(notes) if notes else _SCANNED_PDF_REASON)
+    notes = [n for n in notes if n != _NOTHING_FOUND_BY_OCR]  # blank pages in a document with text: no news
+    notes += cleaned.notes()
+    sections = section_paths(place_headings(extracted.outline, text, pages)) if extracted.outline else ()
+    return LoadedDocument(text=text, title=_clean_title(extracted.title) or path.stem, url=None, pages=pages,
+                          ocr_pages=frozenset(ocr_pages), notes=tuple(notes), sections=sections)
+
+
+@dataclass
+class _Extracted:
+    texts: list[str]  # raw page texts, one per page (layout cleanup still to do)
+    failures: list[str] = field(default_factory=list)  # why pages could not be read
+    outline: list[tuple[int, str, int]] = field(default_factory=list)  # (level, title, 0-based page index)
+    title: str | None = None  # from the document information
+
+
+def _open_pdf(path: Path, data: bytes, *, quiet: bool = False):
+    """Open a PDF with pypdf, decrypting with the empty password when needed; `quiet`: None instead of raising."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+    except Exception as exc:  # PdfReadError, ValueError, KeyError, RecursionError, ...
+        if quiet:
+            return None
+        raise DocumentError(str(path), f"corrupt PDF: {short_cause(exc)}") from None
+    if reader.is_encrypted:
+        try:
+            decrypted = reader.decrypt("")
+        except Exception as exc:  # e.g. DependencyError: AES needs the cryptography package
+            if quiet:
+                return None
+            raise DocumentError(str(path), f"encrypted PDF: {short_cause(exc)}") from None
+        if not decrypted:
+            if quiet:
+                return None
+            raise DocumentError(str(path), "encrypted PDF: needs a password (save an unprotected copy)")
+    return reader
+
+
+def _pdfium_extract(path: Path, data: bytes) -> _Extracted | None:
+    """Page texts by pdfium, tables on ruled pages, the outline and title; None where pdfium cannot open the file.
+
+    A page pdfium fails on or finds no text on is read by pypdf, opened only then.
+    """
+    from importlib.util import find_spec
+
+    if find_spec("pypdfium2") is None:
+        return None
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    from rag.ingest.pdfium_lock import PDFIUM_LOCK
+
+    with PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            if getattr(exc, "err_code", None) == raw.FPDF_ERR_PASSWORD:
+                raise DocumentError(str(path), "encrypted PDF: needs a password (save an unprotected copy)") from None
+            return None
+        except Exception:  # anything else pdfium says about the file: let pypdf try it
+            return None
+        try:
+            texts: list[str] = []
+            failures: list[str] = []
+            ruled: list[int] = []
+            pypdf: list = []  # opened on the first page that needs it; [None] when it cannot open the file
+            for index in range(len(pdf)):
+                broken = ""
+                try:
+                    text, grid = _pdfium_page(pdf, index)
+                except Exception as exc:  # one broken page should not cost the rest of the document
+                    text, grid, broken = "", False, short_cause(exc)
+                if not text.strip():  # pdfium failed or found nothing: pypdf may still read it
+                    if not pypdf:
+                        pypdf.append(_open_pdf(path, data, quiet=True))
+                    text, failed = _pypdf_page(pypdf[0], index) if pypdf[0] is not None else ("", broken)
+                    if broken and failed:
+                        failures.append(failed)
+                texts.append(text)
+                if grid and text.strip():
+                    ruled.append(index)
+            texts = _with_pdfium_tables(pdf, data, texts, ruled)
+            outline = _outline(pdf)
+            title = _pdfium_title(pdf)
+        finally:
+            pdf.close()
+    return _Extracted(texts, failures, outline, title)
+
+
+def _pdfium_title(pdf) -> str | None:
+    try:
+        title = pdf.get_metadata_value("Title")
+    except Exception:  # broken metadata must not cost us the text
+        return None
+    return title if isinstance(title, str) else None
+
+
+def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
+    """(text of the page in reading order, whether its drawn rules form a table grid)."""
+    from rag.ingest.tables import rules_form_grid
+
+    page = pdf[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            text = textpage.get_text_bounded()
+            if text.count("\n") >= _COLUMN_MIN_LINES:
+                text = _column_text(textpage, page.get_width()) or text
+        finally:
+            textpage.close()
+        return text, rules_form_grid(_path_boxes(page))
+    finally:
+        page.close()
+
+
+def _column_text(textpage, width: float) -> str | None:
+    """The text of a two-column page read column by column (`rag.ingest.layout.column_order`), else None."""
+    boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
+    order = column_order(boxes, width)
+    if order is None:
+        return None
+    return "\n".join(" ".join(_box_text(textpage, boxes[i]) for i in line) for line in order)
+
+
+def _box_text(textpage, box) -> str:
+    left, bottom, right, top = box
+    return " ".join(textpage.get_text_bounded(left=left - 0.5, bottom=bottom, right=right + 0.5, top=top).split())
+
+
+def _path_boxes(page):
+    """Bounding boxes of the page's own drawn paths (not those inside figures, whose plots are no tables)."""
+    import pypdfium2.raw as raw
+
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    for i in range(raw.FPDFPage_CountObjects(page.raw)):
+        obj = raw.FPDFPage_GetObject(page.raw, i)
+        if raw.FPDFPageObj_GetType(obj) == raw.FPDF_PAGEOBJ_PATH and raw.FPDFPageObj_GetBounds(
+                obj, left, bottom, right, top):
+            yield left.value, bottom.value, right.value, top.value
+
+
+def _outline(pdf) -> list[tuple[int, str, int]]:
+    """(level, title, 0-based page index) of each outline entry that points at a page."""
+    out: list[tuple[int, str, int]] = []
+    try:
+        for bookmark in pdf.get_toc():
+            dest = bookmark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            title = bookmark.get_title() or ""
+            if index is not None and index >= 0 and title.strip():
+                out.append((int(bookmark.level), title, int(index)))
+    except Exception:  # a broken outline costs the sections, not the text
+        return out
+    return out
+
+
+def _with_pdfium_tables(pdf, data: bytes, texts: list[str], ruled: list[int]) -> list[str]:
+    """Page texts with ruled tables as Markdown (pdfplumber finds them), their cells read by pdfium."""
+    from rag.ingest.tables import pdf_page_text_with_tables, pdf_tables_available
+
+    if not ruled or not pdf_tables_available():
+        return texts
+    import pypdfium2 as pdfium
+
+    # pdfplumber (pdfminer) builds every page of a file before it finds the first table (~4 s for a
+    # 300-page manual): it reads a copy of just the ruled pages instead
+    try:
+        copy = pdfium.PdfDocument.new()
+        copy.import_pages(pdf, ruled)
+        buf = io.BytesIO()
+        copy.save(buf)
+        copy.close()
+        data = buf.getvalue()
+    except Exception:  # pdfium cannot copy the pages: pdfplumber reads the whole file
+        ruled_pages = ruled
+    else:
+        ruled_pages = list(range(len(ruled)))
+    original = dict(zip(ruled_pages, ruled))
+    open_pages: dict[int, tuple] = {}
+
+    def text_in(index: int, bbox) -> str:
+        index = original[index]
+        if index not in open_pages:
+            page = pdf[index]
+            open_pages[index] = (page, page.get_textpage(), page.get_cropbox())
+        _, textpage, (crop_left, _, _, crop_top) = open_pages[index]
+        x0, top, x1, bottom = bbox
+        if x1 <= x0 or bottom <= top:
+            return ""
+        return textpage.get_text_bounded(left=crop_left + x0, bottom=crop_top - bottom,
+                                         right=crop_left + x1, top=crop_top - top)
+
+    try:
+        found = {original[i]: text for i, text in pdf_page_text_with_tables(data, ruled_pages, text_in).items()}
+    except Exception:  # pdfplumber failing on a file pdfium reads: keep the plain text
+        return texts
+    finally:
+        for page, textpage, _ in open_pages.values():
+            textpage.close()
+            page.close()
+    return [found.get(i, t) for i, t in enumerate(texts)]
+
+
+def _pypdf_page(reader, index: int) -> tuple[str, str]:
+    """(pypdf's text of one page, why it failed or "")."""
+    try:
+        return reader.pages[index].extract_text() or "", ""
+    except Exception as exc:  # one broken page should not cost the rest of the document
+        return "", short_cause(exc)
+
+
+def _pypdf_extract(path: Path, data: bytes) -> _Extracted:
+    """Every page by pypdf, tables on pages whose content stream draws lines (without pdfium)."""
+    reader = _open_pdf(path, data)
+    try:
+        n_pages = len(reader.pages)
+    except Exception as exc:  # pypdf raises many error types for broken page trees
+        raise DocumentError(str(path), f"corrupt PDF: {short_cause(exc)}") from None
+    texts: list[str] = []
+    failures: list[str] = []
+    for index in range(n_pages):
+        text, failed = _pypdf_page(reader, index)
+        texts.append(text)
+        if failed:
+            failures.append(failed)
+    return _Extracted(_with_pdf_tables(reader, data, texts), failures, title=_pypdf_title(reader))
+
+
+def _join_pages(page_texts: list[str]) -> tuple[str, tuple[tuple[int, int, int], ...]]:
+    """Join non-empty page texts with blank lines, returning the text and (page, start, end) spans."""
+    parts: list[str] = []
+    spans: list[tuple[int, int, int]] = []
+    pos = 0
+    for number, page_text in enumerate(page_texts, start=1):
+        if not page_text:
+            continue
+        if parts:
+            parts.append("\n\n")
+            pos += 2
+        spans.append((number, pos, pos + len(page_text)))
+        parts.append(page_text)
+        pos += len(page_text)
+    return "".join(parts), tuple(spans)
+
+
+def _pypdf_title(reader) -> str | None:
+    try:
+        metadata = reader.metadata
+        title = metadata.title if metadata else None
+    except Exception:  # broken metadata must not cost us the text
+        return None
+    return title if isinstance(title, str) else None
+
+
+def _clean_title(title: str | None) -> str | None:
+    """The title stored in the PDF metadata, minus the 'Microsoft Word - ' prefix some exporters add."""
+    if not title:
+        return None
+    title = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", normalise_text(title)).strip()
+    return title[:MAX_TITLE_CHARS] or None
+
+
+def _with_pdf_tables(reader, data: bytes, page_texts: list[str]) -> list[str]:
+    """Page texts with ruled tables as Markdown, for the pages whose drawing suggests a table."""
+    from rag.ingest.tables import (
+        pdf_page_may_have_table,
+        pdf_page_text_with_tables,
+        pdf_tables_available,
+    )
+
+    if not pdf_tables_available():
+        return page_texts
+    candidates = []
+    for index, page_text in enumerate(page_texts):
+        try:
+            if page_text and pdf_page_may_have_table(reader.pages[index]):
+                candidates.append(index)
+        except Exception:  # a broken page tree here only costs the table layout
+            continue
+    if not candidates:
+        return page_texts
+    try:
+        found = pdf_page_text_with_tables(data, candidates)
+    except Exception:  # pdfplumber failing on a file pypdf reads: keep pypdf's text
+        return page_texts
+    return [normalise_text(found[i]) if i in found else t for i, t in enumerate(page_texts)]
+
+
+def _with_pdf_ocr(data: bytes, page_texts: list[str], ocr) -> tuple[list[str], list[int], list[str]]:
+    """OCR the pages with no (or almost no) text layer; returns (texts, OCR'd page numbers, notes)."""
+    from rag.ingest.ocr import (
+        OCR_EXTRA_HINT,
+        OcrUnavailable,
+        ocr_available,
+        ocr_image,
+        render_pdf_pages,
+    )
+
+    enabled, dpi, min_chars = ocr_options(ocr)
+    scanned = [i for i, t in enumerate(page_texts) if len("".join(t.split())) < min_chars]
+    if not scanned:
+        return page_texts, [], []
+    numbers = ", ".join(str(i + 1) for i in scanned)
+    label = f"page{'s' if len(scanned) > 1 else ''} {numbers}"
+    if not enabled:
+        return page_texts, [], [f"{label}: no text layer, OCR turned off (RAG_OCR__ENABLED)"]
+    if not ocr_available():
+        return page_texts, [], [f"{label}: no text layer (scanned?), skipped: OCR is not installed ({OCR_EXTRA_HINT})"]
+    texts = list(page_texts)
+    done: list[int] = []
+    try:
+        for index, image in render_pdf_pages(data, scanned, dpi=dpi):
+            read = normalise_text(ocr_image(image))
+            if len("".join(read.split())) > len("".join(texts[index].split())):
+                texts[index] = read
+                done.append(index + 1)
+    except OcrUnavailable as exc:
+        return page_texts, [], [f"{label}: skipped: {exc}"]
+    except Exception as exc:  # a page the renderer cannot draw: keep what the text layer gave
+        return texts, done, [f"{label}: OCR failed ({short_cause(exc)})"]
+    return texts, done, [_NOTHING_FOUND_BY_OCR] if any(not texts[i] for i in scanned) else []

@@ -1,0 +1,449 @@
+"""Typeset pages as a reader sees them (rag.ingest.layout) and PDFs generated here that have all the layout noise."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from rag.ingest import layout
+from rag.ingest.layout import (
+    clean_chars,
+    clean_pages,
+    column_order,
+    is_page_number,
+    join_hyphens,
+    listing_kind,
+    listing_notes,
+    locate_headings,
+    markdown_headings,
+    place_headings,
+    section_at,
+    section_paths,
+    strip_running_lines,
+)
+from rag.ingest.loaders import load_document
+
+# --------------------------------------------------------------------------- characters
+
+
+def test_ligatures_quotes_and_dashes_are_normalised():
+    assert clean_chars("the ﬁle ﬂows, eﬀort, oﬃce, baﬄe") == "the file flows, effort, office, baffle"
+    assert clean_chars("‘single’ “double” 1999–2022 x − y") == "'single' \"double\" 1999-2022 x - y"
+    assert clean_chars("a\u00a0b\u200bc — d") == "a bc — d"  # the em dash stays
+
+
+def test_tex_spacing_accents_are_composed():
+    assert clean_chars("Hans-Bernhard Br¨oker, P´eter Juh´asz, J´erˆome") == "Hans-Bernhard Bröker, Péter Juhász, Jérôme"
+    assert clean_chars("na¨ıve") == "naïve"
+
+
+def test_line_end_marks_survive_for_the_hyphen_step():
+    assert clean_chars("con\x02figuration soft\xadware") == "con\x02figuration soft\xadware"
+
+
+# --------------------------------------------------------------------------- headers, footers, page numbers
+
+
+@pytest.mark.parametrize("line", ["103", "103/233", "- 12 -", "Page 3 of 9", "page 4", "iv", "(7)", "  42  "])
+def test_page_number_lines(line):
+    assert is_page_number(line)
+
+
+@pytest.mark.parametrize("line", ["103 apples", "Chapter 3", "x = 4", "I am", "2.5", "lid", "mild", "civic"])
+def test_not_page_number_lines(line):
+    assert not is_page_number(line)
+
+
+FERRIES = ["Ada", "Brae", "Cora", "Dun", "Eda", "Fife", "Gala", "Hoy"]
+
+
+def _book(n: int = 8) -> list[list[str]]:
+    pages = []
+    for i in range(n):
+        number = i + 1
+        header = f"Harbour Manual {number}" if number % 2 else f"{number} Harbour Manual"
+        pages.append([header, f"Ferry {FERRIES[i]} sails at dawn.", f"{FERRIES[i]} returns at dusk.",
+                      "Confidential draft", f"- {number} -"])
+    return pages
+
+
+def test_running_headers_footers_and_page_numbers_are_removed():
+    kept, report = strip_running_lines(_book())
+    assert kept[0] == ["Ferry Ada sails at dawn.", "Ada returns at dusk."]
+    assert all(len(page) == 2 for page in kept)
+    assert (report.headers, report.footers, report.page_numbers) == (8, 8, 8)
+
+
+def test_a_header_carrying_its_page_number_goes_even_when_unique():
+    pages = [[f"Chapter {1 + i // 3}: Topic {i // 3} {i + 1}", f"{FERRIES[i]} sails at dawn."] for i in range(8)]
+    pages[4][0] = "Chapter 2: A chapter only this page names 5"
+    kept, _ = strip_running_lines(pages)
+    assert kept[4] == ["Eda sails at dawn."]
+
+
+def test_content_lines_at_the_edges_stay():
+    # a first line on 3 of 10 pages, without a number: content that happens to start pages, not a header
+    pages = [["Syntax:", f"set term {name.lower()}", f"{name} is a terminal."] for name in FERRIES[:3]]
+    pages += [[f"About {name}", f"{name} sails at dawn.", f"{name} returns at dusk."] for name in FERRIES[3:]]
+    kept, report = strip_running_lines(pages)
+    assert kept == pages
+    assert (report.headers, report.footers, report.page_numbers) == (0, 0, 0)
+
+
+def test_a_table_header_under_the_running_header_stays():
+    pages = [[f"Manual {i + 1}", "Function Arguments Returns", f"row {i}"] for i in range(3)]
+    pages += [[f"Manual {i + 4}", "Plain text.", "More."] for i in range(5)]
+    kept, _ = strip_running_lines(pages)
+    assert kept[0][0] == "Function Arguments Returns"
+
+
+# --------------------------------------------------------------------------- contents and index pages
+
+
+TOC = ["Contents", "1 Introduction . . . . . . . . . . 3", "1.1 Scope . . . . . . . . . 3",
+       "2 Networking . . . . . . . . . . 4", "2.1 Configuring the network . . . 4", "2.2 Firewalls . . . . . . 5",
+       "Index . . . . . . . . . . . 6"]
+INDEX = ["Index", "address, 4", "firewall, 5, 7", "gateway, 4", "relay, 4–5", "scope, 3", "tide tables, 12"]
+
+
+def test_contents_and_index_pages_are_recognised():
+    assert listing_kind(TOC) == "table of contents"
+    assert listing_kind(INDEX) == "index"
+    assert listing_kind(["Canvas size 32", "Comments 33", "Coordinates 33", "Datastrings 33", "Environment 35"],
+                        ["CONTENTS gnuplot 5.4 3"]) == "table of contents"
+
+
+def test_a_table_of_numbers_is_not_a_listing():
+    table = ["Year Ferries", "2019 12", "2020 9", "2021 11", "2022 14", "2023 15"]
+    assert listing_kind(table) == ""
+    prose = ["The ferry leaves at 9.", "It returns at 17.", "Tickets cost 4.", "Children pay 2.", "Dogs go free."]
+    assert listing_kind(prose) == ""
+
+
+def test_listing_notes_group_runs():
+    assert listing_notes({1: "table of contents", 2: "table of contents", 3: "table of contents", 9: "index"}) == [
+        "pages 2–4: table of contents, not indexed", "page 10: index, not indexed"]
+
+
+def test_a_document_that_is_only_a_list_keeps_it():
+    cleaned = clean_pages(["\n".join(TOC)])
+    assert cleaned.listings == {} and "Networking" in cleaned.texts[0]
+
+
+# --------------------------------------------------------------------------- hyphenation
+
+
+def test_line_end_hyphenation_is_joined():
+    assert join_hyphens(["The con-\nfiguration file."]) == ["The configuration file."]
+    assert join_hyphens(["The con\x02figuration file."]) == ["The configuration file."]  # pdfium's mark
+
+
+def test_real_hyphens_stay():
+    # written with a hyphen elsewhere in the document: the split one keeps it
+    assert join_hyphens(["A non-\nzero value.", "Any non-zero value."])[0] == "A non-\nzero value."
+    assert join_hyphens(["A non\x02zero value.", "Any non-zero value."])[0] == "A non-zero value."
+    assert join_hyphens(["The S\x02Plus system, S-\nPlus."]) == ["The S-Plus system, S-\nPlus."]  # capitals
+    assert join_hyphens(["case\x02by-case"]) == ["case-by-case"]  # a compound broken at its own hyphen
+    assert join_hyphens(["self-\ncontained"]) == ["self-\ncontained"]  # no evidence: a prefix that keeps it
+
+
+def test_joined_form_wins_when_the_document_uses_it():
+    assert join_hyphens(["data-\nbase", "the database and the database"])[0] == "database"
+
+
+def test_clean_pages_in_order():
+    pages = ["\n".join(p) for p in _book(6)]
+    pages[2] = "Harbour Manual 3\nThe con-\nfiguration of the ﬁle.\nConfidential draft\n- 3 -"
+    cleaned = clean_pages(pages)
+    assert cleaned.texts[2] == "The configuration of the file."
+    assert cleaned.headers == 6 and cleaned.footers == 6 and cleaned.page_numbers == 6
+
+
+# --------------------------------------------------------------------------- two columns
+
+
+def _two_column_boxes():
+    boxes = [(72, 740, 540, 752)]  # a title over both columns
+    for row in range(12):
+        y = 700 - row * 14
+        boxes.append((72, y, 290, y + 10))  # left column line
+        boxes.append((322, y, 540, y + 10))  # right column line, same baseline
+    return boxes
+
+
+def test_two_columns_are_read_column_by_column():
+    boxes = _two_column_boxes()
+    order = column_order(boxes, 612)
+    assert order is not None
+    flat = [i for line in order for i in line]
+    assert flat[0] == 0  # the title first
+    left = [i for i in range(1, len(boxes)) if boxes[i][0] == 72]
+    right = [i for i in range(1, len(boxes)) if boxes[i][0] == 322]
+    assert flat[1:] == left + right
+
+
+def test_one_column_and_tables_are_left_alone():
+    prose = [(72, 700 - 14 * r, 540, 710 - 14 * r) for r in range(20)]
+    assert column_order(prose, 612) is None
+    table = []
+    for r in range(12):  # short cells in three columns: a table, not two columns of prose
+        y = 700 - 14 * r
+        table += [(72, y, 120, y + 10), (250, y, 290, y + 10), (350, y, 540, y + 10)]
+    assert column_order(table, 612) is None
+    ragged = []
+    for r in range(12):  # cells that fill most of their side but end where their text ends
+        y = 700 - 14 * r
+        ragged += [(72, y, 150 + 9 * (r % 5), y + 10), (170, y, 240 + 11 * (r % 4), y + 10),
+                   (330, y, 470 + 13 * (r % 6), y + 10)]
+    assert column_order(ragged, 612) is None
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def test_section_paths_follow_levels():
+    headings = [(0, 0, "1 Intro"), (10, 1, "1.1 Scope"), (20, 0, "2 Networking"), (30, 1, "2.1 Configuring"),
+                (40, 2, "2.1.1 Addresses"), (50, 1, "2.2 Firewalls")]
+    sections = section_paths(headings)
+    assert sections[3] == (30, "2 Networking › 2.1 Configuring")
+    assert sections[4] == (40, "2 Networking › 2.1 Configuring › 2.1.1 Addresses")
+    assert sections[5] == (50, "2 Networking › 2.2 Firewalls")
+    assert section_at(sections, 5) == "1 Intro" and section_at(sections, 45) == sections[4][1]
+    assert section_at(((10, "A"),), 3) == ""
+
+
+def test_headings_at_one_offset_keep_the_deepest():
+    assert section_paths([(0, 0, "Part I"), (0, 1, "Copyright")]) == ((0, "Part I › Copyright"),)
+
+
+def test_outline_entries_are_placed_at_their_lines():
+    text = "Title page\n\n1 Introduction\nIntro text.\n1.1 Scope\nScope text.\n\nMore scope on page 3."
+    pages = ((1, 0, 10), (2, 12, 58), (3, 60, len(text)))
+    outline = [(0, "Introduction", 1), (1, "Scope", 1), (1, "Not on the page", 2), (0, "Gone", 7)]
+    placed = place_headings(outline, text, pages)
+    assert placed == [(12, 0, "1 Introduction"), (39, 1, "1.1 Scope"), (None, 1, "Not on the page")]
+    # not found: no section of its own, the text stays under the heading before it
+    assert section_paths(placed) == ((12, "1 Introduction"), (39, "1 Introduction › 1.1 Scope"))
+
+
+def test_wrapped_and_run_in_headings_are_found():
+    text = "2.7 Index vectors; selecting and\nmodifying subsets\nText.\nValid The valid(x) function is used."
+    pages = ((1, 0, len(text)),)
+    outline = [(0, "Index vectors; selecting and modifying subsets", 0), (1, "Valid", 0)]
+    assert place_headings(outline, text, pages) == [
+        (0, 0, "2.7 Index vectors; selecting and modifying subsets"), (text.index("Valid"), 1, "Valid")]
+    appendix = "Appendix A A sample session\nText."
+    assert place_headings([(0, "A A sample session", 0)], appendix, ((1, 0, len(appendix)),)) == [
+        (0, 0, "Appendix A A sample session")]
+
+
+def test_an_unfound_parent_still_names_its_children():
+    assert section_paths([(None, 0, "I Gnuplot"), (5, 1, "Copyright")]) == ((5, "I Gnuplot › Copyright"),)
+
+
+def test_markdown_and_located_headings():
+    md = "# Guide\n\nIntro.\n\n```\n# not a heading\n```\n\n## Install\n\nSteps."
+    assert markdown_headings(md) == [(0, 1, "Guide"), (md.index("## Install"), 2, "Install")]
+    text = "Logger Objects¶\nLoggers log.\nLevels\nNumbers."
+    assert locate_headings(text, [(2, "Navigation"), (2, "Logger Objects ¶"), (2, "Levels")]) == [
+        (0, 2, "Logger Objects"), (text.index("Levels"), 2, "Levels")]
+
+
+# --------------------------------------------------------------------------- a generated typeset PDF
+
+
+def _esc(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _encode(s: str) -> bytes:
+    """WinAnsi bytes of a PDF string, with the fi ligature as byte 0x80 (see `typeset_pdf`)."""
+    return b"".join(b"\x80" if ch == "ﬁ" else ch.encode("cp1252") for ch in _esc(s))
+
+
+def typeset_pdf(pages: list[list[tuple[float, float, str]]], outline=(), width: int = 612, height: int = 792) -> bytes:
+    """A PDF of positioned Helvetica lines `(x, y, text)` per page, with an outline `(level, title, page index)`.
+
+    "ﬁ" is written as byte 0x80, the `fi` ligature glyph (its ToUnicode maps it to U+FB01).
+    """
+    n = len(pages)
+    objs: dict[int, bytes] = {}
+    font, tounicode = 3 + 2 * n, 4 + 2 * n
+    cmap = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /L def 1 begincodespacerange "
+            b"<00> <FF> endcodespacerange 1 beginbfchar <80> <FB01> endbfchar endcmap CMapName currentdict /CMap "
+            b"defineresource pop end end")
+    objs[tounicode] = b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream"
+    objs[font] = (b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding << /Type /Encoding /BaseEncoding "
+                  b"/WinAnsiEncoding /Differences [128 /fi] >> /ToUnicode %d 0 R >>" % tounicode)
+    objs[2] = ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{3 + 2 * i} 0 R" for i in range(n)), n)).encode()
+    for i, lines in enumerate(pages):
+        stream = b"\n".join(b"BT /F1 10 Tf 1 0 0 1 %g %g Tm (%s) Tj ET" % (x, y, _encode(t)) for x, y, t in lines)
+        objs[3 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Resources << /Font << "
+                           f"/F1 {font} 0 R >> >> /Contents {4 + 2 * i} 0 R >>").encode()
+        objs[4 + 2 * i] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
+    catalog = "<< /Type /Catalog /Pages 2 0 R >>"
+    if outline:
+        root = tounicode + 1
+        ids = [root + 1 + k for k in range(len(outline))]
+        parent: dict[int, int | None] = {}
+        stack: list[int] = []
+        for k, (level, _, _) in enumerate(outline):
+            while stack and outline[stack[-1]][0] >= level:
+                stack.pop()
+            parent[k] = stack[-1] if stack else None
+            stack.append(k)
+        children: dict[int | None, list[int]] = {}
+        for k in range(len(outline)):
+            children.setdefault(parent[k], []).append(k)
+        for k, (_, title, page) in enumerate(outline):
+            siblings, kids = children[parent[k]], children.get(k, [])
+            j = siblings.index(k)
+            entry = [f"/Title ({_esc(title)})", f"/Parent {ids[parent[k]] if parent[k] is not None else root} 0 R",
+                     f"/Dest [{3 + 2 * page} 0 R /XYZ 0 {height} 0]"]
+            entry += [f"/Prev {ids[siblings[j - 1]]} 0 R"] if j > 0 else []
+            entry += [f"/Next {ids[siblings[j + 1]]} 0 R"] if j + 1 < len(siblings) else []
+            entry += [f"/First {ids[kids[0]]} 0 R /Last {ids[kids[-1]]} 0 R /Count {len(kids)}"] if kids else []
+            objs[ids[k]] = ("<< " + " ".join(entry) + " >>").encode("latin-1")
+        top = children[None]
+        objs[root] = f"<< /Type /Outlines /First {ids[top[0]]} 0 R /Last {ids[top[-1]]} 0 R /Count {len(top)} >>".encode()
+        catalog = f"<< /Type /Catalog /Pages 2 0 R /Outlines {root} 0 R >>"
+    objs[1] = catalog.encode()
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    for k in sorted(objs):
+        offsets[k] = out.tell()
+        out.write(b"%d 0 obj\n" % k + objs[k] + b"\nendobj\n")
+    xref, size = out.tell(), max(objs) + 1
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % size)
+    for k in range(1, size):
+        out.write(b"%010d 00000 n \n" % offsets[k] if k in offsets else b"0000000000 65535 f \n")
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref))
+    return out.getvalue()
+
+
+def _page(number: int | None, body: list[str]) -> list[tuple[float, float, str]]:
+    """A page: running header and footer (from page 2 on), page number at the bottom, body lines top down."""
+    lines = [(72, 700 - 14 * i, text) for i, text in enumerate(body)]
+    if number is not None:
+        lines = [(72, 750, "Harbour Manual")] + lines
+        lines += [(72, 60, "Confidential draft"), (300, 40, f"- {number} -")]
+    return lines
+
+
+CONFIG_PARAGRAPH = "Set the address of each gateway in the port table and restart the relay daemon."
+MANUAL_PAGES = [
+    _page(None, ["Harbour Operations Manual", "Version 2"]),
+    _page(2, TOC),
+    _page(3, ["1 Introduction", "This manual covers the harbour relay. Its con-",
+              "figuration lives in one ﬁle. Use a non-", "zero port; a non-zero port is required.",
+              "1.1 Scope", "The scope is the ferry terminal and the pier."]),
+    _page(4, ["2 Networking", "Networks connect the quay to the office.", "2.1 Configuring the network",
+              CONFIG_PARAGRAPH]),
+    _page(5, ["More about gateways: each has one address.", "2.2 Firewalls", "Firewalls block unknown traffic."]),
+    _page(6, INDEX),
+]
+MANUAL_OUTLINE = [(0, "Contents", 1), (0, "Introduction", 2), (1, "Scope", 2), (0, "Networking", 3),
+                  (1, "Configuring the network", 3), (1, "Firewalls", 4), (0, "Index", 5)]
+
+
+@pytest.fixture
+def manual(tmp_path) -> Path:
+    path = tmp_path / "harbour.pdf"
+    path.write_bytes(typeset_pdf(MANUAL_PAGES, MANUAL_OUTLINE))
+    return path
+
+
+def test_typeset_pdf_reads_as_a_reader_sees_it(manual):
+    doc = load_document(manual)
+    assert [n for n, _, _ in doc.pages] == [1, 3, 4, 5]  # contents (2) and index (6) are not indexed
+    assert "page 2: table of contents, not indexed" in doc.notes
+    assert "page 6: index, not indexed" in doc.notes
+    for noise in ("Confidential draft", "- 3 -", ". . .", "firewall, 5"):
+        assert noise not in doc.text, noise
+    assert "Harbour Manual" not in doc.text and doc.text.startswith("Harbour Operations Manual")  # title page kept
+    assert "Its configuration lives in one file." in doc.text  # hyphenation joined, ligature spelled out
+    assert "Use a non-zero port" in doc.text and "nonzero" not in doc.text  # written so elsewhere: kept
+    start = doc.text.index(CONFIG_PARAGRAPH)
+    assert doc.section_at(start) == "2 Networking › 2.1 Configuring the network"
+    assert doc.page_at(start) == 4
+    assert doc.section_at(doc.text.index("More about gateways")) == "2 Networking › 2.1 Configuring the network"
+    assert doc.section_at(doc.text.index("Firewalls block")) == "2 Networking › 2.2 Firewalls"
+    assert doc.section_at(doc.text.index("The scope is")) == "1 Introduction › 1.1 Scope"
+    assert doc.section_at(0) == ""
+
+
+def test_interleaved_two_columns_read_in_order(tmp_path):
+    left = [f"Left column line {i:02d} of prose that fills the column" for i in range(12)]  # justified: one width
+    right = [f"Right column line {i:02d} of prose that fills it too" for i in range(12)]
+    lines = []
+    for i in range(12):  # the content stream alternates between the columns, line by line
+        lines += [(50, 700 - 14 * i, left[i]), (320, 700 - 14 * i, right[i])]
+    path = tmp_path / "columns.pdf"
+    path.write_bytes(typeset_pdf([lines]))
+    text = load_document(path).text
+    order = [text.index(line) for line in left + right]
+    assert order == sorted(order), text
+
+
+def test_ingested_chunks_carry_section_and_page(fake_settings, manual):
+    from rag.index.retrieve import index_text
+    from rag.serve.api import DocQA
+
+    qa = DocQA(fake_settings)
+    qa.ingest([manual])
+    chunks = {c.chunk.text: c.chunk for c in qa.store.scan()}
+    config = next(c for text, c in chunks.items() if CONFIG_PARAGRAPH in text)
+    assert config.section == "2 Networking › 2.1 Configuring the network" and config.page == 4
+    assert "Configuring the network" not in config.text.replace("2.1 Configuring the network", "")
+    assert index_text(config).split("\n")[:2] == ["harbour", "2 Networking › 2.1 Configuring the network"]
+    scope = next(c for text, c in chunks.items() if "ferry terminal" in text)
+    assert scope.section == "1 Introduction › 1.1 Scope" and scope.page == 3
+    assert all("Confidential" not in text and "Index" != text for text in chunks)
+    # the heading path is searchable although the paragraph never says "configure" or "network"
+    hits = qa.retrieve("How do I configure the network?", k=1, mode="bm25")
+    assert CONFIG_PARAGRAPH in hits[0].text and hits[0].section.endswith("Configuring the network")
+
+
+def test_sections_survive_the_store_and_old_records_load(fake_settings, manual):
+    from rag.core.types import Chunk
+    from rag.index.store import StoredChunk, from_record, to_metadata
+
+    chunk = Chunk("id", "text", "src", section="A › B")
+    meta = to_metadata(StoredChunk(chunk, "h", "now", 0))
+    assert meta["section"] == "A › B" and from_record("id", "text", meta).chunk.section == "A › B"
+    old = {k: v for k, v in meta.items() if k != "section"}  # written before sections existed
+    assert from_record("id", "text", old).chunk.section == ""
+    assert "section" not in to_metadata(StoredChunk(Chunk("id", "t", "src"), "h", "now", 0))
+
+
+def test_citation_shows_the_section(fake_settings):
+    from rag.core.types import Citation
+    from rag.serve.http import CITATION_FIELDS
+    from ui.render import render_citation
+
+    c = Citation(n=1, chunk_id="c", source="/docs/m.pdf", page=4, section="2 Net <x> › 2.1 Configuring",
+                 quote="q", text="q")
+    html = render_citation(0, c)
+    assert "2.1 Configuring" in html and "2 Net &lt;x&gt; › 2.1 Configuring" in html and "<x>" not in html
+    assert "section" in CITATION_FIELDS
+
+
+def test_markdown_sections_reach_the_chunks(fake_settings, tmp_path):
+    from rag.serve.api import DocQA
+
+    path = tmp_path / "guide.md"
+    path.write_text("# Guide\n\nIntro words.\n\n## Install\n\nRun the installer twice.\n\n## Use\n\nPress start.")
+    qa = DocQA(fake_settings)
+    qa.ingest([path])
+    by_text = {c.chunk.text: c.chunk.section for c in qa.store.scan()}
+    assert by_text["## Install\n\nRun the installer twice."] == "Guide › Install"
+    assert by_text["## Use\n\nPress start."] == "Guide › Use"
+
+
+def test_layout_module_is_pure():
+    # no PDF library at import: the loader feeds it page texts and boxes
+    source = Path(layout.__file__).read_text()
+    assert "pypdfium2" not in source and "pypdf" not in source and "pdfplumber" not in source
