@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -101,7 +102,10 @@ MANUAL_REPLY = ("Answer: the function sink will divert all subsequent output to 
 
 @pytest.mark.integration
 def test_screenshot_of_a_cited_manual_page(browser, tmp_path):  # noqa: F811
-    """Saves docs/screenshot-page.png: a real manual, the real embedder, a fake chat model citing it."""
+    """A real manual, the real embedder, a fake chat model citing it: the quote is found and drawn on its page.
+
+    With UPDATE_SCREENSHOTS=1 the picture replaces docs/screenshot-page.png; otherwise it stays in tmp_path.
+    """
     if not MANUAL.is_file():
         pytest.skip("needs the manuals dataset: python evals/datasets/manuals/fetch.py")
     settings = load_settings(environ={}, home=tmp_path / "home", cache=shared_cache(), llm={"provider": "fake"},
@@ -120,5 +124,6 @@ def test_screenshot_of_a_cited_manual_page(browser, tmp_path):  # noqa: F811
         expect(figure).to_have_attribute("data-cite", target, timeout=30_000)
         assert json.loads(figure.get_attribute("data-boxes")), "the quote was not found on the page"
         page.wait_for_timeout(600)  # the citation's flash fades before the picture
-        (REPO / "docs").mkdir(exist_ok=True)
-        page.screenshot(path=str(REPO / "docs" / "screenshot-page.png"))
+        shot = REPO / "docs" / "screenshot-page.png" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / "page.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
