@@ -72,8 +72,9 @@ def fake_settings(tmp_path):
         cache=shared_cache(),
         embedding={"provider": "fake", "model_name": "fake"},
         llm={"provider": "fake"},
-        # canned replies answer questions, not the verification prompt (tests/test_verify.py covers it)
-        answer={"verify": False},
+        # canned replies answer questions, not the verification prompt (tests/test_verify.py covers it); a
+        # canned reply has no confidence worth calibrating: no confidence gate (tests/test_confidence.py covers it)
+        answer={"verify": False, "min_confidence": 0.0},
     )
 
 

@@ -80,7 +80,8 @@ def test_verification_yes_keeps_the_answer(qa_with):
 
 def test_every_abstention_names_its_step(qa_with):
     assert qa_with(["Answer: I don't know based on the documents."]).ask("What is the GDP of France?").abstain_step == "model"
-    invented = qa_with(["Answer: 100 million yuan\nDetails: Merck invested 100 million yuan [1]."])
+    invented = qa_with(["Answer: 100 million yuan\nDetails: Merck invested 100 million yuan [1]."],
+                       vetoes=["answer_not_in_passages"])
     assert invented.ask("How much did Merck Testing invest?").abstain_step == "answer_not_in_passages"
     assert qa_with([], min_relevance=2.0).ask("Who won the 1966 World Cup?").abstain_step == "relevance"
 
@@ -98,40 +99,37 @@ class DoubtfulChat(GenericFakeChatModel):
 
 
 @pytest.mark.parametrize("decline, withheld", [(0.45, True), (0.05, False)])
-def test_an_answer_the_model_doubted_is_withheld_and_says_which_step(fake_settings, tmp_path, decline, withheld):
+def test_the_model_s_doubt_feeds_the_confidence(fake_settings, tmp_path, monkeypatch, decline, withheld):
+    import rag.answer.flow as flow
+    from rag.answer.confidence import Calibration
+
+    # a calibration that trusts an answer the less the model was likely to decline
+    monkeypatch.setattr(flow, "load_calibration", lambda: Calibration(
+        features=["decline_p"], mean=[0.1], scale=[0.1], weights=[-3.0], bias=1.0, threshold=0.5))
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "news.txt").write_text(DOC)
-    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "max_decline_p": 0.3})
-    model = DoubtfulChat(messages=iter([REPLY]), decline=decline)
+    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "min_confidence": None})
+    model = DoubtfulChat(messages=iter([REPLY]), decline=decline, top=0.7)
     model.asked = []
     qa = DocQA(fake_settings.model_copy(update={"answer": cfg}), chat_model=model)
     qa.ingest([tmp_path / "docs"])
     ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
     # the probability read is that of the abstention's first word, right after the reply's label
     assert model.asked == [("Answer:", "I")] and ans.decline_p == decline and "decline_ms" in ans.timings
+    assert ans.signals["decline_p"] == decline and ans.signals["first_token_p"] == 0.7
     assert ans.abstained is withheld
     if withheld:
-        assert ans.abstain_step == "model_doubt" and "45%" in ans.abstain_reason
+        assert ans.abstain_step == "confidence" and ans.confidence < 0.5
         assert ans.withheld is not None and ans.withheld.short_answer == "six"
     else:
-        assert ans.short_answer == "six" and ans.withheld is None
+        assert ans.short_answer == "six" and ans.withheld is None and ans.confidence > 0.5
 
 
-@pytest.mark.parametrize("top, withheld", [(0.25, True), (0.8, False)])
-def test_an_answer_the_model_was_unsure_of_is_withheld(fake_settings, tmp_path, top, withheld):
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "news.txt").write_text(DOC)
-    cfg = fake_settings.answer.model_copy(update={"min_relevance": -1.0, "min_first_token_p": 0.5})
-    qa = DocQA(fake_settings.model_copy(update={"answer": cfg}),
-               chat_model=DoubtfulChat(messages=iter([REPLY]), decline=0.01, top=top))
-    qa.ingest([tmp_path / "docs"])
-    ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
-    assert ans.first_token_p == top and ans.abstained is withheld
-    if withheld:
-        assert ans.abstain_step == "model_doubt" and "unsure" in ans.abstain_reason and ans.withheld.short_answer == "six"
+def test_without_a_calibration_the_model_s_doubt_is_recorded_and_withholds_nothing(fake_settings, tmp_path,
+                                                                                   monkeypatch):
+    import rag.answer.flow as flow
 
-
-def test_by_default_the_model_is_not_asked_how_sure_it_was(fake_settings, tmp_path):
+    monkeypatch.setattr(flow, "load_calibration", lambda: None)
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "news.txt").write_text(DOC)
     model = DoubtfulChat(messages=iter([REPLY]), decline=0.9, top=0.01)
@@ -140,4 +138,5 @@ def test_by_default_the_model_is_not_asked_how_sure_it_was(fake_settings, tmp_pa
     qa = DocQA(fake_settings.model_copy(update={"answer": cfg}), chat_model=model)
     qa.ingest([tmp_path / "docs"])
     ans = qa.ask("How many foreign-invested biotech companies changed their business scope?")
-    assert not ans.abstained and ans.decline_p is None and model.asked == []
+    assert not ans.abstained and ans.confidence is None
+    assert ans.decline_p == 0.9 and ans.signals["first_token_p"] == 0.01

@@ -1,10 +1,13 @@
 """Citations: `[n]` markers mapped to the passages they point at, each quoted and checked.
 
 Citation support (documented in evals/README.md): for a sentence of the answer
-and a passage it cites, support = |T(sentence) ∩ T(passage)| / |T(sentence)|,
-where T() is the set of stemmed content words and numbers (stopwords removed,
-number words mapped to digits, so "six" matches "6"). The quote shown is the
-passage sentence with the largest overlap. A citation whose support is below
+and a passage it cites, support = |T(claim) ∩ T(quote)| / |T(claim)|, where the
+quote is the passage sentence with the largest overlap, the claim is the answer's
+sentence together with the short answer it gives, and T() is the set of stemmed
+content words and numbers (stopwords removed, number words mapped to digits, so
+"six" matches "6"). A claim and a quote of which only one says no ("not",
+"never"…) get half. So a quote that does not state the answer, or states its
+opposite, never shows full support. A citation whose support is below
 `answer.support_threshold` is kept but flagged `supported=False`. A marker is
 re-pointed when another passage supports its sentence clearly better (a small
 model often cites the passage next to the one it copied from; `_repoint`).
@@ -19,19 +22,25 @@ from typing import TYPE_CHECKING
 from rag.core.types import Citation
 from rag.text.markers import MARKER, strip_markers
 from rag.text.sentences import sentence_spans
-from rag.text.tokens import content_tokens
+from rag.text.tokens import content_tokens, negated
 
 if TYPE_CHECKING:
     from rag.answer.context import Passage
 
-def best_quote(claim: str, chunk_text: str) -> tuple[float, int, int]:
-    """(support of claim by the chunk, quote start, quote end) — see the module docstring."""
-    claim_tokens = content_tokens(claim)
+def best_quote(claim: str, chunk_text: str, answer: str = "") -> tuple[float, int, int]:
+    """(support of claim by the chunk's best sentence, quote start, quote end) — see the module docstring.
+
+    `answer`: the short answer the claim gives; its words count as the claim's, so a sentence that does
+    not state the answer never supports the claim fully.
+    """
+    claim_tokens = content_tokens(claim) | (content_tokens(answer) if answer else set())
     spans = sentence_spans(chunk_text) or []
     if not claim_tokens or not spans:
         return 0.0, 0, min(len(chunk_text), 300)
-    support = len(claim_tokens & content_tokens(chunk_text)) / len(claim_tokens)
-    best = max(spans, key=lambda s: (len(claim_tokens & content_tokens(chunk_text[s.start:s.end])), -s.start))
+    shared, _, best = max((len(claim_tokens & content_tokens(chunk_text[s.start:s.end])), -s.start, s) for s in spans)
+    support = shared / len(claim_tokens)
+    if negated(claim) != negated(chunk_text[best.start:best.end]):
+        support /= 2  # "was not approved" against "was approved": the words agree, the claim does not
     return support, best.start, best.end
 
 
@@ -72,7 +81,8 @@ def resolve_citations(text: str, passages: Sequence[Passage], threshold: float,
                 nums, sentence = [best], _append_marker(sentence, best)
             elif support[best] >= threshold and _repoint(nums, best, support, by_n[best], claim, short_answer):
                 sentence, nums = _append_marker(re.sub(r"\s*" + MARKER.pattern, "", sentence).rstrip(), best), [best]
-        checked = {n: found.get(n) or _citation(n, by_n[n], claim, threshold) for n in dict.fromkeys(nums)}
+        checked = {n: found.get(n) or _citation(n, by_n[n], claim, threshold, short_answer)
+                   for n in dict.fromkeys(nums)}
         claim_supported = claim_supported or any(c.supported for c in checked.values())
         if claim_supported:
             # an unsupported marker beside a supported one adds nothing but doubt: remove it
@@ -122,9 +132,9 @@ def _append_marker(sentence: str, n: int) -> str:
     return f"{sentence[:m.start()]} [{n}]{m.group(1)}" if m else f"{sentence} [{n}]"
 
 
-def _citation(n: int, passage: Passage, claim: str, threshold: float) -> Citation:
+def _citation(n: int, passage: Passage, claim: str, threshold: float, answer: str = "") -> Citation:
     c = passage.chunk
-    support, qs, qe = best_quote(claim, c.text)
+    support, qs, qe = best_quote(claim, c.text, answer)
     return Citation(
         n=n, chunk_id=c.chunk_id, source=c.source, title=c.title, page=c.page, quote=c.text[qs:qe],
         score=c.score, support=round(support, 3), supported=support >= threshold, url=c.url, text=c.text,

@@ -1,10 +1,11 @@
 """The answer path, as a flat sequence of testable steps, read top to bottom in `answer_stream`.
 
-resolve self-corrections (`rag.answer.checks.questions`) -> condense (follow-ups) -> retrieve -> relevance gate
-(`rag.answer.checks.grounding`) -> pack and focus the context (`rag.answer.context`) -> generate (streamed) -> parse the
-reply (`rag.answer.replies`) -> resolve and verify citations (`rag.answer.citations`) -> grounding checks
-(`rag.answer.checks.grounding`, `rag.answer.checks.guard`; the answer's kind: `rag.answer.checks.questions`) -> the model's doubt
-(`Answer.decline_p`, off by default) -> verification (`rag.answer.checks.verify`, off by default).
+condense (follow-ups) -> retrieve -> relevance gate (`rag.answer.checks.grounding`) -> pack and focus the context
+(`rag.answer.context`) -> generate (streamed) -> parse the reply (`rag.answer.replies`; the model may decline) ->
+repairs and citations (`rag.answer.citations`) -> the checks (`rag.answer.checks`), each recorded as a signal ->
+the model's token probabilities -> one calibrated confidence (`rag.answer.confidence`): the answer is withheld
+when it is below `answer.min_confidence` or when a check listed in `answer.vetoes` objects -> verification
+(`rag.answer.checks.verify`, off by default).
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from rag.answer.checks.grounding import STEPS as GROUNDING_STEPS
-from rag.answer.checks.grounding import coverage, grounding_problem, is_relevant
+from rag.answer.checks.grounding import (
+    NOT_COVERED,
+    NOT_IN_PASSAGES,
+    coverage,
+    grounding_signals,
+    is_relevant,
+    passage_coverage,
+)
 from rag.answer.checks.guard import off_topic_answer
 from rag.answer.checks.lists import complete_list
-from rag.answer.checks.questions import (
-    answer_type_problem,
-    echo_problem,
-    resolve_corrections,
-)
+from rag.answer.checks.questions import answer_type_problem, definition_subject, describe, echo_problem
 from rag.answer.checks.quoting import quote_exactly
 from rag.answer.checks.verify import verify_answer
 from rag.answer.citations import (
@@ -37,6 +40,7 @@ from rag.answer.context import (
     format_passages,
     prompt_passages,
 )
+from rag.answer.confidence import load_calibration
 from rag.answer.prompts import load_prompt
 from rag.answer.replies import is_abstention, parse_reply
 from rag.core.types import Answer, Evidence, Waiting
@@ -57,16 +61,20 @@ def history_pairs(history) -> list[tuple[str, str]]:
     return [(str(u), str(a)) for u, a in history]
 
 
-_REFERS_BACK = re.compile(
-    r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers|this|that|these|those|there|then|former|latter"
-    r"|one|ones|same|other|others|which of|what about|how about|and)\b",
-    re.IGNORECASE,
-)
+# A follow-up by its form: a personal pronoun ("Who founded it?"), a demonstrative standing for a noun
+# ("Why was that?"), or an opening that continues the previous question ("And when?", "What about Paris?");
+# or too few words of its own ("Where?"). Common words inside a standalone question do not count.
+_PRONOUN = re.compile(r"\b(it|its|they|them|their|theirs|he|him|his|she|her|hers|former|latter)\b", re.IGNORECASE)
+_DEMONSTRATIVE = re.compile(r"\b(this|that|these|those)(?=\s*(?:one|ones)?\s*[?.!,]*\s*$)"
+                            r"|^\W*(this|that|these|those|there|then)\b", re.IGNORECASE)
+_CONTINUES = re.compile(r"^\W*(and|but|also|so|then|what\s+about|how\s+about|which\s+of|the\s+same)\b",
+                        re.IGNORECASE)
 
 
 def needs_context(question: str) -> bool:
-    """A follow-up that leans on the conversation: a pronoun or "which of…", or too few words of its own."""
-    return bool(_REFERS_BACK.search(question)) or len(content_tokens(question)) < 2
+    """A follow-up that leans on the conversation, read from the question's form (see above)."""
+    return bool(_PRONOUN.search(question) or _DEMONSTRATIVE.search(question) or _CONTINUES.search(question)
+                or re.search(r"\bwhich\s+of\b", question, re.IGNORECASE)) or len(content_tokens(question)) < 2
 
 
 def follow_up(question: str, history, pairs: History) -> tuple[str, str]:
@@ -155,33 +163,50 @@ def warm_prompts(settings=None) -> list[list]:
 
 
 # --- reading the reply -----------------------------------------------------------------------
+# The repairs `read_reply` applies, by name (`Reading` replays with some `off`: evals/calibrate.py's ablation)
+REPAIRS = ("complete_list", "quote_exactly", "describe", "drop_unsupported", "better_evidence")
+# The checks that may withhold an answer on their own (`answer.vetoes`); every one is also a confidence feature
+CHECKS = ("answer_not_in_passages", "question_coverage", "off_topic", "answer_type", "echo")
+
+
 @dataclass
 class Reading:
-    """The model's reply as the user would see it, and why it must be withheld (`step`, `reason`; "" when not)."""
+    """The model's reply as the user would see it, what each check found (`problems`: check -> reason) and the
+    signals the confidence is computed from. `declined`: the model itself said the passages do not answer."""
 
     short: str = ""
     text: str = ""
     citations: list = field(default_factory=list)
     dropped: int = 0
-    step: str = ""
-    reason: str = ""
+    declined: bool = False
+    problems: dict = field(default_factory=dict)
+    signals: dict = field(default_factory=dict)
 
 
-def read_reply(raw: str, standalone: str, meant: str, passages: Sequence[Passage], cfg) -> Reading:
+def read_reply(raw: str, standalone: str, asked: str, passages: Sequence[Passage], cfg,
+               off: frozenset[str] = frozenset()) -> Reading:
     """Parse the reply, complete a list, put the short answer in the passage's own words, ground its text
-    in cited passage sentences, then run the checks that need no model call: the model declined, the
-    grounding checks (`rag.answer.checks.grounding`), an off-topic answer (`rag.answer.checks.guard`), the answer's kind and an answer
-    that only echoes the question (`rag.answer.checks.questions`)."""
+    in cited passage sentences, then run every check that needs no model call (`CHECKS`), recording what
+    each found: the grounding checks (`rag.answer.checks.grounding`), an off-topic answer
+    (`rag.answer.checks.guard`), the answer's kind and an answer that only echoes the question
+    (`rag.answer.checks.questions`). `off`: repairs (`REPAIRS`) to skip, for ablations."""
     short, details = parse_reply(raw)
     if is_abstention(short, details):
-        return Reading(short=short, step="model", reason="the passages do not answer it")
-    short = complete_list(standalone, short, passages, asked=meant)  # rag.answer.checks.lists: one item of a list asked for -> the whole list
-    short = quote_exactly(short, [p.text for p in passages])  # rag.answer.checks.quoting: "7 months old" -> "seven months old"
-    details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
+        return Reading(short=short, declined=True)
+    if "complete_list" not in off:  # one item of a list asked for -> the whole list (rag.answer.checks.lists)
+        short = complete_list(standalone, short, passages, asked=asked)
+    if "quote_exactly" not in off:  # "7 months old" -> "seven months old" (rag.answer.checks.quoting)
+        short = quote_exactly(short, [p.text for p in passages])
+    subject = definition_subject(asked)
+    if "describe" not in off and subject and echo_problem(asked, short):  # "Who is X?" "X": say who X is
+        short = describe(subject, [p.chunk.text[s.start:s.end] for p in passages for s in sentence_spans(p.chunk.text)]) \
+            or short
+    if "drop_unsupported" not in off:
+        details = drop_unsupported_sentences(details, passages, cfg.support_threshold)
     # the text a user reads always states the short answer, in a cited passage sentence: the model's details
     # when one of them does, else the passage sentence that does (a small model sometimes quotes a neighbouring
     # sentence, or gives none); else the short answer is put in front of whatever details are left
-    better = better_evidence(standalone, short, details, passages)
+    better = better_evidence(standalone, short, details, passages) if "better_evidence" not in off else ""
     if better:  # no details, or details quoting a sentence that does not state the answer: show the one that does
         body = f"{short.rstrip(' .')}. {better}" if coverage(content_tokens(short), better) < 0.5 else better
     elif not strip_markers(details):
@@ -192,16 +217,17 @@ def read_reply(raw: str, standalone: str, meant: str, passages: Sequence[Passage
         body = details
     text, citations, dropped = resolve_citations(body, passages, cfg.support_threshold, short_answer=short)
     reading = Reading(short=short, text=text, citations=citations, dropped=dropped)
-    reason = grounding_problem(standalone, short, citations, passages, cfg.min_question_coverage, asked=meant)
-    step = GROUNDING_STEPS.get(reason, "")
-    if not reason:
-        reason, step = off_topic_answer(standalone, short, [p.chunk.text for p in passages]), "off_topic"  # rag/answer/checks/guard.py
-    if not reason:  # a year asked, a name given: the passage talks about the subject, not the asked fact
-        reason, step = answer_type_problem(meant, short), "answer_type"
-    if not reason:  # "Who married the couple?" "the couple": the model named the subject, not the fact
-        reason, step = echo_problem(meant, short), "echo"
-    if reason:
-        reading.step, reading.reason = step, reason
+    grounding = grounding_signals(standalone, short, citations, passages, asked=asked)
+    problems = {
+        "answer_not_in_passages": NOT_IN_PASSAGES if grounding["answer_in_passages"] < 0.5 else "",
+        "question_coverage": NOT_COVERED if grounding["question_coverage"] < cfg.min_question_coverage else "",
+        "off_topic": off_topic_answer(standalone, short, [p.chunk.text for p in passages]),  # rag/answer/checks/guard.py
+        "answer_type": answer_type_problem(asked, short),  # a year asked, a name given
+        "echo": echo_problem(asked, short),  # the model named the subject, not the fact
+    }
+    reading.problems = {k: v for k, v in problems.items() if v}
+    reading.signals = {**grounding, "support": max((c.support for c in citations), default=0.0),
+                       **{k: float(bool(problems[k])) for k in ("off_topic", "answer_type", "echo")}}
     return reading
 
 
@@ -236,31 +262,32 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     cfg = deps.settings.answer
     pairs = history_pairs(history)
     timings: dict[str, float] = {}
-    # what the user meant: "How many did Russia, I mean Prussia, lose?" asks about Prussia (rag.answer.checks.questions)
-    meant = resolve_corrections(question) if cfg.resolve_corrections else question
     if cfg.follow_ups == "rewrite" and pairs:
         yield from _wait_turn(queue, ticket, timings, started)
-        standalone, context = condense_question(meant, pairs, deps.chat_model), ""
+        standalone, context = condense_question(question, pairs, deps.chat_model), ""
         timings["condense_ms"] = _ms(started)
     else:
-        standalone, context = follow_up(meant, history, pairs)
+        standalone, context = follow_up(question, history, pairs)
     t = time.perf_counter()
     retrieval = deps.retrieve(standalone, k or deps.settings.retrieval.k, sources)
     timings["retrieval_ms"] = _ms(t)
     chunks = retrieval.chunks
     answer = Answer(text="", question=question, standalone_question=standalone, passages=list(chunks))
+    answer.signals |= {"similarity": round(float(retrieval.best_similarity), 4),
+                       "passage_coverage": round(passage_coverage(standalone, chunks), 4)}
     if not is_relevant(standalone, chunks, retrieval.best_similarity, cfg.min_relevance):
         yield Evidence(list(chunks), query=standalone)
         yield from _abstain(answer, pairs, timings, started, reason="no passage is relevant enough", step="relevance")
         return
     passages = prompt_passages(standalone, chunks, cfg, deps.count_tokens, follow_up=bool(context))
     answer.prompt_chunk_ids = [p.chunk.chunk_id for p in passages]
+    answer.prompt_texts = [p.text for p in passages]
     match = best_match(standalone, passages)
     yield Evidence(list(chunks), quote=match[1] if match else "", chunk_id=match[0].chunk.chunk_id if match else "",
                    query=standalone)
     timings["evidence_ms"] = _ms(started)
-    messages = build_messages(meant if context else standalone, passages, context)
-    shown = " ".join([meant, context, *(p.text for p in passages)])
+    messages = build_messages(question if context else standalone, passages, context)
+    shown = " ".join([question, context, *(p.text for p in passages)])
     timings["necessary_tokens"] = float(getattr(deps.chat_model, "count_tokens", deps.count_tokens)(shown))
     yield from _wait_turn(queue, ticket, timings, started)
     raw, n_tokens, first, meta = [], 0, None, {}
@@ -283,26 +310,33 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     timings["tokens"] = float(n_tokens)
     timings["tokens_per_s"] = round(n_tokens / (done - first), 2) if first and done > first else 0.0
     answer.raw_reply = "".join(raw)
-    reading = read_reply(answer.raw_reply, standalone, meant, passages, cfg)
+    reading = read_reply(answer.raw_reply, standalone, question, passages, cfg)
     text, short, citations, dropped = reading.text, reading.short, reading.citations, reading.dropped
-    if reading.step:
-        answer.draft = text
-        yield from _abstain(answer, pairs, timings, started, reason=reading.reason, step=reading.step)
+    if reading.declined:
+        yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
-    # the model's own doubt: how likely it was to decline ("Answer: I don't know …") instead of answering, read
-    # from its first answer token's probabilities (one token evaluated; a local model only; off by default)
+    answer.signals.update(reading.signals)
+    # the model's own doubt: how likely it was to decline ("Answer: I don't know …") instead of answering, and
+    # how sure it was of its first answer token (one token evaluated; a local model only): confidence features
     doubt = getattr(deps.chat_model, "continuation_probabilities", None)
-    if doubt is not None and (cfg.max_decline_p < 1.0 or cfg.min_first_token_p > 0.0):
+    if doubt is not None:
         t = time.perf_counter()
         decline, top = doubt(messages, "Answer:", load_prompt("answer")["abstain_text"].split()[0])
         answer.decline_p, answer.first_token_p = round(decline, 4), round(top, 4)
+        answer.signals |= {"decline_p": answer.decline_p, "first_token_p": answer.first_token_p}
         timings["decline_ms"] = _ms(t)
-        unsure = (f"the model was {decline:.0%} likely to say it does not know" if decline >= cfg.max_decline_p
-                  else f"the model was unsure of its answer ({top:.0%})" if top < cfg.min_first_token_p else "")
-        if unsure:
-            _withhold(answer, text, short, citations, dropped, timings)
-            yield from _abstain(answer, pairs, timings, started, step="model_doubt", reason=unsure)
-            return
+    calibration = load_calibration()
+    if calibration is not None:
+        answer.confidence = round(calibration.confidence(answer.signals), 4)
+    vetoed = [step for step in cfg.vetoes if step in reading.problems]
+    threshold = cfg.min_confidence if cfg.min_confidence is not None else (calibration.threshold if calibration else 0)
+    if vetoed or (answer.confidence is not None and answer.confidence < threshold):
+        _withhold(answer, text, short, citations, dropped, timings)
+        step = vetoed[0] if vetoed else "confidence"
+        reason = reading.problems[step] if vetoed else \
+            f"the answer is unlikely to be right (confidence {answer.confidence:.0%} < {threshold:.0%})"
+        yield from _abstain(answer, pairs, timings, started, reason=reason, step=step)
+        return
     # verification (rag.answer.checks.verify): a short second prompt asks whether the cited sentence states the asked fact
     if cfg.verify:
         verdict = verify_answer(standalone, short, citations, deps.chat_model, cfg.verify_threshold)

@@ -118,24 +118,21 @@ class AnswerSettings(BaseModel):
     follow_ups: Literal["inline", "rewrite"] = Field(
         "inline", description="Follow-up questions: `inline` searches with the previous question and shows it to the "
                               "model (no extra model call); `rewrite` asks the model for a standalone question first.")
-    resolve_corrections: bool = Field(
-        False, description="Read a question that corrects itself (\"How many ships did Spain, I mean Portugal, send?\") "
-                           "as the user meant it, before searching and asking the model (rag.answer.checks.questions). Off: on the "
-                           "only questions we have that correct themselves (squad-dev-mini's unanswerable ones) it "
-                           "cost abstentions (evals/README.md); turn it on for dictated or spoken questions.")
     min_relevance: float = Field(0.25, description="Abstain without asking the model when no passage reaches this cosine similarity and none holds half of the question's words.")
     support_threshold: float = Field(0.35, ge=0, le=1, description="Citations whose support is below this are flagged.")
     min_question_coverage: float = Field(
-        0.34, ge=0, le=1, description="Abstain when the cited passages hold less than this share of the question's content words.")
-    max_decline_p: float = Field(
-        1.0, ge=0, le=1, description="Abstain when the model was at least this likely to decline instead of "
-                                     "answering (its first answer token's probabilities; local model only; 1: "
-                                     "never, and not measured). Off: it did not separate near misses from right "
-                                     "answers on the squad dev split (evals/README.md).")
-    min_first_token_p: float = Field(
-        0.0, ge=0, le=1, description="Abstain when the model's likeliest first answer token had less than this "
-                                     "probability (how sure it was; local model only; 0: never). Off by default: it "
-                                     "trades right answers for abstentions (the curve is in evals/README.md).")
+        0.34, ge=0, le=1, description="With `question_coverage` among the `vetoes`: withhold when the cited passages hold less than this share of the question's content words.")
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="Withhold an answer whose calibrated confidence (`Answer.confidence`, "
+                                      "rag.answer.confidence) is below this; default (unset): the threshold fitted "
+                                      "with the calibration, chosen on dev sets for answered precision >= 0.90. "
+                                      "0: never withhold on confidence.")
+    vetoes: list[str] = Field(
+        default_factory=lambda: ["off_topic"],
+        description="Checks that withhold an answer on their own, whatever the confidence: any of "
+                    "answer_not_in_passages, question_coverage, off_topic (an answer from text that does not "
+                    "mention the question: a planted instruction?), answer_type, echo. Every check is also a "
+                    "confidence feature (evals/README.md has the ablation that chose the default).")
     verify: bool = Field(
         False, description="After generation, ask the model whether the cited sentence states the asked fact "
                            "(rag.answer.checks.verify). Off: with the default 1.5B model it withheld more right answers than "

@@ -102,6 +102,9 @@ class Answer:
     verify_p_yes: float | None = None  # the verifier's P(the cited sentence states the answer); None: not asked
     decline_p: float | None = None  # the model's P(declining) at its first answer token; None: not measured
     first_token_p: float | None = None  # the probability of the likeliest first answer token (how sure it was); None: ditto
+    confidence: float | None = None  # calibrated P(the answer is right) (rag.answer.confidence); None: no calibration
+    signals: dict[str, float] = field(default_factory=dict)  # what the checks measured: the confidence's features
+    prompt_texts: list[str] = field(default_factory=list)  # the text of passage n as the model read it, at n - 1
     withheld: Answer | None = None  # the answer the doubt or verification step withheld (what the user would have seen)
     question: str = ""
     standalone_question: str = ""
@@ -122,6 +125,8 @@ class Answer:
             "verify_p_yes": self.verify_p_yes,
             "decline_p": self.decline_p,
             "first_token_p": self.first_token_p,
+            "confidence": self.confidence,
+            "signals": self.signals,
             "withheld": self.withheld.to_dict() if self.withheld is not None else None,
             "question": self.question,
             "standalone_question": self.standalone_question,
@@ -140,6 +145,9 @@ class Answer:
             abstained=bool(data.get("abstained", False)),
             short_answer=data.get("short_answer", ""),
             abstain_reason=data.get("abstain_reason", ""),
+            abstain_step=data.get("abstain_step", ""),
+            confidence=data.get("confidence"),
+            signals=dict(data.get("signals") or {}),
             question=data.get("question", ""),
             standalone_question=data.get("standalone_question", ""),
             passages=[Chunk.from_dict(p) for p in data.get("passages", [])],

@@ -45,7 +45,7 @@ def page_recall_metrics(ranks: list[int | None]) -> dict[str, float]:
 
 
 def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = None,
-                 support_threshold: float = 0.35) -> dict:
+                 support_threshold: float = 0.35, replay: bool = True) -> dict:
     """One question's answer scores, citation judgements and failure category (see evals/README.md).
 
     `spans`: the gold answers' character spans (`gold_spans`), for passage-level citation correctness.
@@ -91,10 +91,19 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
         "verify_p_yes": getattr(answer, "verify_p_yes", None),
         "decline_p": getattr(answer, "decline_p", None),
         "first_token_p": getattr(answer, "first_token_p", None),
+        "confidence": getattr(answer, "confidence", None),
+        "signals": dict(getattr(answer, "signals", {}) or {}),
         "timings": dict(answer.timings),
     }
+    if replay and getattr(answer, "prompt_texts", None):  # what the model read: evals/calibrate.py replays the checks
+        by_id = {c.chunk_id: c for c in answer.passages}
+        row["replay"] = {"passages": [{k: v for k, v in by_id[cid].to_dict().items() if k != "embedding"}
+                                      for cid in answer.prompt_chunk_ids if cid in by_id],
+                         "texts": list(answer.prompt_texts)}
     if "kind" in q:
         row["kind"] = q["kind"]
+    if q.get("list_items"):
+        row["list_items"] = q["list_items"]
     if "gold_pages" in q:  # page-level gold: does a citation point at the page (or HTML passage) holding the answer
         row["page_cited"] = any(on_gold_page(q, c.source, c.page, c.text, getattr(c, "end_page", None))
                                 for c in answer.citations) if not answer.abstained else False
@@ -111,7 +120,7 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
     row["category"] = categorize(row)
     withheld = getattr(answer, "withheld", None)
     if withheld is not None:  # scored as well, for the figures without verification
-        row["withheld"] = score_answer(q, withheld, spans, support_threshold)
+        row["withheld"] = score_answer(q, withheld, spans, support_threshold, replay=False)
     return row
 
 

@@ -87,3 +87,13 @@ def content_tokens(text: str) -> set[str]:
     """The stemmed content words and numbers of `text`, number words as digits ("six" -> "6")."""
     numbers = _stemmed_numbers()
     return {numbers.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
+
+
+_NEGATION = re.compile(r"\b(?:not|no|never|nor|neither|none|nobody|nothing|nowhere|without|cannot)\b|n't\b",
+                       re.IGNORECASE)
+
+
+def negated(text: str) -> bool:
+    """Whether `text` says no ("not", "never", "n't", "without" …): the stopword list drops these words, so
+    support measures compare them apart ("was not approved" does not support "was approved")."""
+    return bool(_NEGATION.search(text))

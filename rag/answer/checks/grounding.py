@@ -16,47 +16,61 @@ if TYPE_CHECKING:
 def is_relevant(question: str, chunks: Sequence[Chunk], best_similarity: float, min_similarity: float) -> bool:
     """Worth asking the model: a passage is semantically close, or holds most of the question's words.
 
-    Dense similarity alone misses questions about names ("Who is Chen Li?"),
-    whose embeddings are far from any passage; word coverage catches those.
+    Dense similarity alone misses questions about names, whose embeddings are far from any passage;
+    word coverage (`passage_coverage`) catches those.
     """
     if not chunks:
         return False
-    if best_similarity >= min_similarity:
-        return True
+    return best_similarity >= min_similarity or passage_coverage(question, chunks) >= 0.5
+
+
+def passage_coverage(question: str, chunks: Sequence[Chunk]) -> float:
+    """The largest share of the question's content words that one passage holds (0 without any)."""
     wanted = content_tokens(question)
-    if not wanted:
-        return False
-    return max(len(wanted & content_tokens(c.text)) / len(wanted) for c in chunks) >= 0.5
+    if not wanted or not chunks:
+        return 0.0
+    return max(len(wanted & content_tokens(c.text)) / len(wanted) for c in chunks)
 
 
 def coverage(wanted: set[str], text: str) -> float:
     return len(wanted & content_tokens(text)) / len(wanted) if wanted else 1.0
 
 
+def grounding_signals(question: str, short: str, citations: Sequence[Citation], passages: Sequence[Passage],
+                      asked: str = "") -> dict[str, float]:
+    """How well the answer is grounded, on stemmed content words (confidence features, `rag.answer.confidence`).
+
+    - `answer_in_passages`: the share of the short answer's words that occur in the passages (an invented
+      figure scores low; a bare Yes/No scores 1);
+    - `question_coverage`: the share of the question's words that the cited passages, with their documents'
+      titles and section headings (which name what a passage is about), hold (an answer to a different
+      question scores low). For a follow-up, `question` is searched with the earlier question in front, whose
+      words the cited passage need not repeat: the words of the follow-up as `asked` count as well.
+    """
+    cited = [c.chunk for c in _cited_passages(citations, passages)] or [p.chunk for p in passages]
+    evidence = " ".join(f"{c.title} {c.section or ''} {c.text}" for c in cited)
+    found = 1.0 if is_yes_no(short) else coverage(content_tokens(short), " ".join(p.chunk.text for p in passages))
+    covered = max(coverage(content_tokens(q), evidence) for q in (question, asked or question))
+    return {"answer_in_passages": round(found, 4), "question_coverage": round(covered, 4)}
+
+
+def _cited_passages(citations, passages):
+    ids = {c.chunk_id for c in citations}
+    return [p for p in passages if p.chunk.chunk_id in ids]
+
+
 def grounding_problem(question: str, short: str, citations: Sequence[Citation], passages: Sequence[Passage],
                       min_question_coverage: float, asked: str = "") -> str:
-    """Why the model's answer cannot be trusted, or "" when it is grounded.
-
-    Two checks, both on stemmed content words: the short answer must occur in the
-    passages (catches invented figures), and the cited passages, with their documents'
-    titles (which name what a passage is about), must hold at least
-    `min_question_coverage` of the question's words (catches an answer to a
-    different question, e.g. a person's role in another company). For a follow-up,
-    `question` is searched with the earlier question in front, whose words the cited
-    passage need not repeat: the words of the follow-up as `asked` count as well.
-    """
-    cited = [(c.title, c.text) for c in citations] or [(p.chunk.title, p.chunk.text) for p in passages]
-    evidence = " ".join(f"{title} {text}" for title, text in cited)
-    yes_no = is_yes_no(short)
-    if not yes_no and coverage(content_tokens(short), " ".join(p.chunk.text for p in passages)) < 0.5:
+    """Why the model's answer cannot be trusted by `grounding_signals`, or "" when it is grounded: the short
+    answer must occur in the passages (at least half its words), and the cited passages must hold at least
+    `min_question_coverage` of the question's words."""
+    found = grounding_signals(question, short, citations, passages, asked)
+    if found["answer_in_passages"] < 0.5:
         return NOT_IN_PASSAGES
-    covered = max(coverage(content_tokens(q), evidence) for q in (question, asked or question))
-    if covered < min_question_coverage:
+    if found["question_coverage"] < min_question_coverage:
         return NOT_COVERED
     return ""
 
 
 NOT_IN_PASSAGES = "the model's answer does not occur in the passages"
 NOT_COVERED = "the cited passages do not mention what was asked"
-# the step name recorded on an abstaining Answer (`Answer.abstain_step`) for each grounding problem
-STEPS = {NOT_IN_PASSAGES: "answer_not_in_passages", NOT_COVERED: "question_coverage"}

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 _SEVERAL = re.compile(
     r"\b(them|those|these|ones|both|all|names|list)\b"
     r"|\b(which|what|who)\b[^?]*\b(are|were)\b"
-    r"|\bwhich\s+(two|three|four|five|six|seven|eight|nine|ten|\d+)\b",
+    r"|\bwhich\s+(two|three|four|five|six|seven|eight|nine|ten|\d+)\b"
+    # "Which cities …", "What countries …": a plural noun right after the question word
+    r"|^\W*(?:and\s+)?(?:which|what)\s+(?!(?:is|was|does|has|this|its|his|hers|less|plus|status|basis|focus)\b)"
+    r"[a-z]{3,}(?<!s)s\b",
     re.IGNORECASE,
 )
 # a name: capitalised words, with "of"/"de"/"the"/"for" inside ("Ministry of Commerce"), an optional "the" before
