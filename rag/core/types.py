@@ -102,6 +102,7 @@ class Answer:
     verify_p_yes: float | None = None  # the verifier's P(the cited sentence states the answer); None: not asked
     decline_p: float | None = None  # the model's P(declining) at its first answer token; None: not measured
     first_token_p: float | None = None  # the probability of the likeliest first answer token (how sure it was); None: ditto
+    confidence: float | None = None  # the calibrated probability (0-1) that the answer is right; None: not computed
     withheld: Answer | None = None  # the answer the doubt or verification step withheld (what the user would have seen)
     question: str = ""
     standalone_question: str = ""
