@@ -45,7 +45,7 @@ serve: ingest
 test: provision
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# The full eval gate (about 25 minutes on 2 cores): all seed questions and 40 of the squad test split, held
+# The full eval gate (about 25 minutes on 2 cores): all seed questions and 40 of the squad seen split (gate-seen-40.txt), held
 # to evals/floors.json. CI runs it after `make test`.
 gate: provision
 	$(PY) -m pytest -m gate tests/test_eval_gate.py $(PYTEST_ARGS)

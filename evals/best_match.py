@@ -44,7 +44,7 @@ def measure(qa, questions: list[dict], settings) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", type=Path, default=Path("evals/datasets/squad-dev-mini"))
-    ap.add_argument("--split", default=None, help="dev or test (the dataset's split.json); default all questions")
+    ap.add_argument("--split", default=None, help="a split of the dataset's split.json (squad-dev-mini: dev or seen); default all questions")
     ap.add_argument("--priors", default="0,1,2", help="RANK_PRIOR values to compare (comma-separated)")
     args = ap.parse_args()
     settings = load_settings()

@@ -378,7 +378,7 @@ def eval_cmd(
     llm: Annotated[Optional[str], typer.Option("--llm", help="Chat model provider: local, openai or fake.")] = None,
     mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval mode: hybrid, dense or bm25.")] = None,
     k: Annotated[Optional[int], typer.Option("--k", "-k", help="Passages per answer (default retrieval.k).")] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="Only the questions of this split (dev or test): each question's own 'split', else the dataset's split.json. A file-backed dataset ingests only that split's documents.")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Only the questions of this split (dev or test; squad-dev-mini: dev or seen): each question's own 'split', else the dataset's split.json. A file-backed dataset ingests only that split's documents.")] = None,
     kind: Annotated[Optional[str], typer.Option("--kind", help="Only the questions of this kind (table, steps, definition, heading, fact).")] = None,
     files: Annotated[Optional[Path], typer.Option("--files", help="Where a file-backed dataset's documents are (<doc_id>.<ext>; default ~/.cache/rag-evals/<dataset>/files).")] = None,
     qids: Annotated[Optional[Path], typer.Option("--qids", help="Only the questions whose qid is listed in this file (one a line).")] = None,

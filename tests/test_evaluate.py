@@ -243,12 +243,16 @@ def test_answer_metrics_formulas():
     assert m["answer.short_em"] == 0.5 and m["answer.accuracy"] == 0.5
     assert m["answer.em"] == 0.0 and m["answer.f1"] == pytest.approx(round(0.5 * metrics.token_f1(
         "Paris is the capital. It is in France.", ["Paris"]), 4))
-    assert m["citation.precision"] == 0.5       # of the answered answerable question's two citations, PARIS is right
+    # three citations in answered replies: PARIS (right), ROME (wrong passage), ROME on the answered unanswerable
+    # question (wrong: nothing there is worth citing)
+    assert m["citation.precision"] == pytest.approx(1 / 3, abs=1e-4)
     assert m["citation.recall"] == 1.0          # the one answered answerable question has a right citation
     assert m["citation.unsupported_rate"] == pytest.approx(1 / 3, abs=1e-4)  # over all answered questions' citations
     assert m["abstention.unanswerable_abstained"] == 0.5
     assert m["abstention.answerable_abstained"] == 0.5
-    assert m["faithfulness"] == pytest.approx(2 / 3, abs=1e-4)  # 3 sentences in answered replies, 2 cite a supported passage
+    # shown text: 3 sentences in answered replies, 2 cite a supported passage (the answer path's own check)
+    assert m["faithfulness_shown"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["faithfulness"] == 0.0  # no raw reply recorded: no sentence of the model's own to judge
     assert m["latency.retrieval_ms_p50"] == 20 and m["latency.first_token_ms_p50"] == 100
 
 

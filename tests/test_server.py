@@ -101,19 +101,39 @@ def test_streaming_sends_draft_then_verified_text_then_citations_once(api):
 
 
 def test_follow_up_uses_the_conversation(fake_settings, tmp_path):
-    # one reply: a follow-up is searched with the previous question, without a rewrite call
-    qa = make_qa(fake_settings, [
-        "Answer: eight cities\nDetails: The pilot covers eight cities, including Beijing [1].",
-    ], tmp_path)
+    """A follow-up ("And which cities does it cover?") reaches the model with the earlier turn: a model that can
+    only answer when it is shown what "it" is answers; shown the bare question, it would say it does not know."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    earlier = "How many companies changed scope?"
+
+    class Reader(GenericFakeChatModel):
+        prompts: list = []
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            prompt = "\n".join(str(m.content) for m in messages)
+            self.prompts.append(prompt)
+            reply = ("Answer: eight cities\nDetails: The pilot covers eight cities, including Beijing [1]."
+                     if earlier in prompt else "Answer: I don't know based on the documents.")
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
+
+    qa = make_qa(fake_settings, [ANSWER], tmp_path)
+    qa.chat_model = reader = Reader(messages=iter([]))
     with live_server(create_app(qa)) as url:
         resp = client(url, "unused").chat.completions.create(model="default", messages=[
             {"role": "system", "content": "You are helpful."},
-            {"role": "user", "content": "How many companies changed scope?"},
+            {"role": "user", "content": earlier},
             {"role": "assistant", "content": "Six companies changed scope [1]."},
-            {"role": "user", "content": "and which cities does it cover?"},
+            {"role": "user", "content": "And which cities does it cover?"},
         ])
+        alone = client(url, "unused").chat.completions.create(model="default", messages=[
+            {"role": "user", "content": "And which cities does it cover?"}])
+    assert len(reader.prompts) == 2 and earlier in reader.prompts[0] and "Six companies" in reader.prompts[0]
     assert "eight cities" in resp.choices[0].message.content
     assert resp.choices[0].message.model_extra["citations"]
+    assert alone.choices[0].message.model_extra["abstained"] is True  # the same question without its conversation
 
 
 def test_abstention_is_reported(fake_settings, tmp_path):

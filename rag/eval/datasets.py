@@ -3,7 +3,7 @@
 A dataset is a folder with `corpus.jsonl` (`doc_id`, `title`, `text`, optional
 `url`) and `questions.jsonl` (`qid`, `question`, `answers`, `gold_doc_ids`,
 `answerable`, optional `history`: earlier questions of the same conversation).
-A `split.json` names the article titles of the "dev" and "test" splits.
+A `split.json` names the article titles of each split ("dev" and "test"; squad-dev-mini: "dev" and "seen").
 
 A file-backed dataset has `documents.json` instead of `corpus.jsonl`: one object a document
 (`doc_id`, `format`, optional `title`, `sha256`, `pages`), read from `<files>/<doc_id>.<format>` through
@@ -241,7 +241,7 @@ def _plain(text: str) -> str:
 
 
 def load_split(folder: Path, name: str) -> set[str]:
-    """The document titles of split `name` ("dev" or "test") from the dataset's `split.json`."""
+    """The document titles of split `name` ("dev", "test", "seen", …) from the dataset's `split.json`."""
     path = Path(folder) / "split.json"
     if not path.is_file():
         raise ConfigError(f"{path} not found: --split needs a split.json in the dataset folder (see evals/README.md)")

@@ -5,6 +5,8 @@ Example::
     exact_match("The Denver Broncos [1].", ["Denver Broncos"])   # 1.0 (markers, case, articles dropped)
     token_f1("Broncos won", ["Denver Broncos"])                  # 0.5
     contains_answer("It took six months.", ["6 months", "six months"])  # True
+    strictly_correct(1.0, 0.5)                                   # True (exact match, or token F1 >= 0.8)
+    claim_support("Paris is not big [1].", "Paris is big. It has a river.")  # (1.0, "Paris is big.", False)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from rag.text.markers import marker_numbers, strip_markers
 from rag.text.normalize import contains_answer, normalize_answer  # noqa: F401  (metrics of answers, shared)
 from rag.text.sentences import sentence_spans
+from rag.text.words import STOPWORDS
 from rag.text.words import list_items as split_items
 
 _TRAILING_MARKERS = re.compile(r"([.!?]+)((?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\])+)")
@@ -111,6 +114,14 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
     return best
 
 
+STRICT_F1 = 0.8  # strict accuracy: exact match, or a token F1 at least this high
+
+
+def strictly_correct(em: float, f1: float) -> bool:
+    """Strict accuracy of one short answer: exact match, or token F1 >= `STRICT_F1` (SQuAD normalisation)."""
+    return em == 1.0 or f1 >= STRICT_F1
+
+
 def list_items(text: str) -> list[str]:
     """The items of a list answer: "A, B and C" -> ["A", "B", "C"] (one item: [text]; markers stripped)."""
     return split_items(strip_markers(text))
@@ -148,6 +159,59 @@ def faithful_sentences(text: str, supported: Iterable[int]) -> tuple[int, int]:
     good = set(supported)
     sentences = cited_sentences(text)
     return sum(1 for _, numbers in sentences if good & set(numbers)), len(sentences)
+
+
+# --- faithfulness of the model's own reply -----------------------------------------------------
+# The measure is deliberately not the answer path's (`rag.answer.citations.best_quote`: stemmed content
+# tokens of the whole passage): plain words, one sentence of the passage, and negation must agree.
+CLAIM_SUPPORT = 0.6  # share of a claim's content words found in the cited passage's best sentence
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nor|neither|nobody|nothing|cannot)\b|n't\b|n’t\b", re.IGNORECASE)
+_WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)  # "isn't" stays one word (a stopword)
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of `text` (NFKC, markers removed) that are not stopwords, negations or bare punctuation."""
+    words = _WORDS.findall(unicodedata.normalize("NFKC", strip_markers(text)).lower().replace("’", "'"))
+    return {w for w in words if w not in STOPWORDS and not _NEGATION.search(w)}
+
+
+def negated(text: str) -> bool:
+    """Whether `text` says not / no / never / none / nor / neither / nobody / nothing / cannot / …n't."""
+    return bool(_NEGATION.search(text))
+
+
+def claim_support(claim: str, passage: str) -> tuple[float, str, bool]:
+    """(support, best sentence, negation agrees) of one claim by one passage.
+
+    support = the share of the claim's content words (`content_words`) found in the passage's best
+    sentence (the one holding most of them); the negation agrees when the claim and that sentence are
+    both negated or both not (`negated`).
+
+    Example::
+
+        claim_support("The river is long [1].", "Paris has a river. The river is long.")
+        # (1.0, "The river is long.", True)
+        claim_support("The river is not long.", "Paris has a river. The river is long.")
+        # (1.0, "The river is long.", False)
+    """
+    words = content_words(claim)
+    spans = sentence_spans(passage) or []
+    if not words or not spans:
+        return 0.0, "", True
+    sentences = [passage[s.start:s.end] for s in spans]
+    best = max(sentences, key=lambda s: len(words & content_words(s)))
+    return len(words & content_words(best)) / len(words), best, negated(claim) == negated(best)
+
+
+def supported_claim(claim: str, passages: Iterable[str], threshold: float = CLAIM_SUPPORT) -> tuple[bool, float]:
+    """(supported, best support) of a claim by the passages it cites: by one of them, at `threshold`,
+    with the negation agreeing (`claim_support`)."""
+    best, ok = 0.0, False
+    for passage in passages:
+        support, _, agrees = claim_support(claim, passage)
+        best = max(best, support)
+        ok = ok or (support >= threshold and agrees)
+    return ok, best
 
 
 # --- aggregates -----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 The report lists every failed question with its category (see
 `rag.eval.scoring.categorize`), the counts per category, and embeds one PNG bar
-chart of the run's rate metrics, saved next to the report (`<report>.png`).
+chart of the run's rate metrics, saved next to the report (`<report>.png`). When the
+answers carry a confidence, a second chart, the risk–coverage curve (`rag.eval.coverage`),
+is saved beside it (`<report>-risk-coverage.png`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rag.eval.coverage import risk_coverage
 from rag.eval.runner import EvalResult
 from rag.eval.scoring import CATEGORIES, abstention_table, by_kind
 from rag.eval.sweeps import doubt_sweep, sureness_sweep, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
-CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness")
-CHART_SKIP = ("questions", "per_answer", "dropped")
-LOWER_IS_BETTER = frozenset({"citation.unsupported_rate", "abstention.answerable_abstained"})
+CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness", "confidence.")
+CHART_SKIP = ("questions", "per_answer", "dropped", "answers")
+LOWER_IS_BETTER = frozenset({"citation.unsupported_rate", "abstention.answerable_abstained", "confidence.auc_rc",
+                             "confidence.brier"})
 
 
 def chart_metrics(result: EvalResult) -> dict[str, float]:
@@ -53,15 +57,52 @@ def write_chart(result: EvalResult, path: Path) -> Path:
     return path
 
 
+def has_confidence(result: EvalResult) -> bool:
+    return any(r.get("confidence") is not None for r in result.per_question)
+
+
+def write_risk_coverage_chart(results: list[EvalResult], path: Path) -> Path:
+    """The risk–coverage curves of one or more runs on one chart: precision of the answered questions against
+    the share answered, most confident first (`rag.eval.coverage.risk_coverage`), one line a run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for result in results:
+        points = risk_coverage(result.per_question)
+        xs, ys = [0.0] + [p["coverage"] for p in points], [points[0]["precision"] if points else 0.0] + \
+            [p["precision"] for p in points]
+        auc = result.metrics.get("confidence.auc_rc")
+        split = result.config.get("split")
+        label = f"{result.dataset}{' ' + split if split else ''}" + (f" (AURC {auc:.3f})" if auc is not None else "")
+        ax.step(xs, ys, where="post", label=label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of all questions answered)")
+    ax.set_ylabel("precision of the answered (strict)")
+    ax.set_title("Answering only the most confident", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def write_report(result: EvalResult, path: Path) -> tuple[Path, Path]:
-    """Write the Markdown report and its chart (same name, `.png`); returns both paths."""
+    """Write the Markdown report and its chart (same name, `.png`; with confidences also
+    `<name>-risk-coverage.png`); returns the report's and the bar chart's paths."""
     path = Path(path)
     chart = write_chart(result, path.with_suffix(".png"))
-    path.write_text(render_report(result, chart.name), encoding="utf-8")
+    curve = None
+    if has_confidence(result):
+        curve = write_risk_coverage_chart([result], path.with_name(path.stem + "-risk-coverage.png"))
+    path.write_text(render_report(result, chart.name, curve.name if curve else None), encoding="utf-8")
     return path, chart
 
 
-def render_report(result: EvalResult, chart_name: str | None = None) -> str:
+def render_report(result: EvalResult, chart_name: str | None = None, curve_name: str | None = None) -> str:
     cfg = result.config
     lines = [f"# Evaluation: {result.dataset}", "",
              "Configuration: " + ", ".join(f"`{k}={v}`" for k, v in cfg.items() if v is not None), ""]
@@ -99,11 +140,27 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
     if "citation.raw_precision" in m:
         lines += ["## Before and after repair", "",
                   "*raw* = the model's own reply (its `[n]` markers, its sentences); *shown* = what the user sees, "
-                  "after unsupported sentences are dropped, dangling markers removed and uncited sentences cited.", "",
+                  "after unsupported sentences are dropped, dangling markers removed and uncited sentences cited. "
+                  "Faithfulness by the repair's own support check is 1 on the shown text by construction; the "
+                  "headline `faithfulness` is the raw reply judged by an independent measure (content words of "
+                  "the cited passage's best sentence, negation agreeing).", "",
                   "| metric | raw | shown |", "|---|---:|---:|",
                   f"| citation precision (passage) | {_cell(m['citation.raw_precision'])} | {_cell(m['citation.precision'])} |",
                   f"| citation recall (passage) | {_cell(m['citation.raw_recall'])} | {_cell(m['citation.recall'])} |",
-                  f"| faithfulness | {_cell(m.get('faithfulness_raw', 0.0))} | {_cell(m['faithfulness'])} |", ""]
+                  f"| faithfulness (independent measure) | {_cell(m.get('faithfulness', 0.0))} | – |",
+                  f"| faithfulness (the repair's check) | {_cell(m.get('faithfulness_repair_check', 0.0))} | "
+                  f"{_cell(m.get('faithfulness_shown', 0.0))} |", ""]
+    if has_confidence(result):
+        lines += ["## Risk and coverage", "",
+                  "Answering only the questions whose `confidence` is at least a threshold: the share of all "
+                  "questions answered (coverage) and the share of those answers that are right (precision; "
+                  "strict accuracy, an answered unanswerable question is wrong), most confident first.", ""]
+        if curve_name:
+            lines += [f"![risk-coverage]({curve_name})", ""]
+        lines += ["| confidence ≥ | coverage | precision |", "|---:|---:|---:|"]
+        lines += [f"| {'-' if p['confidence'] is None else format(p['confidence'], '.3f')} | {p['coverage']:.4f} | "
+                  f"{p['precision']:.4f} |" for p in _thin(risk_coverage(result.per_question))]
+        lines.append("")
     if any(r.get("verify_p_yes") is not None for r in result.per_question):
         lines += ["## Verification threshold", ""]
         lines += _sweep_table("The same run recomputed at each threshold (0 = no verification): answers verification "
@@ -121,10 +178,12 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]
     else:
-        lines += ["Categories: *retrieval miss* = answer wrong and no gold document among the passages; *model error* "
-                  "= answer wrong although a gold document was retrieved; *citation error* = answer right but no "
-                  "citation points at a passage holding the gold answer or its span; *wrong abstention* = "
-                  "abstained on an answerable question; *missed abstention* = answered an unanswerable one.", ""]
+        lines += ["Categories: *retrieval miss* = answer wrong (strict: not an exact match and token F1 under 0.8) "
+                  "and no gold document among the passages; *model error* = answer wrong although a gold document "
+                  "was retrieved; *citation error* = answer right but no citation points at a gold document's "
+                  "passage holding the gold answer or its span (its gold page, where the set gives pages); "
+                  "*wrong abstention* = abstained on an answerable question; *missed abstention* = answered an "
+                  "unanswerable one.", ""]
     for category in CATEGORIES:
         rows = [r for r in failed if r["category"] == category]
         if rows:
@@ -132,6 +191,15 @@ def render_report(result: EvalResult, chart_name: str | None = None) -> str:
             for row in rows:
                 lines += _failure(row)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _thin(points: list[dict], rows: int = 12) -> list[dict]:
+    """At most about `rows` points of a curve, evenly spread, the last one always kept."""
+    if len(points) <= rows:
+        return points
+    step = len(points) / rows
+    picked = [points[int(i * step)] for i in range(rows)]
+    return picked + ([points[-1]] if picked[-1] is not points[-1] else [])
 
 
 def _sweep_table(intro: str, name: str, sweep: list[dict]) -> list[str]:

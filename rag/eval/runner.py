@@ -21,6 +21,7 @@ from typing import Any
 
 from rag.core.errors import ConfigError
 from rag.eval import metrics
+from rag.eval.coverage import risk_coverage
 from rag.eval.datasets import (
     Dataset,
     DocumentFile,
@@ -153,6 +154,8 @@ class EvalResult:
                 "sureness_sweep": sureness_sweep(self.per_question)
                 if any(r.get("first_token_p") is not None for r in self.per_question) else [],
                 **({"by_kind": kinds} if (kinds := by_kind(self.per_question)) else {}),
+                **({"risk_coverage": risk_coverage(self.per_question)}
+                   if any(r.get("confidence") is not None for r in self.per_question) else {}),
                 "questions": self.per_question}
 
     @classmethod
@@ -322,7 +325,8 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
             file-backed dataset) or a `Dataset`.
         retrieval_only: skip the answers (no LLM).
         limit, seed: shuffle the questions with `seed`, then keep the first `limit`.
-        split: keep only the questions of this split ("dev" or "test"): each question's own `split` field,
+        split: keep only the questions of this split ("dev", "test", or "seen" for squad-dev-mini's tuned-on half):
+            each question's own `split` field,
             else the dataset's `split.json`; a file-backed dataset also ingests only that split's documents.
         kind: keep only the questions of this kind (`table`, `steps`, ...).
         files: where a file-backed dataset's documents are (default `~/.cache/rag-evals/<name>/files`).

@@ -7,6 +7,7 @@ metrics over scored answers, abstentions per step and standard errors. Formulas:
 from __future__ import annotations
 
 from rag.eval import metrics
+from rag.eval.coverage import confidence_metrics
 
 RECALL_KS = (1, 5, 10)
 CATEGORIES = ("retrieval miss", "model error", "citation error", "wrong abstention", "missed abstention")
@@ -50,19 +51,24 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
 
     `spans`: the gold answers' character spans (`gold_spans`), for passage-level citation correctness.
     Citations are scored twice: as the user sees them (`citations`, after the answer path's repairs) and
-    as the model wrote them (`raw_citations`, the `[n]` markers of `Answer.raw_reply`).
+    as the model wrote them (`raw_citations`, the `[n]` markers of `Answer.raw_reply`). Faithfulness is
+    measured on the model's own reply (`raw_faithfulness`), not on the repaired text.
     """
     golds = q["answers"]
     gold_docs = set(q["gold_doc_ids"])
     short = answer.short_answer or answer.text
     chunks = {c.chunk_id: c for c in answer.passages}
     supported = [c.n for c in answer.citations if c.supported]
-    sentences_ok, sentences = (0, 0) if answer.abstained else metrics.faithful_sentences(answer.text, supported)
+    shown_ok, shown = (0, 0) if answer.abstained else metrics.faithful_sentences(answer.text, supported)
 
-    def correct(chunk_id: str | None, text: str, source: str) -> bool:
-        """Passage level: the cited chunk holds a gold answer, or overlaps a gold answer's span."""
-        if not q["answerable"] or chunk_id is None:
+    def correct(chunk_id: str | None, text: str, source: str, page: int | None = None,
+                end_page: int | None = None) -> bool:
+        """The cited chunk is where the answer is: a gold document's, and on a gold page (`gold_pages` sets),
+        else holding a gold answer or overlapping a gold answer's span. Never for an unanswerable question."""
+        if not q["answerable"] or chunk_id is None or source not in gold_docs:
             return False
+        if "gold_pages" in q:
+            return on_gold_page(q, source, page, text, end_page)
         if metrics.contains_answer(text, golds):
             return True
         c = chunks.get(chunk_id)
@@ -72,26 +78,31 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
     for c in answer.citations:
         citations.append({"n": c.n, "source": c.source, "chunk_id": c.chunk_id, "quote": c.quote,
                           "support": c.support, "supported": c.supported,
-                          "correct": correct(c.chunk_id, c.text, c.source), "doc_correct": c.source in gold_docs})
+                          "correct": correct(c.chunk_id, c.text, c.source, c.page, getattr(c, "end_page", None)),
+                          "doc_correct": q["answerable"] and c.source in gold_docs})
     raw_citations, raw_ok, raw_sentences = raw_scores(answer, chunks, support_threshold)
     for c in raw_citations:
         chunk = chunks.get(c["chunk_id"]) if c["chunk_id"] else None
-        c["correct"] = chunk is not None and correct(chunk.chunk_id, chunk.text, chunk.source)
-        c["doc_correct"] = chunk is not None and chunk.source in gold_docs
+        c["correct"] = chunk is not None and correct(chunk.chunk_id, chunk.text, chunk.source, chunk.page,
+                                                     getattr(chunk, "end_page", None))
+        c["doc_correct"] = chunk is not None and q["answerable"] and chunk.source in gold_docs
+    claims = raw_faithfulness(answer, chunks)
     row = {
         "qid": q["qid"], "question": q["question"], "history": q["history"], "answerable": q["answerable"],
         "gold": golds, "gold_docs": sorted(gold_docs), "answer": answer.text, "short_answer": answer.short_answer,
         "standalone_question": answer.standalone_question, "abstained": answer.abstained,
         "abstain_step": getattr(answer, "abstain_step", "") if answer.abstained else "",
         "abstain_reason": answer.abstain_reason if answer.abstained else "",
+        "confidence": getattr(answer, "confidence", None),
         "raw_reply": getattr(answer, "raw_reply", ""),
         "passages": [p.source for p in answer.passages], "citations": citations, "raw_citations": raw_citations,
-        "dropped_citations": answer.dropped_citations, "faithful_sentences": sentences_ok, "sentences": sentences,
-        "raw_faithful_sentences": raw_ok, "raw_sentences": raw_sentences,
+        "dropped_citations": answer.dropped_citations,
+        "faithful_sentences": sum(c["supported"] for c in claims), "sentences": len(claims), "claims": claims,
+        "shown_faithful_sentences": shown_ok, "shown_sentences": shown,
+        "repair_check_faithful_sentences": raw_ok, "repair_check_sentences": raw_sentences,
         "verify_p_yes": getattr(answer, "verify_p_yes", None),
         "decline_p": getattr(answer, "decline_p", None),
         "first_token_p": getattr(answer, "first_token_p", None),
-        "confidence": getattr(answer, "confidence", None),
         "signals": dict(getattr(answer, "signals", {}) or {}),
         "timings": dict(answer.timings),
     }
@@ -110,13 +121,15 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
     if q["answerable"]:
         row |= {"em": metrics.exact_match(answer.text, golds), "f1": round(metrics.token_f1(answer.text, golds), 4),
                 "short_em": metrics.exact_match(short, golds), "short_f1": round(metrics.token_f1(short, golds), 4)}
-        # strict: a gold answer (or alias) appears as whole words in the short answer; lenient: anywhere in the text
-        row["correct"] = not answer.abstained and metrics.contains_answer(short, golds)
-        row["correct_lenient"] = not answer.abstained and metrics.contains_answer(f"{short} \n {answer.text}", golds)
+        # strict: the short answer matches a gold answer exactly or nearly (token F1 >= 0.8); containment
+        # (a gold answer as whole words in the short answer, or anywhere in the text) is kept apart
+        row["correct"] = not answer.abstained and metrics.strictly_correct(row["short_em"], row["short_f1"])
+        row["contains"] = not answer.abstained and metrics.contains_answer(short, golds)
+        row["contains_anywhere"] = not answer.abstained and metrics.contains_answer(f"{short} \n {answer.text}", golds)
         if q.get("list_items"):  # a list: right only with every required item in the short answer
             row |= list_scores(short, answer.text, q["list_items"], answer.abstained)
-            row["correct"] = not answer.abstained and row["list_recall"] == 1.0
-            row["correct_lenient"] = not answer.abstained and row["list_recall_lenient"] == 1.0
+            row["correct"] = row["contains"] = not answer.abstained and row["list_recall"] == 1.0
+            row["contains_anywhere"] = not answer.abstained and row["list_recall_lenient"] == 1.0
     row["category"] = categorize(row)
     withheld = getattr(answer, "withheld", None)
     if withheld is not None:  # scored as well, for the figures without verification
@@ -124,13 +137,38 @@ def score_answer(q: dict, answer, spans: list[tuple[str, int, int]] | None = Non
     return row
 
 
+def raw_faithfulness(answer, chunks: dict, threshold: float = metrics.CLAIM_SUPPORT) -> list[dict]:
+    """Each sentence of the model's own reply (its details, before any repair) judged against what it cites.
+
+    A sentence is supported when a passage its `[n]` markers name (the n-th passage of the prompt,
+    `Answer.prompt_chunk_ids`) has a sentence holding at least `threshold` of its content words, with the
+    same negation (`metrics.supported_claim`); a sentence citing nothing, or only passages that do not
+    exist, is not. Nothing for an abstained answer.
+    """
+    from rag.answer.replies import parse_reply
+
+    raw = getattr(answer, "raw_reply", "")
+    if answer.abstained or not raw:
+        return []
+    ids = list(getattr(answer, "prompt_chunk_ids", []))
+    _, details = parse_reply(raw)
+    out = []
+    for sentence, numbers in metrics.cited_sentences(details):
+        texts = [chunks[ids[n - 1]].text for n in dict.fromkeys(numbers)
+                 if 0 < n <= len(ids) and ids[n - 1] in chunks]
+        ok, support = metrics.supported_claim(sentence, texts, threshold)
+        out.append({"sentence": sentence, "cites": numbers, "support": round(support, 4), "supported": ok})
+    return out
+
+
 def raw_scores(answer, chunks: dict, threshold: float) -> tuple[list[dict], int, int]:
-    """The model's own citations and faithfulness, before the answer path repaired anything.
+    """The model's own citations, and its sentences' faithfulness by the answer path's own support check.
 
     Each `[n]` marker of the raw reply's details names the n-th passage of the prompt
     (`Answer.prompt_chunk_ids`); a marker naming no passage is kept, as incorrect and unsupported.
-    A sentence of the raw details is faithful when one of its markers names a passage that supports it.
-    Returns (citations, faithful sentences, sentences); nothing for an abstained answer.
+    A sentence counts when one of its markers names a passage that supports it by `best_quote` (the
+    check the repair uses, so this is not the headline faithfulness: `raw_faithfulness` is).
+    Returns (citations, sentences supported, sentences); nothing for an abstained answer.
     """
     from rag.answer.citations import best_quote
     from rag.answer.replies import parse_reply
@@ -152,7 +190,8 @@ def raw_scores(answer, chunks: dict, threshold: float) -> tuple[list[dict], int,
             good = good or support >= threshold
             if n not in out:
                 out[n] = {"n": n, "chunk_id": chunk.chunk_id if chunk else None,
-                          "source": chunk.source if chunk else None, "supported": support >= threshold}
+                          "source": chunk.source if chunk else None, "page": chunk.page if chunk else None,
+                          "supported": support >= threshold}
         ok += good
     return list(out.values()), ok, total
 
@@ -190,15 +229,17 @@ def categorize(row: dict) -> str | None:
 
 
 def answer_metrics(rows: list[dict]) -> dict[str, float]:
-    """Aggregate scored rows into the `answer.*`, `citation.*`, `abstention.*`, `faithfulness*` and latency keys."""
+    """Aggregate scored rows into the `answer.*`, `citation.*`, `abstention.*`, `faithfulness*`, `confidence.*`
+    and latency keys."""
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     answered = [r for r in answerable if not r["abstained"]]
-    cites = [c for r in answered for c in r["citations"]]
-    raw_cites = [c for r in answered for c in r.get("raw_citations", [])]
-    all_cites = [c for r in rows if not r["abstained"] for c in r["citations"]]
+    answered_all = [r for r in rows if not r["abstained"]]  # an answered unanswerable question's citations are wrong
+    cites = [c for r in answered_all for c in r["citations"]]
+    raw_cites = [c for r in answered_all for c in r.get("raw_citations", [])]
     sentences = sum(r["sentences"] for r in rows)
-    raw_sentences = sum(r.get("raw_sentences", 0) for r in rows)
+    shown_sentences = sum(r.get("shown_sentences", 0) for r in rows)
+    repair_sentences = sum(r.get("repair_check_sentences", 0) for r in rows)
     lists = [r for r in answerable if "list_recall" in r]
     mean = metrics.mean
     out = {
@@ -208,7 +249,8 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
         "answer.short_em": mean([r["short_em"] for r in answerable]),
         "answer.short_f1": mean([r["short_f1"] for r in answerable]),
         "answer.accuracy": mean([float(r["correct"]) for r in answerable]),
-        "answer.accuracy_lenient": mean([float(r.get("correct_lenient", r["correct"])) for r in answerable]),
+        "answer.contains": mean([float(r.get("contains", r["correct"])) for r in answerable]),
+        "answer.contains_anywhere": mean([float(r.get("contains_anywhere", r["correct"])) for r in answerable]),
         "citation.precision": mean([float(c["correct"]) for c in cites]),
         "citation.recall": mean([float(any(c["correct"] for c in r["citations"])) for r in answered]),
         "citation.raw_precision": mean([float(c["correct"]) for c in raw_cites]),
@@ -216,14 +258,17 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
         "citation.doc_precision": mean([float(c.get("doc_correct", c["correct"])) for c in cites]),
         "citation.doc_recall": mean([float(any(c.get("doc_correct", c["correct"]) for c in r["citations"]))
                                      for r in answered]),
-        "citation.unsupported_rate": mean([float(not c["supported"]) for c in all_cites]),
-        "citation.per_answer": mean([len(r["citations"]) for r in rows if not r["abstained"]]),
+        "citation.unsupported_rate": mean([float(not c["supported"]) for c in cites]),
+        "citation.per_answer": mean([len(r["citations"]) for r in answered_all]),
         "citation.dropped": sum(r["dropped_citations"] for r in rows),
         "abstention.unanswerable_questions": len(unanswerable),
         "abstention.unanswerable_abstained": mean([float(r["abstained"]) for r in unanswerable]),
         "abstention.answerable_abstained": mean([float(r["abstained"]) for r in answerable]),
         "faithfulness": sum(r["faithful_sentences"] for r in rows) / sentences if sentences else 0.0,
-        "faithfulness_raw": sum(r.get("raw_faithful_sentences", 0) for r in rows) / raw_sentences if raw_sentences else 0.0,
+        "faithfulness_shown": sum(r.get("shown_faithful_sentences", 0) for r in rows) / shown_sentences
+        if shown_sentences else 0.0,
+        "faithfulness_repair_check": sum(r.get("repair_check_faithful_sentences", 0) for r in rows) / repair_sentences
+        if repair_sentences else 0.0,
     }
     if any("page_cited" in r for r in rows):  # beside citation.doc_recall, so the citation keys stay together
         right = [r for r in answered if r["correct"]]
@@ -240,11 +285,13 @@ def answer_metrics(rows: list[dict]) -> dict[str, float]:
         out["conversation.turns"] = len(rows)
         out["conversation.turns_correct"] = mean([float(r["correct"] if r["answerable"] else r["abstained"])
                                                   for r in rows])
-        out["conversation.turns_correct_lenient"] = mean(
-            [float(r.get("correct_lenient", r["correct"]) if r["answerable"] else r["abstained"]) for r in rows])
+        out["conversation.turns_contains_anywhere"] = mean(
+            [float(r.get("contains_anywhere", r["correct"]) if r["answerable"] else r["abstained"]) for r in rows])
         follow = [r for r in rows if r.get("history")]
         out["conversation.follow_ups_correct"] = mean([float(r["correct"] if r["answerable"] else r["abstained"])
                                                        for r in follow])
+    if any(r.get("confidence") is not None for r in rows):
+        out |= confidence_metrics(rows)
     for name in ("retrieval_ms", "first_token_ms", "total_ms", "verify_ms"):
         values = [r["timings"][name] for r in rows if name in r["timings"]]
         if values or name != "verify_ms":
@@ -319,7 +366,7 @@ def standard_errors(rows: list[dict]) -> dict[str, float]:
         "answer.short_em": [r["short_em"] for r in answerable],
         "answer.short_f1": [r["short_f1"] for r in answerable],
         "answer.accuracy": [float(r["correct"]) for r in answerable],
-        "citation.precision": [float(c["correct"]) for r in answered for c in r["citations"]],
+        "citation.precision": [float(c["correct"]) for r in rows if not r["abstained"] for c in r["citations"]],
         "citation.recall": [float(any(c["correct"] for c in r["citations"])) for r in answered],
         "abstention.unanswerable_abstained": [float(r["abstained"]) for r in unanswerable],
         "abstention.answerable_abstained": [float(r["abstained"]) for r in answerable],

@@ -32,10 +32,12 @@ def rescored(rows: list[dict], *, verify_threshold: float = 0.0, max_decline_p: 
             elif verify_threshold > 0 and p_yes is not None and p_yes < verify_threshold:
                 step = "verification"
         if step:
-            row = {**row, "abstained": True, "abstain_step": step, "citations": [], "raw_citations": [],
-                   "sentences": 0, "faithful_sentences": 0, "raw_sentences": 0, "raw_faithful_sentences": 0}
+            row = {**row, "abstained": True, "abstain_step": step, "citations": [], "raw_citations": [], "claims": [],
+                   "sentences": 0, "faithful_sentences": 0, "shown_sentences": 0, "shown_faithful_sentences": 0,
+                   "repair_check_sentences": 0, "repair_check_faithful_sentences": 0}
             if row["answerable"]:
-                row |= {"em": 0.0, "f1": 0.0, "short_em": 0.0, "short_f1": 0.0, "correct": False, "correct_lenient": False}
+                row |= {"em": 0.0, "f1": 0.0, "short_em": 0.0, "short_f1": 0.0, "correct": False, "contains": False,
+                        "contains_anywhere": False}
             row["category"] = categorize(row)
         out.append(row)
     return out
