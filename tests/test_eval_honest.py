@@ -18,9 +18,8 @@ from rag.eval.scoring import (
     standard_errors,
 )
 from rag.eval.sweeps import (
-    doubt_sweep,
+    confidence_sweep,
     rescored,
-    sureness_sweep,
     verification_sweep,
     without_verification,
 )
@@ -109,26 +108,23 @@ def test_withheld_answers_give_the_figures_without_verification():
     assert sweep == {0.0: 1.0, 0.2: 1.0, 0.5: 0.0}
 
 
-def test_doubt_sweep_turns_doubtful_answers_into_abstentions_and_puts_withheld_ones_back():
-    shown = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], decline_p=0.3)
-    withheld = Answer("I don't know.", abstained=True, abstain_step="model_doubt", decline_p=0.3, withheld=shown)
-    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], decline_p=0.02)
+def test_confidence_sweep_turns_unlikely_answers_into_abstentions_and_puts_withheld_ones_back():
+    shown = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], confidence=0.3)
+    withheld = Answer("I don't know.", abstained=True, abstain_step="confidence", confidence=0.3, withheld=shown)
+    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], confidence=0.9)
     rows = [score_answer(Q, withheld), score_answer(Q, sure)]
     assert answer_metrics(rows)["answer.accuracy"] == 0.5
-    assert answer_metrics(rescored(rows))["answer.accuracy"] == 1.0  # 1.0: nothing abstains for doubt
-    again = rescored(rows, max_decline_p=0.25)
-    assert [r["abstained"] for r in again] == [True, False] and again[0]["abstain_step"] == "model_doubt"
-    sweep = {r["threshold"]: r["answer.accuracy"] for r in doubt_sweep(rows, (1.0, 0.25, 0.01))}
-    assert sweep == {1.0: 1.0, 0.25: 0.5, 0.01: 0.0}
-
-
-def test_sureness_sweep_turns_answers_the_model_was_unsure_of_into_abstentions():
-    unsure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], first_token_p=0.3)
-    sure = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], first_token_p=0.9)
-    rows = [score_answer(Q, unsure), score_answer(Q, sure)]
-    assert [r["abstained"] for r in rescored(rows, min_first_token_p=0.5)] == [True, False]
-    sweep = {r["threshold"]: r["answer.accuracy"] for r in sureness_sweep(rows, (0.0, 0.5, 0.95))}
+    assert answer_metrics(rescored(rows))["answer.accuracy"] == 1.0  # 0: nothing abstains on confidence
+    again = rescored(rows, min_confidence=0.5)
+    assert [r["abstained"] for r in again] == [True, False] and again[0]["abstain_step"] == "confidence"
+    sweep = {r["threshold"]: r["answer.accuracy"] for r in confidence_sweep(rows, (0.0, 0.5, 0.95))}
     assert sweep == {0.0: 1.0, 0.5: 0.5, 0.95: 0.0}
+
+
+def test_an_answer_a_veto_withheld_stays_withheld_in_a_confidence_sweep():
+    shown = Answer("Seine [1].", [cite(1, SECOND)], short_answer="Seine", passages=[SECOND], confidence=0.9)
+    vetoed = Answer("I don't know.", abstained=True, abstain_step="off_topic", confidence=0.9, withheld=shown)
+    assert [r["abstained"] for r in rescored([score_answer(Q, vetoed)], min_confidence=0.0)] == [True]
 
 
 def test_list_answers_score_item_recall_and_precision():

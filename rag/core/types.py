@@ -92,9 +92,9 @@ class Answer:
     short_answer: str = ""
     abstain_reason: str = ""
     # which step abstained: "relevance" (no passage relevant enough, the model was not asked), "model" (the
-    # model said it does not know), "answer_not_in_passages", "question_coverage", "off_topic",
-    # "answer_type", "echo" (the answer only repeats the question's words), "model_doubt" (the model was
-    # likely to decline), "verification"
+    # model said it does not know), "confidence" (the calibrated confidence was below `answer.min_confidence`),
+    # a check listed in `answer.vetoes` ("answer_not_in_passages", "question_coverage", "off_topic",
+    # "answer_type", "echo": the answer only repeats the question's words), "verification"
     abstain_step: str = ""
     draft: str = ""  # what the model said when a grounding check made us abstain
     raw_reply: str = ""  # the model's own reply, before any repair (scored as "raw" by the evals)

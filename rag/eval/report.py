@@ -16,7 +16,7 @@ from typing import Any
 from rag.eval.coverage import risk_coverage
 from rag.eval.runner import EvalResult
 from rag.eval.scoring import CATEGORIES, abstention_table, by_kind
-from rag.eval.sweeps import doubt_sweep, sureness_sweep, verification_sweep
+from rag.eval.sweeps import confidence_sweep, verification_sweep
 
 # rates in [0, 1] worth a bar; counts and latencies are left to the table
 CHART_PREFIXES = ("retrieval.", "answer.", "citation.", "abstention.", "faithfulness", "confidence.")
@@ -166,15 +166,11 @@ def render_report(result: EvalResult, chart_name: str | None = None, curve_name:
         lines += _sweep_table("The same run recomputed at each threshold (0 = no verification): answers verification "
                               "withheld are put back, then answers whose P(yes) is under the threshold abstain. Valid "
                               "up to the run's own threshold.", "threshold", verification_sweep(result.per_question))
-    if any(r.get("decline_p") is not None for r in result.per_question):
-        lines += ["## The model's doubt", ""]
-        lines += _sweep_table("The same run recomputed at each `answer.max_decline_p` (1.0 = never): answers the step "
-                              "withheld are put back, then every answer the model was at least that likely to decline "
-                              "(P of the abstention's first word right after `Answer:`) abstains.", "max_decline_p",
-                              doubt_sweep(result.per_question))
-        lines += _sweep_table("The same at each `answer.min_first_token_p` (0 = never): every answer whose likeliest first "
-                              "answer token was less than that likely abstains.", "min_first_token_p",
-                              sureness_sweep(result.per_question))
+    if any(r.get("confidence") is not None for r in result.per_question):
+        lines += ["## Confidence threshold", ""]
+        lines += _sweep_table("The same run recomputed at each `answer.min_confidence` (0 = never): answers the "
+                              "confidence withheld are put back, then every answer whose confidence is under the "
+                              "threshold abstains.", "min_confidence", confidence_sweep(result.per_question))
     if cfg.get("retrieval_only"):
         lines += [f"*retrieval miss* = no gold document in the top {cfg.get('k')} passages.", ""]
     else:
@@ -203,7 +199,7 @@ def _thin(points: list[dict], rows: int = 12) -> list[dict]:
 
 
 def _sweep_table(intro: str, name: str, sweep: list[dict]) -> list[str]:
-    """A threshold sweep (rag.eval.sweeps: `verification_sweep`, `doubt_sweep`, `sureness_sweep`) as Markdown."""
+    """A threshold sweep (rag.eval.sweeps: `verification_sweep`, `confidence_sweep`) as Markdown."""
     keys = [k for k in sweep[0] if k != "threshold"]
     return [intro, "", f"| {name} | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---:|" + "---:|" * len(keys),
             *(f"| {row['threshold']:.2f} | " + " | ".join(_cell(row[k]) for k in keys) + " |" for row in sweep), ""]

@@ -45,7 +45,7 @@ from rag.eval.scoring import (
     score_answer,
     standard_errors,
 )
-from rag.eval.sweeps import doubt_sweep, sureness_sweep, verification_sweep
+from rag.eval.sweeps import confidence_sweep, verification_sweep
 
 
 # --- the index ------------------------------------------------------------------------------
@@ -149,10 +149,8 @@ class EvalResult:
                 "standard_errors": standard_errors(self.per_question) if not self.config.get("retrieval_only") else {},
                 "verification_sweep": verification_sweep(self.per_question)
                 if any(r.get("verify_p_yes") is not None for r in self.per_question) else [],
-                "doubt_sweep": doubt_sweep(self.per_question)
-                if any(r.get("decline_p") is not None for r in self.per_question) else [],
-                "sureness_sweep": sureness_sweep(self.per_question)
-                if any(r.get("first_token_p") is not None for r in self.per_question) else [],
+                "confidence_sweep": confidence_sweep(self.per_question)
+                if any(r.get("confidence") is not None for r in self.per_question) else [],
                 **({"by_kind": kinds} if (kinds := by_kind(self.per_question)) else {}),
                 **({"risk_coverage": risk_coverage(self.per_question)}
                    if any(r.get("confidence") is not None for r in self.per_question) else {}),

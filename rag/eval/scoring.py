@@ -338,7 +338,7 @@ def by_kind(rows: list[dict]) -> dict[str, dict[str, float | int | None]]:
 
 
 ABSTAIN_STEPS = ("relevance", "model", "answer_not_in_passages", "question_coverage", "off_topic",
-                 "answer_type", "echo", "model_doubt", "verification")
+                 "answer_type", "echo", "confidence", "verification")
 
 
 def abstention_table(rows: list[dict]) -> dict[str, dict[str, int]]:

@@ -10,25 +10,24 @@ def without_verification(rows: list[dict], threshold: float = 0.0) -> list[dict]
     return rescored(rows, verify_threshold=threshold)
 
 
-def rescored(rows: list[dict], *, verify_threshold: float = 0.0, max_decline_p: float = 1.0,
-             min_first_token_p: float = 0.0) -> list[dict]:
+def rescored(rows: list[dict], *, verify_threshold: float = 0.0, min_confidence: float = 0.0) -> list[dict]:
     """The rows as they would be with other thresholds for the two last steps of the answer path, from one run.
 
-    An answer those steps withheld is put back (its `withheld` row); then every answer the model was at least
-    `max_decline_p` likely to decline (`decline_p`) or whose first token was less than `min_first_token_p` likely
-    (`first_token_p`; both step "model_doubt"), or whose verifier's `verify_p_yes` is
-    below `verify_threshold` (step "verification"), is turned into an abstention. An answer the doubt step
-    withheld was never verified (no `verify_p_yes`), so a verification sweep is exact only in a run whose
-    doubt step withheld nothing, and a doubt sweep in any run.
+    An answer those steps withheld (abstain step "confidence" or "verification") is put back (its `withheld`
+    row); then every answer whose calibrated `confidence` is below `min_confidence` (step "confidence"), or
+    whose verifier's `verify_p_yes` is below `verify_threshold` (step "verification"), is turned into an
+    abstention. An answer the confidence withheld was never verified (no `verify_p_yes`), so a verification
+    sweep is exact only in a run whose confidence gate withheld nothing, and a confidence sweep in any run.
     """
     out = []
     for row in rows:
-        row = row.get("withheld") or row
+        if row.get("abstain_step") in ("confidence", "verification") and row.get("withheld"):
+            row = row["withheld"]
         step = ""
         if not row["abstained"]:
-            doubt, top, p_yes = row.get("decline_p"), row.get("first_token_p"), row.get("verify_p_yes")
-            if (doubt is not None and doubt >= max_decline_p) or (top is not None and top < min_first_token_p):
-                step = "model_doubt"
+            confidence, p_yes = row.get("confidence"), row.get("verify_p_yes")
+            if confidence is not None and confidence < min_confidence:
+                step = "confidence"
             elif verify_threshold > 0 and p_yes is not None and p_yes < verify_threshold:
                 step = "verification"
         if step:
@@ -52,14 +51,9 @@ def verification_sweep(rows: list[dict], thresholds=(0.0, 0.2, 0.3, 0.4, 0.5, 0.
     return [{"threshold": t, **_pick(answer_metrics(rescored(rows, verify_threshold=t)))} for t in thresholds]
 
 
-def doubt_sweep(rows: list[dict], thresholds=(1.0, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)) -> list[dict]:
-    """Key metrics at each `answer.max_decline_p`, recomputed from one run's rows (`rescored`)."""
-    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, max_decline_p=t)))} for t in thresholds]
-
-
-def sureness_sweep(rows: list[dict], thresholds=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)) -> list[dict]:
-    """Key metrics at each `answer.min_first_token_p`, recomputed from one run's rows (`rescored`)."""
-    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, min_first_token_p=t)))} for t in thresholds]
+def confidence_sweep(rows: list[dict], thresholds=(0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)) -> list[dict]:
+    """Key metrics at each `answer.min_confidence`, recomputed from one run's rows (`rescored`)."""
+    return [{"threshold": t, **_pick(answer_metrics(rescored(rows, min_confidence=t)))} for t in thresholds]
 
 
 def _pick(m: dict) -> dict:
