@@ -10,6 +10,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from rag.answer.citations import best_quote, resolve_citations
 from rag.answer.confidence import Calibration, fit, threshold_for_precision
 from rag.answer.flow import needs_context
+from rag.core.types import Answer
 from rag.serve.api import DocQA
 from tests.test_answer import DOC, passages
 
@@ -123,3 +124,21 @@ def test_a_check_withholds_only_when_it_is_a_veto(qa_with):
     assert ans.abstained and ans.abstain_step == "answer_not_in_passages"
     ans = qa_with(reply, None, vetoes=[]).ask(asked)  # no veto, no calibration: shown, with what the checks found
     assert not ans.abstained and ans.signals["answer_in_passages"] == 0.0 and ans.confidence is None
+
+
+def test_the_ui_shows_the_confidence_and_a_withheld_answer_says_why():
+    from ui.render import render_answer
+
+    shown = render_answer(0, Answer("Six [1].", short_answer="Six", confidence=0.83))
+    assert "Confidence 83%" in shown
+    withheld = render_answer(0, Answer("I don't know based on the documents.", abstained=True,
+                                       abstain_step="confidence", confidence=0.2,
+                                       abstain_reason="the answer is unlikely to be right (confidence 20% < 45%)"))
+    assert "withheld: confidence 20%" in withheld
+    assert "Confidence" not in render_answer(0, Answer("Six [1].", short_answer="Six"))  # no calibration: nothing
+
+
+def test_the_http_api_returns_the_confidence():
+    from rag.serve.http import answer_fields
+
+    assert answer_fields(Answer("Six [1].", short_answer="Six", confidence=0.83))["confidence"] == 0.83

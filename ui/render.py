@@ -129,9 +129,23 @@ def render_answer(i: int, answer: Answer) -> str:
         parts.append(f'<div class="rag-text">{link_markers(answer.text, i, answer.citations)}</div>')
         if answer.citations:
             parts.append('<div class="rag-cites">' + "".join(render_citation(i, c) for c in answer.citations) + "</div>")
+    if answer.confidence is not None:
+        parts.append(render_confidence(answer))
     parts.append(render_timings(answer.timings))
     parts.append("</div>")
     return "".join(parts)
+
+
+def render_confidence(answer: Answer) -> str:
+    """How likely the answer is right (`Answer.confidence`); for a withheld answer, why it was withheld."""
+    share = f"{answer.confidence:.0%}"
+    if answer.abstained and answer.abstain_step == "confidence":
+        return (f'<div class="rag-confidence rag-weak" title="{e(answer.abstain_reason)}">'
+                f'An answer was found but withheld: confidence {share}</div>')
+    if answer.abstained:
+        return ""
+    return (f'<div class="rag-confidence" title="calibrated probability that the answer is right">'
+            f'Confidence {share}</div>')
 
 
 def link_markers(text: str, turn: int, citations: list[Citation]) -> str:
@@ -409,6 +423,7 @@ CSS = """
 .rag-short { font-weight: 600; margin-bottom: 4px; }
 .rag-error { border-color: #d33; background: rgba(221, 51, 51, 0.08); }
 .rag-abstained { border-style: dashed; }
+.rag-confidence { font-size: 12px; color: var(--body-text-color-subdued); margin-top: 4px; }
 .rag-standalone, .rag-timing, .rag-meta, .rag-sources-head { font-size: 12px; color: var(--body-text-color-subdued); }
 .rag-standalone { margin-bottom: 4px; }
 .rag-best-match { border-left: 3px dashed var(--border-color-primary); padding: 2px 8px; margin: 4px 0; }

@@ -240,9 +240,9 @@ def citation_dict(c: Citation) -> dict[str, Any]:
 
 
 def answer_fields(answer: Answer) -> dict[str, Any]:
-    """What the API adds to OpenAI's message: citations, abstention and timings."""
+    """What the API adds to OpenAI's message: citations, abstention, the calibrated confidence and timings."""
     return {"citations": [citation_dict(c) for c in answer.citations], "abstained": answer.abstained,
-            "abstain_reason": answer.abstain_reason, "timings": answer.timings}
+            "abstain_reason": answer.abstain_reason, "confidence": answer.confidence, "timings": answer.timings}
 
 
 def _usage(answer: Answer | None) -> dict[str, int]:
