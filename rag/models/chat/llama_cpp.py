@@ -3,7 +3,10 @@
 No langchain-community: the GGUF is loaded once per process, lazily, and shared by
 every `LlamaCppChat` with the same (path, n_ctx, n_threads, n_batch). Prompts are
 formatted with the GGUF's own chat template; the fixed prefixes of the prompts can be
-snapshotted (`LlamaCppChat.warm`) and restored in milliseconds.
+snapshotted (`LlamaCppChat.warm`) and restored in milliseconds. With a `state_dir` the
+snapshots are also kept on disk, keyed by the model file, the llama.cpp version and the
+prefix's own tokens (so a changed prompt is a new file), and a restarted process restores
+them instead of reading the fixed prompt text again.
 
 Example::
 
@@ -14,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import threading
 import time
@@ -39,6 +44,8 @@ from rag.core.errors import ConfigError, LLMUnavailableError, ModelNotInstalledE
 
 if TYPE_CHECKING:
     import llama_cpp
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- #
@@ -114,29 +121,58 @@ def _counting_llama_class(base):
             self.evaluated += len(tokens)
             return super().eval(tokens)
 
-        def snapshot_prefix(self, tokens: list[int]) -> None:
-            """Evaluate `tokens` (reusing what the context shares with them) and keep a snapshot."""
-            import ctypes
-
-            import llama_cpp
-
+        def snapshot_prefix(self, tokens: list[int]) -> bytes:
+            """Evaluate `tokens` (reusing what the context shares with them), keep a snapshot and return it."""
             shared = _common_prefix(self.input_ids[: self.n_tokens], tokens)
             self._ctx.kv_cache_seq_rm(-1, shared, -1)
             self.n_tokens = shared
             self.eval(tokens[shared:])
             self._requires_eval = True
-            size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
-            buf = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
-            snaps = [s for s in getattr(self, "_snapshots", []) if s[0] != list(tokens)]
-            self._snapshots = [*snaps, (list(tokens), bytes(buf)[:written])]
+            data = self._seq_state()
+            self._keep_snapshot(tokens, data)
+            return data
 
-        def prepare(self, tokens: list[int]) -> None:
-            """Restore the snapshot that covers most of `tokens`, if it beats the context's own prefix."""
+        def restore_prefix(self, tokens: list[int], data: bytes) -> bool:
+            """Put a saved snapshot of `tokens` (e.g. read from disk) in the context and keep it; False if
+            llama.cpp refuses it (another model or build), and the context is left empty."""
+            if not self._set_seq_state(list(tokens), data):
+                return False
+            self._keep_snapshot(tokens, data)
+            self.restored += 1
+            return True
+
+        def _keep_snapshot(self, tokens, data: bytes) -> None:
+            snaps = [s for s in getattr(self, "_snapshots", []) if s[0] != list(tokens)]
+            self._snapshots = [*snaps, (list(tokens), data)]
+
+        def _seq_state(self) -> bytes:
             import ctypes
 
             import llama_cpp
 
+            size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
+            return bytes(buf)[:written]
+
+        def _set_seq_state(self, tokens: list[int], data: bytes) -> bool:
+            import ctypes
+
+            import llama_cpp
+
+            self._ctx.kv_cache_seq_rm(-1, 0, -1)
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if not data or llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(data), 0) != len(data):
+                self._ctx.kv_cache_seq_rm(-1, 0, -1)  # failed: start clean, llama.cpp evaluates all
+                self.n_tokens = 0
+                return False
+            self.input_ids[: len(tokens)] = tokens
+            self.n_tokens = len(tokens)
+            self._requires_eval = True
+            return True
+
+        def prepare(self, tokens: list[int]) -> None:
+            """Restore the snapshot that covers most of `tokens`, if it beats the context's own prefix."""
             have = _common_prefix(self.input_ids[: self.n_tokens], tokens)
             best, best_len = None, have
             for snap in getattr(self, "_snapshots", []):
@@ -145,19 +181,45 @@ def _counting_llama_class(base):
                     best, best_len = snap, n
             if best is None:
                 return
-            snap_tokens, data = best
-            self._ctx.kv_cache_seq_rm(-1, 0, -1)
-            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-            if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(data), 0) != len(data):
-                self._ctx.kv_cache_seq_rm(-1, 0, -1)  # failed: start clean, llama.cpp evaluates all
-                self.n_tokens = 0
-                return
-            self.input_ids[: len(snap_tokens)] = snap_tokens
-            self.n_tokens = len(snap_tokens)
-            self._requires_eval = True
-            self.restored += 1
+            if self._set_seq_state(*best):
+                self.restored += 1
 
     return CountingLlama
+
+
+_STATE_MAGIC = b"rag-kv-1\n"
+
+
+def _pack_tokens(tokens: Sequence[int]) -> bytes:
+    import array
+
+    packed = array.array("I", tokens)
+    if packed.itemsize != 4:  # pragma: no cover - every platform llama.cpp runs on has 4-byte unsigned ints
+        packed = array.array("L", tokens)
+    return len(tokens).to_bytes(4, "little") + packed.tobytes()
+
+
+def _read_state(path: Path, prefix: Sequence[int]) -> bytes | None:
+    """The saved state of `prefix` at `path`, or None (missing, truncated, or saved for other tokens)."""
+    head = _STATE_MAGIC + _pack_tokens(prefix)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not raw.startswith(head) or len(raw) == len(head):
+        return None
+    return raw[len(head):]
+
+
+def _write_state(path: Path, prefix: Sequence[int], data: bytes) -> None:
+    """Save a prefix's state atomically (a reader sees the whole file or none); a cache, so a failure is logged only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(_STATE_MAGIC + _pack_tokens(prefix) + data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not save the prompt prefix state to %s (%s); it is read again at the next start", path, exc)
 
 
 def _common_prefix(a, b) -> int:
@@ -228,6 +290,8 @@ class LlamaCppChat(BaseChatModel):
     top_p: float = 0.95
     repeat_penalty: float = 1.0
     seed: int | None = Field(None, description="Sampling seed; None leaves llama.cpp's default.")
+    state_dir: str | None = Field(None, description="Where the fixed prompt prefixes' llama.cpp state is kept "
+                                                    "across processes (`warm`); None: in memory only.")
 
     @property
     def _llm_type(self) -> str:
@@ -288,10 +352,13 @@ class LlamaCppChat(BaseChatModel):
         return llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
     def warm(self, prompt_kinds: Sequence[Sequence[Sequence[BaseMessage]]]) -> int:
-        """Evaluate and snapshot the fixed part of each kind of prompt; returns the tokens evaluated.
+        """Have the fixed part of each kind of prompt ready to restore; returns the prompt tokens evaluated.
 
         Each kind is given as two (or more) example message lists that differ only
-        in their variable parts; what their tokens share is the fixed prefix.
+        in their variable parts; what their tokens share is the fixed prefix. A
+        prefix saved in `state_dir` by an earlier process (same model file,
+        llama.cpp build and tokens) is read from disk instead of evaluated: 0
+        tokens evaluated when every kind was saved.
         """
         llama = self.llama
         before = llama.evaluated
@@ -299,9 +366,41 @@ class LlamaCppChat(BaseChatModel):
             for examples in prompt_kinds:
                 token_lists = [self.prompt_tokens(m) for m in examples]
                 n = min(_common_prefix(token_lists[0], t) for t in token_lists[1:]) if len(token_lists) > 1 else 0
-                if n > 0:
-                    llama.snapshot_prefix(token_lists[0][:n])
+                if n == 0:
+                    continue
+                prefix = token_lists[0][:n]
+                if any(snap[0] == prefix for snap in getattr(llama, "_snapshots", [])):
+                    continue  # warmed already in this process
+                path = self.state_path(prefix)
+                saved = _read_state(path, prefix) if path is not None else None
+                if saved is not None and llama.restore_prefix(prefix, saved):
+                    continue
+                data = llama.snapshot_prefix(prefix)
+                if path is not None:
+                    _write_state(path, prefix, data)
         return llama.evaluated - before
+
+    def state_path(self, prefix: Sequence[int]) -> Path | None:
+        """The file that keeps `prefix`'s llama.cpp state for this model (None without a `state_dir`).
+
+        The name hashes everything the state depends on: the model file (name, size, modification
+        time), the llama.cpp build, the context size, and the prefix's tokens, so a new prompt
+        version or model gets a new file and an old one is never restored into it.
+        """
+        if not self.state_dir:
+            return None
+        import llama_cpp
+
+        model = Path(self.model_path)
+        try:
+            stat = model.stat()
+        except OSError:
+            return None
+        digest = hashlib.sha256()
+        digest.update(f"{model.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{llama_cpp.__version__}\0{self.n_ctx}\0"
+                      .encode())
+        digest.update(_pack_tokens(prefix))
+        return Path(self.state_dir) / f"{model.stem}-{digest.hexdigest()[:32]}.kv"
 
     def _completion_stream(self, messages, stop, kwargs) -> Iterator[tuple[str, dict]]:
         """(text piece, info) pairs; the last info holds the counts: prompt tokens, evaluated, generated."""
