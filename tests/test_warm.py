@@ -118,3 +118,20 @@ def test_a_failed_warm_up_is_kept_and_raised_where_the_model_is_needed(tmp_path)
         assert "missing.gguf" in str(exc)
     else:
         raise AssertionError("warm() did not raise the load error")
+
+
+def test_the_page_says_the_model_is_loading_then_ready(fake_settings, tmp_path):
+    from ui.handlers import Handlers
+
+    loaded = threading.Event()
+    qa = _qa(fake_settings, tmp_path, chat_model=SlowLoadingChat(messages=iter([REPLY]), loaded=loaded, events=[]))
+    h = Handlers(qa)
+    line, timer = h.model_status()
+    assert line == "" and timer.active is False  # never warmed: nothing to wait for, no polling
+    qa.warm(background=True)
+    line, timer = h.model_status()
+    assert 'data-status="loading"' in line and "the sources are shown at once" in line and timer.active is True
+    loaded.set()
+    assert qa.wait_ready(5)
+    line, timer = h.model_status()
+    assert 'data-status="ready"' in line and timer.active is False  # settled: the page stops asking
