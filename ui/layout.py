@@ -22,7 +22,7 @@ from ui.conversations import (
     wire,
 )
 from ui.handlers import Handlers, md_escape
-from ui.render import CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, PAGE_JS
+from ui.render import CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, PAGE_JS, render_model_status
 
 DOC_HEADERS = ["document", "title", "chunks", "ingested", "source"]
 RESULT_HEADERS = ["file", "status", "chunks", "reason"]
@@ -55,7 +55,7 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
                                                   show_label=False, scale=5, elem_id="question", autofocus=True)
                             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
                         # whether the language model is ready: the page is usable before it is (evidence first)
-                        model_status = gr.HTML("", elem_id="model-status")
+                        model_status = gr.HTML(render_model_status(qa.status(), qa.warm_error), elem_id="model-status")
                         status_timer = gr.Timer(0.5, active=qa.status() == "loading")
                         new = gr.Button("New conversation", size="sm", elem_id="new-conversation")
                         feedback_ui = feedback_row()

@@ -266,7 +266,7 @@ class DocQA:
         from rag.models.chat.queue import generation_queue
 
         deps = AnswerDeps(
-            retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
+            retrieve=lambda q, n, src: self._search(q, n, sources=src),
             chat_model=self.chat_model, count_tokens=self.count_tokens, settings=self.settings,
             queue=generation_queue(self.chat_model),
         )
@@ -422,7 +422,13 @@ class DocQA:
             raise NoDocumentsError(self.settings.collection)
         if sources:
             sources = [self.resolve_source(s) for s in sources]
-        return self.retriever.search(question, k, sources=sources, mode=mode)
+        return self._search(question, k, sources=sources, mode=mode)
+
+    def _search(self, question: str, k: int | None, **kwargs):
+        from rag.models.chat.queue import searches
+
+        with searches.running():  # background model work (reading a prompt prefix at start) steps aside
+            return self.retriever.search(question, k, **kwargs)
 
     # --- saved conversations and feedback ------------------------------------------------------
     @cached_property
