@@ -335,6 +335,7 @@ class DocQA:
         try:
             try:  # search first: a question's evidence needs only this
                 self.embeddings.embed_query("warm up")
+                self.count_tokens("warm up")  # the tokenizer that packs the evidence: a second to load
                 if self.store.count() > 0:
                     self.retriever.search("warm up", 1)  # reads BM25 and the sentence view
             except Exception as exc:  # noqa: BLE001 -- kept for the caller, see warm()
