@@ -283,3 +283,27 @@ def test_yes_probability_reads_the_verifier_reply_from_the_real_model(local_mode
     unstated = local_model.yes_probability(verify_messages(
         "How many glassblowers does Vetra employ?", "1921", "The Vetra glassworks was founded in 1921."))
     assert 0.0 <= unstated < stated <= 1.0 and stated > 0.5
+
+
+@pytest.mark.integration
+def test_a_model_loading_in_the_background_does_not_silence_the_program(local_model, capfd):
+    """llama-cpp-python points stdout and stderr at /dev/null while it loads; with the load in a background
+    thread (`DocQA.open`) what the program prints meanwhile must still come out, and llama.cpp stays quiet."""
+    import threading
+    import time
+
+    other = LlamaCppChat(model_path=local_model.model_path, n_ctx=256)  # another context: a fresh load
+    loading = threading.Thread(target=lambda: other.llama)
+    loading.start()
+    printed = 0
+    try:
+        while loading.is_alive():
+            print(f"still here {printed}", flush=True)
+            printed += 1
+            time.sleep(0.05)
+    finally:
+        loading.join()
+        llama_mod._llamas.pop(other._key, None)
+    out, err = capfd.readouterr()
+    assert printed > 3 and all(f"still here {i}\n" in out for i in range(printed))
+    assert "llama" not in err.lower()

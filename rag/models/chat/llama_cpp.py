@@ -86,6 +86,7 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
             raise ModelNotInstalledError("llama-cpp-python", "pip install llama-cpp-python") from exc
         if not Path(path).is_file():
             raise ConfigError(f"GGUF model {path} does not exist: run `rag provision` or fix RAG_LLM__MODEL_PATH")
+        _keep_other_threads_output()
         try:
             llama = _counting_llama_class(Llama)(
                 model_path=path,
@@ -103,6 +104,48 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
         _llamas[key] = llama
         _run_locks[key] = threading.Lock()
         return llama
+
+
+class _NoRedirect:
+    def __init__(self, disable: bool = True):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _keep_other_threads_output() -> None:
+    """Stop llama-cpp-python from pointing the process's stdout and stderr at /dev/null while it loads.
+
+    With `verbose=False` it silences the load by redirecting file descriptors 1 and 2, process-wide: with
+    the model loading in the background (`DocQA.open`), whatever the program itself prints meanwhile (a
+    script's output, `rag ui`'s address) would vanish. llama.cpp's own messages go through its log
+    callback, which `verbose=False` already keeps quiet.
+    """
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import _internals, llama
+
+    for module in (_internals, llama):
+        if getattr(module, "suppress_stdout_stderr", None) is not _NoRedirect:
+            module.suppress_stdout_stderr = _NoRedirect
+    global _log_callback
+    if _log_callback is None:  # llama.cpp's messages to our log (debug; errors as errors), never to the terminal
+
+        @llama_cpp.llama_log_callback
+        def _log_callback(level, text, user_data):
+            message = text.decode("utf-8", "replace").rstrip()
+            if message:
+                log.log(logging.ERROR if level == 4 else logging.DEBUG, "llama.cpp: %s", message)  # ggml: 4 = error
+
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+_log_callback = None  # kept referenced: llama.cpp calls it from C
 
 
 def _counting_llama_class(base):
