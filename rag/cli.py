@@ -38,7 +38,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tex
 def _open(home: Path | None, collection: str | None, **overrides):
     from rag.serve.api import DocQA
 
-    return DocQA.open(home=home, collection=collection, **overrides)
+    # commands that answer start the warm-up themselves (`chat`, `ui`, `serve`); the others never need the LLM
+    return DocQA.open(home=home, collection=collection, warm=False, **overrides)
 
 
 def _console():
@@ -237,6 +238,7 @@ def ask(
 ):
     """Answer a question from the documents, citing passages."""
     qa = _open(home, collection)
+    qa.warm(background=True)  # the question waits for the saved prompt prefix, not to read it itself
     answer = _run_answer(qa, question, None, k=k, sources=source, live=stream and not as_json)
     if as_json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))

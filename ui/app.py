@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -72,7 +74,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     host, port = options["server_name"], options["server_port"]
     settings = settings.model_copy(update={"ui": settings.ui.model_copy(update={"host": host})})  # for watch_refusal
     qa = DocQA(settings)
-    qa.warm(background=True)  # the page is usable at once; the model reads its fixed prompt text meanwhile
+    qa.warm(background=True)  # the page is usable at once; the model restores its fixed prompt text meanwhile
+    threading.Thread(target=_report_ready, args=(qa, time.perf_counter()), name="rag-ready", daemon=True).start()
     app = server_app(qa, host=host, port=port, guard=options["auth"],
                      middleware=options.get("app_kwargs", {}).get("middleware", []))
     scheme = "https" if "ssl_certfile" in options else "http"
@@ -80,6 +83,14 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
                                                 if any(r.path.startswith("/v1") for r in app.routes) else ""))
     tls = {k: options[k] for k in ("ssl_certfile", "ssl_keyfile") if k in options}
     uvicorn.run(app, host=host, port=port, log_level="warning", **tls)
+
+
+def _report_ready(qa: DocQA, started: float) -> None:
+    """Say on the console when the language model is ready (the page says it too)."""
+    if qa.wait_ready():
+        print(f"model ready ({time.perf_counter() - started:.1f}s after start)", flush=True)
+    else:
+        print(f"the language model could not load: {qa.warm_error}", flush=True)
 
 
 def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, guard: LoginGuard | None = None,

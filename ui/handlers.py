@@ -32,6 +32,7 @@ from ui.render import (
     Turn,
     display_name,
     render_conversation,
+    render_model_status,
     render_page_error,
     render_page_view,
     render_sources,
@@ -127,6 +128,11 @@ class Handlers:
             yield gr.update(), render_conversation(turns), render_sources(None), turns
             raise gr.Error(notice(f"unexpected error: {exc}")) from exc
         yield gr.update(), render_conversation(turns), render_sources(turn.answer), turns
+
+    def model_status(self):
+        """(status line, timer): the language model's state; the timer stops polling once it is settled."""
+        status = self.base.status()
+        return render_model_status(status, self.base.warm_error), gr.Timer(active=status == "loading")
 
     def page_view(self, turns: list[Turn] | None, collection: str | None, evt: gr.EventData,
                   request: gr.Request = None) -> str:

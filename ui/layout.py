@@ -22,7 +22,7 @@ from ui.conversations import (
     wire,
 )
 from ui.handlers import Handlers, md_escape
-from ui.render import CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, PAGE_JS
+from ui.render import CITE_JS, CSS, EMPTY_CHAT, EMPTY_SOURCES, PAGE_JS, render_model_status
 
 DOC_HEADERS = ["document", "title", "chunks", "ingested", "source"]
 RESULT_HEADERS = ["file", "status", "chunks", "reason"]
@@ -54,6 +54,9 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
                             question = gr.Textbox(placeholder="Ask a question about your documents…",
                                                   show_label=False, scale=5, elem_id="question", autofocus=True)
                             ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                        # whether the language model is ready: the page is usable before it is (evidence first)
+                        model_status = gr.HTML(render_model_status(qa.status(), qa.warm_error), elem_id="model-status")
+                        status_timer = gr.Timer(0.5, active=qa.status() == "loading")
                         new = gr.Button("New conversation", size="sm", elem_id="new-conversation")
                         feedback_ui = feedback_row()
                     with gr.Column(scale=2):
@@ -118,6 +121,10 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
                     api_visibility="private")
         unwatch.click(h.unwatch, inputs=[watch_folder, collection], outputs=watched, api_visibility="private")
         demo.load(h.watched_markdown, outputs=watched, api_visibility="private")
+        demo.load(h.model_status, outputs=[model_status, status_timer], api_visibility="private",
+                  show_progress="hidden")
+        status_timer.tick(h.model_status, outputs=[model_status, status_timer], api_visibility="private",
+                          show_progress="hidden")
         demo.load(h.controls, outputs=[upload, delete, to_delete], api_visibility="private")
         gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo

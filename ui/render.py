@@ -288,6 +288,20 @@ def _secs(ms: float) -> str:
 
 
 # --- the sources panel ------------------------------------------------------------------------
+MODEL_STATUS = {
+    "loading": "Loading the language model… Ask away: the sources are shown at once, the answer follows when it is ready.",
+    "ready": "Language model ready.",
+    "failed": "The language model could not load: {error}",
+    "idle": "",
+}
+
+
+def render_model_status(status: str, error: object = None) -> str:
+    """The line under the question box saying whether the language model is ready (text only, escaped)."""
+    text = MODEL_STATUS.get(status, "").format(error=error or "")
+    return f'<div class="rag-model-status" data-status="{e(status)}">{e(text)}</div>' if text else ""
+
+
 EMPTY_SOURCES = '<div class="rag-sources"><div class="rag-empty">The passages behind the latest answer appear here.</div></div>'
 
 

@@ -367,6 +367,8 @@ def run_eval(settings, dataset: Path | Dataset, *, retrieval_only: bool = False,
     started = time.perf_counter()
     qa = open_dataset_index(settings, dataset, progress=progress, files=doc_files, **components)
     ingest_s = time.perf_counter() - started
+    if not retrieval_only:
+        qa.warm(background=True)  # the first question's first token does not include reading the fixed prompt text
     doc_of = doc_id_of if dataset.from_files else None
     from rag.models.chat.factory import describe_llm
 

@@ -12,7 +12,9 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -27,12 +29,7 @@ if TYPE_CHECKING:
     from rag.memory.feedback import Feedback, FeedbackExport
 
 _OPEN_LOCK = threading.RLock()
-
-
-def _nullcontext():
-    from contextlib import nullcontext
-
-    return nullcontext()
+log = logging.getLogger(__name__)
 
 
 class DocQA:
@@ -45,24 +42,40 @@ class DocQA:
             self.embeddings = embeddings
         if chat_model is not None:
             self.chat_model = chat_model
+        self._warm_lock = threading.Lock()
+        self._warming: threading.Thread | None = None  # the warm-up thread, once started
+        self._search_ready = threading.Event()  # the warm-up opened what search needs (set on failure too)
+        self._warm_done = threading.Event()
+        self._ready = threading.Event()  # the warm-up finished without an error
+        self.warm_error: Exception | None = None  # why the last warm-up failed
+        self.warm_timings: dict[str, float] = {}  # seconds per warm-up stage (search, model)
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, collection: str | None = None,
-             environ=None, config_file: str | Path | None = None, **overrides: Any) -> "DocQA":
+             environ=None, config_file: str | Path | None = None, warm: bool = True, **overrides: Any) -> "DocQA":
         """Open (creating if needed) a collection under a data directory.
+
+        The models load in the background as soon as this returns (`warm`): search first, then the
+        local language model, which restores its fixed prompt text from disk. A question asked
+        meanwhile gets its evidence at once and its answer when the model is ready.
 
         Args:
             home: data directory; default `$RAG_HOME`, else the user data dir.
             collection: collection name (default `default`).
             environ: environment mapping to read settings from (default `os.environ`).
             config_file: optional TOML settings file.
+            warm: load the models in the background now; False for scripts that only ingest or search
+                (the models then load on first use, and `qa.warm()` is still there).
             **overrides: any other setting, nested as dicts (`retrieval={"k": 8}`).
         """
         if home is not None:
             overrides["home"] = Path(home).expanduser()
         if collection is not None:
             overrides["collection"] = collection
-        return cls(load_settings(environ=environ, config_file=config_file, **overrides))
+        qa = cls(load_settings(environ=environ, config_file=config_file, **overrides))
+        if warm:
+            qa.warm(background=True)
+        return qa
 
     # --- components, built lazily and once -------------------------------------------------
     @cached_property
@@ -141,10 +154,12 @@ class DocQA:
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
+        self._after_warm_start()
         return self.ingestor.ingest_paths(paths, sync=sync, progress=progress, lock_timeout=lock_timeout)
 
     def ingest_texts(self, rows: Iterable[dict], *, progress=None) -> IngestReport:
         """Ingest in-memory documents: dicts with `source`, `text`, optional `title` and `url`."""
+        self._after_warm_start()
         return self.ingestor.ingest_texts(rows, progress=progress)
 
     def sources(self) -> list[SourceInfo]:
@@ -244,45 +259,119 @@ class DocQA:
         """
         from rag.answer.flow import AnswerDeps, answer_stream
 
+        self._after_warm_start()
         if self.store.count() == 0:
             raise NoDocumentsError(self.settings.collection)
         resolved = [self.resolve_source(s) for s in sources] if sources else None
         from rag.models.chat.queue import generation_queue
 
         deps = AnswerDeps(
-            retrieve=lambda q, n, src: self.retriever.search(q, n, sources=src),
+            retrieve=lambda q, n, src: self._search(q, n, sources=src),
             chat_model=self.chat_model, count_tokens=self.count_tokens, settings=self.settings,
             queue=generation_queue(self.chat_model),
         )
         yield from answer_stream(question, deps, history=history, k=k, sources=resolved)
 
     def warm(self, *, background: bool = False) -> threading.Thread | None:
-        """Load the models and have the local LLM read the fixed parts of its prompts, once.
+        """Load the models and have the local LLM restore (or, the first time, read) the fixed parts of its prompts.
 
-        After this the first question costs only what is new in it. With
-        `background=True` it runs in a thread and returns it: the UI is usable at
-        once, a question asked meanwhile gets its evidence at once and its
-        answer after the warm-up (it queues behind it).
+        After this the first question costs only what is new in it. Search is made ready first,
+        then the language model, so evidence never waits for it. With `background=True` it runs
+        in a thread and returns it: a question asked meanwhile gets its evidence at once and its
+        answer after the warm-up (it takes its place in line behind it). A warm-up already under
+        way (`DocQA.open` starts one) is not started twice.
+
+        Raises:
+            RagError: (without `background`) a model could not load; in the background the error
+                is kept in `warm_error` and the question that needs the model raises it.
         """
+        with self._warm_lock:
+            thread = self._warming
+            if thread is None or not thread.is_alive():
+                # take the model's place in line now, before any question can: a question asked at once
+                # waits for the fixed prompt text to be restored instead of reading it itself
+                queue, ticket = self._model_ticket()
+                self.warm_error = None
+                self._warm_done.clear()
+                thread = threading.Thread(target=self._warm, args=(queue, ticket), name="rag-warm", daemon=True)
+                self._warming = thread
+                thread.start()
         if background:
-            # a question asked meanwhile shares the same loaded model (one per process) and queues behind
-            thread = threading.Thread(target=self._warm, name="rag-warm", daemon=True)
-            thread.start()
             return thread
-        self._warm()
+        thread.join()
+        if self.warm_error is not None:
+            raise self.warm_error
         return None
 
-    def _warm(self) -> None:
-        from rag.answer.flow import warm_prompts
-        from rag.models.chat.queue import generation_queue
+    @property
+    def ready(self) -> bool:
+        """The warm-up finished: search and the language model are loaded, the fixed prompt text is in place."""
+        return self._ready.is_set()
 
-        self.embeddings.embed_query("warm up")
-        self.store  # noqa: B018 -- opens the collection
-        model = self.chat_model
-        if hasattr(model, "warm"):
-            queue = generation_queue(model)
-            with queue.turn() if queue is not None else _nullcontext():
-                model.warm(warm_prompts(self.settings))
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the warm-up ends (or `timeout` seconds pass); True when it succeeded."""
+        self._warm_done.wait(timeout)
+        return self._ready.is_set()
+
+    def status(self) -> str:
+        """`idle` (nothing loaded yet: loads on first use), `loading`, `ready` or `failed` (see `warm_error`)."""
+        if self._ready.is_set():
+            return "ready"
+        if self._warming is None:
+            return "idle"
+        return "failed" if self._warm_done.is_set() else "loading"
+
+    def _model_ticket(self):
+        try:
+            from rag.models.chat.queue import generation_queue
+
+            queue = generation_queue(self.chat_model)
+        except Exception:  # noqa: BLE001 -- the warm-up itself meets (and keeps) the error
+            return None, None
+        return (queue, queue.join()) if queue is not None else (None, None)
+
+    def _warm(self, queue, ticket) -> None:
+        started = time.perf_counter()
+        try:
+            try:  # search first: a question's evidence needs only this
+                self.embeddings.embed_query("warm up")
+                self.count_tokens("warm up")  # the tokenizer that packs the evidence: a second to load
+                if self.store.count() > 0:
+                    self.retriever.search("warm up", 1)  # reads BM25 and the sentence view
+            except Exception as exc:  # noqa: BLE001 -- kept for the caller, see warm()
+                self._failed(exc)
+            finally:
+                self._search_ready.set()
+                self.warm_timings["search_s"] = round(time.perf_counter() - started, 3)
+            t = time.perf_counter()
+            try:
+                from rag.answer.flow import warm_prompts
+
+                model = self.chat_model
+                if hasattr(model, "warm"):
+                    if queue is not None:
+                        queue.wait(ticket)
+                    model.warm(warm_prompts(self.settings))
+            except Exception as exc:  # noqa: BLE001 -- kept for the caller, see warm()
+                self._failed(exc)
+            self.warm_timings["model_s"] = round(time.perf_counter() - t, 3)
+        finally:
+            if queue is not None:
+                queue.leave(ticket)
+            if self.warm_error is None:
+                self._ready.set()
+            self._warm_done.set()
+
+    def _failed(self, exc: Exception) -> None:
+        if self.warm_error is None:
+            self.warm_error = exc
+        log.debug("warm-up failed: %s", exc, exc_info=exc)
+
+    def _after_warm_start(self) -> None:
+        """Wait for a warm-up under way to open what search needs, rather than open it a second time."""
+        thread = self._warming
+        if thread is not None and thread is not threading.current_thread():
+            self._search_ready.wait()
 
     def ask(self, question: str, *, history=None, k: int | None = None,
             sources: Iterable[str] | None = None) -> Answer:
@@ -329,11 +418,18 @@ class DocQA:
     def search(self, question: str, k: int | None = None, *, sources: Iterable[str] | None = None,
                mode: str | None = None):
         """Like `retrieve`, with the per-retriever scores (`rag.index.retrieve.Retrieval`)."""
+        self._after_warm_start()
         if self.store.count() == 0:
             raise NoDocumentsError(self.settings.collection)
         if sources:
             sources = [self.resolve_source(s) for s in sources]
-        return self.retriever.search(question, k, sources=sources, mode=mode)
+        return self._search(question, k, sources=sources, mode=mode)
+
+    def _search(self, question: str, k: int | None, **kwargs):
+        from rag.models.chat.queue import searches
+
+        with searches.running():  # background model work (reading a prompt prefix at start) steps aside
+            return self.retriever.search(question, k, **kwargs)
 
     # --- saved conversations and feedback ------------------------------------------------------
     @cached_property

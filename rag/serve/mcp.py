@@ -88,7 +88,9 @@ def serve(settings: Settings, *, http: bool = False, host: str | None = None, po
     Raises:
         ConfigError: HTTP on a non-loopback `host` without `RAG_API__TOKENS`.
     """
-    server = build_server(DocQA(settings))
+    qa = DocQA(settings)
+    qa.warm(background=True)  # the first `ask` does not pay for start-up; search tools answer meanwhile
+    server = build_server(qa)
     if not http:
         server.run()  # stdio: stdout carries the protocol; our logging goes to stderr
         return

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rag.core.config import Settings
 
 DEFAULT_FAKE_RESPONSE = "I don't know based on the documents."
+PROMPT_STATE_DIR = "llama-state"  # under the cache: the fixed prompt prefixes, read once per model and prompt version
 
 
 def make_chat_model(settings: Settings) -> BaseChatModel:
@@ -49,6 +50,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
                 n_batch=llm.n_batch,
                 temperature=llm.temperature,
                 max_tokens=llm.max_tokens,
+                state_dir=str(settings.cache_dir / PROMPT_STATE_DIR),
             )
         case "openai":
             try:

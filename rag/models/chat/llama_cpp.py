@@ -3,7 +3,10 @@
 No langchain-community: the GGUF is loaded once per process, lazily, and shared by
 every `LlamaCppChat` with the same (path, n_ctx, n_threads, n_batch). Prompts are
 formatted with the GGUF's own chat template; the fixed prefixes of the prompts can be
-snapshotted (`LlamaCppChat.warm`) and restored in milliseconds.
+snapshotted (`LlamaCppChat.warm`) and restored in milliseconds. With a `state_dir` the
+snapshots are also kept on disk, keyed by the model file, the llama.cpp version and the
+prefix's own tokens (so a changed prompt is a new file), and a restarted process restores
+them instead of reading the fixed prompt text again.
 
 Example::
 
@@ -14,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import threading
 import time
@@ -40,6 +45,8 @@ from rag.core.errors import ConfigError, LLMUnavailableError, ModelNotInstalledE
 if TYPE_CHECKING:
     import llama_cpp
 
+log = logging.getLogger(__name__)
+
 
 # --------------------------------------------------------------------------- #
 # Process-wide llama.cpp instances
@@ -54,6 +61,9 @@ _load_lock = threading.Lock()
 # with mmap both the file pages and the copies stay resident: measured peak RSS
 # 1.96 GB with mmap vs 1.36 GB without, same speed, faster load. Read it instead.
 USE_MMAP = False
+# A fixed prompt prefix is read (once per model and prompt version) in batches of this many tokens, pausing
+# between them while a search runs, so a question's evidence does not wait behind the read.
+PREFIX_STEP = 48
 
 
 def _llama_key(model_path: str | Path, n_ctx: int, n_threads: int | None, n_batch: int) -> _LlamaKey:
@@ -76,6 +86,7 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
             raise ModelNotInstalledError("llama-cpp-python", "pip install llama-cpp-python") from exc
         if not Path(path).is_file():
             raise ConfigError(f"GGUF model {path} does not exist: run `rag provision` or fix RAG_LLM__MODEL_PATH")
+        _keep_other_threads_output()
         try:
             llama = _counting_llama_class(Llama)(
                 model_path=path,
@@ -93,6 +104,48 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
         _llamas[key] = llama
         _run_locks[key] = threading.Lock()
         return llama
+
+
+class _NoRedirect:
+    def __init__(self, disable: bool = True):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _keep_other_threads_output() -> None:
+    """Stop llama-cpp-python from pointing the process's stdout and stderr at /dev/null while it loads.
+
+    With `verbose=False` it silences the load by redirecting file descriptors 1 and 2, process-wide: with
+    the model loading in the background (`DocQA.open`), whatever the program itself prints meanwhile (a
+    script's output, `rag ui`'s address) would vanish. llama.cpp's own messages go through its log
+    callback, which `verbose=False` already keeps quiet.
+    """
+    import ctypes
+
+    import llama_cpp
+    from llama_cpp import _internals, llama
+
+    for module in (_internals, llama):
+        if getattr(module, "suppress_stdout_stderr", None) is not _NoRedirect:
+            module.suppress_stdout_stderr = _NoRedirect
+    global _log_callback
+    if _log_callback is None:  # llama.cpp's messages to our log (debug; errors as errors), never to the terminal
+
+        @llama_cpp.llama_log_callback
+        def _log_callback(level, text, user_data):
+            message = text.decode("utf-8", "replace").rstrip()
+            if message:
+                log.log(logging.ERROR if level == 4 else logging.DEBUG, "llama.cpp: %s", message)  # ggml: 4 = error
+
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+
+
+_log_callback = None  # kept referenced: llama.cpp calls it from C
 
 
 def _counting_llama_class(base):
@@ -114,29 +167,62 @@ def _counting_llama_class(base):
             self.evaluated += len(tokens)
             return super().eval(tokens)
 
-        def snapshot_prefix(self, tokens: list[int]) -> None:
-            """Evaluate `tokens` (reusing what the context shares with them) and keep a snapshot."""
-            import ctypes
-
-            import llama_cpp
+        def snapshot_prefix(self, tokens: list[int]) -> bytes:
+            """Evaluate `tokens` (reusing what the context shares with them), keep a snapshot and return it."""
+            from rag.models.chat.queue import searches
 
             shared = _common_prefix(self.input_ids[: self.n_tokens], tokens)
             self._ctx.kv_cache_seq_rm(-1, shared, -1)
             self.n_tokens = shared
-            self.eval(tokens[shared:])
+            for start in range(shared, len(tokens), PREFIX_STEP):  # short batches: a search may pass in between
+                searches.wait_idle(timeout=5.0)
+                self.eval(tokens[start:start + PREFIX_STEP])
             self._requires_eval = True
-            size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
-            buf = (ctypes.c_uint8 * size)()
-            written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
-            snaps = [s for s in getattr(self, "_snapshots", []) if s[0] != list(tokens)]
-            self._snapshots = [*snaps, (list(tokens), bytes(buf)[:written])]
+            data = self._seq_state()
+            self._keep_snapshot(tokens, data)
+            return data
 
-        def prepare(self, tokens: list[int]) -> None:
-            """Restore the snapshot that covers most of `tokens`, if it beats the context's own prefix."""
+        def restore_prefix(self, tokens: list[int], data: bytes) -> bool:
+            """Put a saved snapshot of `tokens` (e.g. read from disk) in the context and keep it; False if
+            llama.cpp refuses it (another model or build), and the context is left empty."""
+            if not self._set_seq_state(list(tokens), data):
+                return False
+            self._keep_snapshot(tokens, data)
+            self.restored += 1
+            return True
+
+        def _keep_snapshot(self, tokens, data: bytes) -> None:
+            snaps = [s for s in getattr(self, "_snapshots", []) if s[0] != list(tokens)]
+            self._snapshots = [*snaps, (list(tokens), data)]
+
+        def _seq_state(self) -> bytes:
             import ctypes
 
             import llama_cpp
 
+            size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
+            buf = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buf, size, 0)
+            return bytes(buf)[:written]
+
+        def _set_seq_state(self, tokens: list[int], data: bytes) -> bool:
+            import ctypes
+
+            import llama_cpp
+
+            self._ctx.kv_cache_seq_rm(-1, 0, -1)
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if not data or llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(data), 0) != len(data):
+                self._ctx.kv_cache_seq_rm(-1, 0, -1)  # failed: start clean, llama.cpp evaluates all
+                self.n_tokens = 0
+                return False
+            self.input_ids[: len(tokens)] = tokens
+            self.n_tokens = len(tokens)
+            self._requires_eval = True
+            return True
+
+        def prepare(self, tokens: list[int]) -> None:
+            """Restore the snapshot that covers most of `tokens`, if it beats the context's own prefix."""
             have = _common_prefix(self.input_ids[: self.n_tokens], tokens)
             best, best_len = None, have
             for snap in getattr(self, "_snapshots", []):
@@ -145,19 +231,45 @@ def _counting_llama_class(base):
                     best, best_len = snap, n
             if best is None:
                 return
-            snap_tokens, data = best
-            self._ctx.kv_cache_seq_rm(-1, 0, -1)
-            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-            if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buf, len(data), 0) != len(data):
-                self._ctx.kv_cache_seq_rm(-1, 0, -1)  # failed: start clean, llama.cpp evaluates all
-                self.n_tokens = 0
-                return
-            self.input_ids[: len(snap_tokens)] = snap_tokens
-            self.n_tokens = len(snap_tokens)
-            self._requires_eval = True
-            self.restored += 1
+            if self._set_seq_state(*best):
+                self.restored += 1
 
     return CountingLlama
+
+
+_STATE_MAGIC = b"rag-kv-1\n"
+
+
+def _pack_tokens(tokens: Sequence[int]) -> bytes:
+    import array
+
+    packed = array.array("I", tokens)
+    if packed.itemsize != 4:  # pragma: no cover - every platform llama.cpp runs on has 4-byte unsigned ints
+        packed = array.array("L", tokens)
+    return len(tokens).to_bytes(4, "little") + packed.tobytes()
+
+
+def _read_state(path: Path, prefix: Sequence[int]) -> bytes | None:
+    """The saved state of `prefix` at `path`, or None (missing, truncated, or saved for other tokens)."""
+    head = _STATE_MAGIC + _pack_tokens(prefix)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not raw.startswith(head) or len(raw) == len(head):
+        return None
+    return raw[len(head):]
+
+
+def _write_state(path: Path, prefix: Sequence[int], data: bytes) -> None:
+    """Save a prefix's state atomically (a reader sees the whole file or none); a cache, so a failure is logged only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(_STATE_MAGIC + _pack_tokens(prefix) + data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not save the prompt prefix state to %s (%s); it is read again at the next start", path, exc)
 
 
 def _common_prefix(a, b) -> int:
@@ -228,6 +340,8 @@ class LlamaCppChat(BaseChatModel):
     top_p: float = 0.95
     repeat_penalty: float = 1.0
     seed: int | None = Field(None, description="Sampling seed; None leaves llama.cpp's default.")
+    state_dir: str | None = Field(None, description="Where the fixed prompt prefixes' llama.cpp state is kept "
+                                                    "across processes (`warm`); None: in memory only.")
 
     @property
     def _llm_type(self) -> str:
@@ -288,10 +402,13 @@ class LlamaCppChat(BaseChatModel):
         return llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
     def warm(self, prompt_kinds: Sequence[Sequence[Sequence[BaseMessage]]]) -> int:
-        """Evaluate and snapshot the fixed part of each kind of prompt; returns the tokens evaluated.
+        """Have the fixed part of each kind of prompt ready to restore; returns the prompt tokens evaluated.
 
         Each kind is given as two (or more) example message lists that differ only
-        in their variable parts; what their tokens share is the fixed prefix.
+        in their variable parts; what their tokens share is the fixed prefix. A
+        prefix saved in `state_dir` by an earlier process (same model file,
+        llama.cpp build and tokens) is read from disk instead of evaluated: 0
+        tokens evaluated when every kind was saved.
         """
         llama = self.llama
         before = llama.evaluated
@@ -299,9 +416,41 @@ class LlamaCppChat(BaseChatModel):
             for examples in prompt_kinds:
                 token_lists = [self.prompt_tokens(m) for m in examples]
                 n = min(_common_prefix(token_lists[0], t) for t in token_lists[1:]) if len(token_lists) > 1 else 0
-                if n > 0:
-                    llama.snapshot_prefix(token_lists[0][:n])
+                if n == 0:
+                    continue
+                prefix = token_lists[0][:n]
+                if any(snap[0] == prefix for snap in getattr(llama, "_snapshots", [])):
+                    continue  # warmed already in this process
+                path = self.state_path(prefix)
+                saved = _read_state(path, prefix) if path is not None else None
+                if saved is not None and llama.restore_prefix(prefix, saved):
+                    continue
+                data = llama.snapshot_prefix(prefix)
+                if path is not None:
+                    _write_state(path, prefix, data)
         return llama.evaluated - before
+
+    def state_path(self, prefix: Sequence[int]) -> Path | None:
+        """The file that keeps `prefix`'s llama.cpp state for this model (None without a `state_dir`).
+
+        The name hashes everything the state depends on: the model file (name, size, modification
+        time), the llama.cpp build, the context size, and the prefix's tokens, so a new prompt
+        version or model gets a new file and an old one is never restored into it.
+        """
+        if not self.state_dir:
+            return None
+        import llama_cpp
+
+        model = Path(self.model_path)
+        try:
+            stat = model.stat()
+        except OSError:
+            return None
+        digest = hashlib.sha256()
+        digest.update(f"{model.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{llama_cpp.__version__}\0{self.n_ctx}\0"
+                      .encode())
+        digest.update(_pack_tokens(prefix))
+        return Path(self.state_dir) / f"{model.stem}-{digest.hexdigest()[:32]}.kv"
 
     def _completion_stream(self, messages, stop, kwargs) -> Iterator[tuple[str, dict]]:
         """(text piece, info) pairs; the last info holds the counts: prompt tokens, evaluated, generated."""

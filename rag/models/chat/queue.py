@@ -57,6 +57,37 @@ class GenerationQueue:
             self.leave(ticket)
 
 
+class Searches:
+    """Searches in flight in this process, so that background model work can step aside for them.
+
+    A question's evidence (retrieval, the best-match sentence) is what a user sees first; the one-time
+    read of a fixed prompt prefix at start-up (`LlamaCppChat.warm`) pauses between short batches while
+    a search runs, instead of taking every core from it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+
+    @contextmanager
+    def running(self):
+        with self._cond:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block while a search runs, at most `timeout` seconds (background work is delayed, never starved)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._running == 0, timeout)
+
+
+searches = Searches()
+
 _queues: dict[Hashable, GenerationQueue] = {}
 _queues_lock = threading.Lock()
 
