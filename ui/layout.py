@@ -118,7 +118,8 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
                     api_visibility="private")
         unwatch.click(h.unwatch, inputs=[watch_folder, collection], outputs=watched, api_visibility="private")
         demo.load(h.watched_markdown, outputs=watched, api_visibility="private")
-        demo.load(h.controls, outputs=[upload, delete, to_delete], api_visibility="private")
+        demo.load(h.controls, outputs=[upload, delete, to_delete, watch_folder, watch, unwatch],
+                  api_visibility="private")
         gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo
 

@@ -89,6 +89,11 @@ class RetrievalSettings(BaseModel):
                                "and four times the vectors, for recall@1 +0.007 on squad dev, +0.043 on test.")
     bm25_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    exact_max_chunks: int = Field(
+        200_000, ge=0, description="Dense search scores the query against every distinct stored vector (exactly, in "
+                                   "memory: 1.5 kB per distinct chunk) up to this many chunks; identical chunks "
+                                   "count once, so a file of one repeated sentence cannot crowd out the rest "
+                                   "(rag.index.exact). Larger collections use Chroma's approximate index; 0: always.")
 
 
 class LLMSettings(BaseModel):
@@ -173,6 +178,16 @@ class APISettings(BaseModel):
         description="Bearer tokens the HTTP API and MCP-over-HTTP accept (comma-separated in the env); "
                     "required unless bound to loopback. `TOKEN:reader` may only ask and search; `TOKEN` "
                     "(or `TOKEN:editor`) may also upload and delete documents.")
+    ssl_certfile: Path | None = Field(
+        None, description="TLS certificate (PEM): `rag serve` and `rag mcp --http` serve https (tokens and documents "
+                          "encrypted on the wire).")
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM) for `ssl_certfile`.")
+    allow_plain_http: bool = Field(
+        False, description="Serve the API with tokens off loopback without TLS (tokens then cross the network in "
+                           "clear): only behind a TLS-terminating proxy on a trusted network. Off: refused.")
+    max_request_mb: float = Field(
+        100.0, gt=0, description="Largest request body the HTTP API reads (uploads included); larger ones get 413. "
+                                 "Each file is also held to the UI's upload limits (`ui.upload_max_mb`, ...).")
 
     @field_validator("tokens", mode="before")
     @classmethod

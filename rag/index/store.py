@@ -223,6 +223,14 @@ class ChunkStore:
         got = self._collection.get(ids=list(ids), include=["embeddings"])
         return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
 
+    def vectors_with_sources(self, ids: list[str]) -> list[tuple[str, str, list[float]]]:
+        """(chunk id, source, stored vector) of some chunks, in one round trip (`rag.index.exact`)."""
+        if not ids:
+            return []
+        got = self._collection.get(ids=list(ids), include=["embeddings", "metadatas"])
+        return [(cid, (meta or {}).get("source", ""), vec)
+                for cid, meta, vec in zip(got["ids"], got["metadatas"], got["embeddings"])]
+
     def delete_ids(self, ids: Iterable[str]) -> None:
         ids = sorted(set(ids))
         if not ids:
