@@ -107,6 +107,11 @@ class LLMSettings(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1 (Ollama).")
     model: str = Field("gpt-4o-mini", description="Model name on the OpenAI-compatible server.")
     api_key: SecretStr | None = Field(None, description="API key; falls back to $OPENAI_API_KEY.")
+    timeout_s: float = Field(
+        60.0, gt=0, description="OpenAI-compatible server: seconds a request (or the wait for the next streamed "
+                                "token) may take before it is an error.")
+    max_retries: int = Field(1, ge=0, le=10, description="OpenAI-compatible server: retries after a failed or "
+                                                         "timed-out request, then the answer fails with an error.")
     fake_responses: list[str] = Field(default_factory=list, description="Canned responses for the `fake` provider.")
 
 
