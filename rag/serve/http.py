@@ -541,28 +541,34 @@ class BodyLimit:
             announced = 0
         if announced > self.max_bytes:
             return await self._error().response()(scope, receive, send)
-        seen, started = 0, False
+        seen, started, exceeded = 0, False, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise self._error()  # our API's APIError handler answers 413; other apps: below
+                    exceeded = True
+                    raise self._error()
             return message
 
         async def sending(message):
             nonlocal started
+            if exceeded:  # whatever the app made of the interrupted body (a parse error, a 500): our 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._error().response()(scope, receive, send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, sending)
-        except APIError as exc:
+        except APIError:
             if started:
                 raise
-            await exc.response()(scope, receive, send)
+            await self._error().response()(scope, receive, send)
 
 
 # --- running ------------------------------------------------------------------------------------------
