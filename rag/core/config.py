@@ -90,7 +90,7 @@ class RetrievalSettings(BaseModel):
     bm25_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     exact_max_chunks: int = Field(
-        200_000, ge=0, description="Dense search scores the query against every distinct stored vector (exactly, in "
+        100_000, ge=0, description="Dense search scores the query against every distinct stored vector (exactly, in "
                                    "memory: 1.5 kB per distinct chunk) up to this many chunks; identical chunks "
                                    "count once, so a file of one repeated sentence cannot crowd out the rest "
                                    "(rag.index.exact). Larger collections use Chroma's approximate index; 0: always.")

@@ -8,7 +8,8 @@ shapes the result as the OpenAI protocol does where there is one:
 - `POST /v1/chat/completions`: `model` names the collection, `messages` the
   conversation (earlier user/assistant turns make it a follow-up). The answer
   text keeps its `[n]` markers; `citations`, `abstained` and `timings` come once,
-  on the message (or, streaming, on the final chunk).
+  on the message (or, streaming, on the final chunk). Streaming, a question that
+  waits for the local model gets chunks with `waiting: {"ahead": n}`.
 - `GET /v1/models`: the collections.
 - `POST /v1/search`: retrieval only.
 - `GET|POST /v1/documents`, `DELETE /v1/documents/{source}`: list, upload (the UI's limits;
@@ -57,7 +58,7 @@ from rag.core.errors import (
     StoreUnavailableError,
     UnknownSourceError,
 )
-from rag.core.types import Answer, Citation
+from rag.core.types import Answer, Citation, Waiting
 from rag.serve.api import DocQA
 from rag.serve.collections import Collections
 
@@ -479,6 +480,8 @@ async def _sse(stream: ThreadedStream, first: asyncio.Future, cid: str, created:
                 final = event
             elif isinstance(event, str) and draft:
                 yield chunk({"reasoning_content": event})
+            elif isinstance(event, Waiting):  # the local model answers one question at a time: our place in line
+                yield chunk({}, waiting={"ahead": event.ahead})
             # anything else (e.g. a retrieval event) is not part of the chat protocol
             event = await stream.next()
         if final is None:
