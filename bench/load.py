@@ -4,7 +4,8 @@
 
 Builds a collection (the seed corpus and `--docs` passages of squad-dev-mini's corpus) in a temp home,
 starts `rag serve` in its own process, lets the model warm up, then runs `--clients` simulated people
-for `--duration` seconds. Each one thinks about a second between requests and then:
+for `--idle` seconds of searches alone (the model idle: the baseline), then `--duration` seconds of
+everything. Each one thinks about a second between requests and then:
 
 - searches (`POST /v1/search`, hybrid): most requests;
 - asks a question, half of them streamed (`"stream": true`, reading the `waiting` chunks that give the
@@ -28,7 +29,6 @@ import os
 import random
 import re
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,7 +141,8 @@ class Load:
             if r < 0.02 and self.uploads_left > 0:
                 self.uploads_left -= 1
                 await self.run("upload", self.upload(client, rng))
-            elif r < 0.18 and self.questions_in_flight < self.args.questions:
+            elif r < 0.18 and self.questions_in_flight < self.args.questions \
+                    and time.monotonic() >= self.questions_from:
                 stream = rng.random() < 0.5
                 self.questions_in_flight += 1
                 try:
@@ -207,8 +208,9 @@ class Load:
 
         limits = httpx.Limits(max_connections=self.args.clients * 2)
         async with httpx.AsyncClient(timeout=self.args.timeout, limits=limits) as client:
-            deadline = time.monotonic() + self.args.duration
             self.started = time.monotonic()
+            self.questions_from = self.started + self.args.idle  # searches alone first: the idle baseline
+            deadline = self.started + self.args.idle + self.args.duration
             await asyncio.gather(*(self.person(client, random.Random(i), deadline) for i in range(self.args.clients)))
             self.ended = time.monotonic()
 
@@ -236,7 +238,8 @@ def summarize(load: Load, server: Server, args) -> dict:
     searches = [r for r in recs if r["op"] == "search" and not r["error"]]
     during = [1000 * (r["end"] - r["start"]) for r in searches if busy(asks, r["start"], r["end"])]
     idle = [1000 * (r["end"] - r["start"]) for r in searches if not busy(asks, r["start"], r["end"])]
-    return {"clients": args.clients, "duration_s": args.duration, "wall_s": load.ended - load.started,
+    return {"clients": args.clients, "duration_s": args.duration, "idle_s": args.idle,
+            "wall_s": load.ended - load.started,
             "ops": rows, "errors": [r["error"] for r in recs if r["error"]][:20],
             "search_while_generating": {"count": len(during), "p50_ms": pct(during, 0.5), "p95_ms": pct(during, 0.95)},
             "search_while_idle": {"count": len(idle), "p50_ms": pct(idle, 0.5), "p95_ms": pct(idle, 0.95)},
@@ -245,7 +248,8 @@ def summarize(load: Load, server: Server, args) -> dict:
 
 
 def report(result: dict) -> str:
-    lines = [f"{result['clients']} clients for {result['duration_s']:g} s (all requests done after "
+    lines = [f"{result['clients']} clients for {result['idle_s']:g} s of searches alone, then {result['duration_s']:g} s "
+             f"of everything (all requests done after "
              f"{result['wall_s']:.0f} s), {result['cpus']} CPUs", "",
              "| operation | requests | errors | p50 ms | p95 ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
     for op, r in result["ops"].items():
@@ -284,7 +288,9 @@ def run(args) -> dict:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--duration", type=float, default=60.0, help="seconds during which requests start")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds during which all kinds of requests start")
+    p.add_argument("--idle", type=float, default=10.0,
+                   help="seconds of searches and uploads alone first (no question: the model idle), for the baseline")
     p.add_argument("--docs", type=int, default=80, help="squad-dev-mini passages in the collection")
     p.add_argument("--questions", type=int, default=4, help="most questions in flight at once")
     p.add_argument("--uploads", type=int, default=4, help="most uploads in the run")

@@ -22,7 +22,7 @@ def test_many_people_at_once_get_no_errors(capsys):
     load = importlib.util.module_from_spec(spec)
     sys.modules["bench_load"] = load
     spec.loader.exec_module(load)
-    result = load.main(["--clients", "32", "--duration", "20", "--docs", "40", "--uploads", "2"])
+    result = load.main(["--clients", "32", "--duration", "20", "--idle", "5", "--docs", "40", "--uploads", "2"])
     ops = result["ops"]
     assert sum(r["errors"] for r in ops.values()) == 0, result["errors"]
     assert ops["search"]["count"] >= 100 and ops["ask"]["count"] + ops["ask (stream)"]["count"] >= 2
