@@ -10,8 +10,9 @@ about a millisecond per 10,000 distinct vectors on a laptop core). Identical
 chunks therefore count as one candidate, the best-named of them standing for the
 rest, and the remaining candidates are the nearest *other* texts.
 
-The vectors are read from the store once, then only the chunks added since are
-read when the store's generation changes (another process's write included).
+The vectors are read from the store once; after a write of this process its journal
+(`ChunkStore.journal`) says what changed, and after another process's write the chunk ids are read
+and only the vectors of new ones.
 Collections with more chunks than `retrieval.exact_max_chunks` use Chroma's
 index instead (`ChunkStore.nearest`).
 
@@ -46,7 +47,7 @@ class DistinctVectors:
         self._matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
-        """Distinct vectors held (rows whose chunks were all removed included, until the next compaction)."""
+        """Distinct vectors that some stored chunk has."""
         return sum(1 for m in self._members if m)
 
     def refresh(self) -> None:
@@ -58,21 +59,36 @@ class DistinctVectors:
             if generation == self._generation:
                 return
             self.store.follow_other_writers()
-            ids = self.store.all_ids()
-            gone = set(self._row_of) - ids
-            for cid in gone:
-                self._members[self._row_of.pop(cid)].discard(cid)
-                self._source_of.pop(cid, None)
-            new = sorted(ids - set(self._row_of))
-            for i in range(0, len(new), _FETCH):
-                for cid, source, vector in self.store.vectors_with_sources(new[i:i + _FETCH]):
-                    self._add(cid, source, vector)
+            changes = self.store.changes_since(self._generation, generation)
+            gone: set[str] = set()
+            if changes is not None:  # only this process wrote since: apply its writes, no re-read
+                for added, removed in changes:
+                    gone.update(removed)
+                    self._remove(removed)
+                    for cid, source, vector in added:
+                        self._add(cid, source, vector)
+            else:
+                ids = self.store.all_ids()
+                gone = set(self._row_of) - ids
+                self._remove(gone)
+                new = sorted(ids - set(self._row_of))
+                for i in range(0, len(new), _FETCH):
+                    for cid, source, vector in self.store.vectors_with_sources(new[i:i + _FETCH]):
+                        self._add(cid, source, vector)
             if gone and len(self) * 2 < len(self._members):  # mostly empty rows: rebuild compactly
                 self._compact()
             self._matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, 1), dtype=np.float32)
             self._generation = generation
 
+    def _remove(self, ids) -> None:
+        for cid in ids:
+            row = self._row_of.pop(cid, None)
+            if row is not None:
+                self._members[row].discard(cid)
+            self._source_of.pop(cid, None)
+
     def _add(self, cid: str, source: str, vector) -> None:
+        self._remove([cid])  # written again (a new version of its document): its vector may have changed
         v = np.asarray(vector, dtype=np.float32)
         norm = float(np.linalg.norm(v))
         v = v / norm if norm > 0 else v

@@ -64,6 +64,29 @@ def test_distinct_top_is_best_first_and_skips_copies():
     assert _distinct_top(scores, sigs, 10) == [0, 3, 5]  # the zero score is not a hit
 
 
+def test_exact_vectors_follow_writes(fake_settings, monkeypatch):
+    """This process's writes are applied from the store's journal; another process's by re-reading the ids."""
+    qa = DocQA(fake_settings)
+    qa.ingest_texts([{"source": "a.txt", "text": "Alpha text about apples."},
+                     {"source": "b.txt", "text": "Beta text about bananas."}])
+    vector = qa.embeddings.embed_query
+    qa.retriever.warm()
+    exact = qa.retriever._exact
+    reads = []
+    real_all_ids = qa.store.all_ids
+    monkeypatch.setattr(qa.store, "all_ids", lambda: reads.append(1) or real_all_ids())
+    qa.ingest_texts([{"source": "c.txt", "text": "Gamma text about cherries."}])
+    qa.delete("a.txt")
+    hits = exact.nearest(vector("Gamma text about cherries."), 5)
+    assert reads == []  # followed from the journal
+    sources = {qa.store.get([cid])[0].source for cid, _ in hits}
+    assert sources == {"b.txt", "c.txt"}
+    other = DocQA(fake_settings)  # another writer (as another process would be)
+    other.ingest_texts([{"source": "d.txt", "text": "Delta text about dates."}])
+    hits = exact.nearest(vector("Delta text about dates."), 5)
+    assert reads == [1] and {qa.store.get([cid])[0].source for cid, _ in hits} == {"b.txt", "c.txt", "d.txt"}
+
+
 # --- a real collection --------------------------------------------------------------------------
 def build(tmp_path, copies: int) -> tuple[DocQA, dict]:
     settings = load_settings(environ={}, home=tmp_path / "home", cache=shared_cache(), llm={"provider": "fake"})
