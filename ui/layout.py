@@ -125,7 +125,8 @@ def build_app(qa: DocQA, guard: LoginGuard | None = None) -> gr.Blocks:
                   show_progress="hidden")
         status_timer.tick(h.model_status, outputs=[model_status, status_timer], api_visibility="private",
                           show_progress="hidden")
-        demo.load(h.controls, outputs=[upload, delete, to_delete], api_visibility="private")
+        demo.load(h.controls, outputs=[upload, delete, to_delete, watch_folder, watch, unwatch],
+                  api_visibility="private")
         gr.api(h.ask_api, api_name="ask", concurrency_limit=CONCURRENT_QUESTIONS)
     return demo
 

@@ -89,6 +89,11 @@ class RetrievalSettings(BaseModel):
                                "and four times the vectors, for recall@1 +0.007 on squad dev, +0.043 on test.")
     bm25_weight: float = Field(0.5, ge=0, description="Weight of the BM25 ranking in fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    exact_max_chunks: int = Field(
+        100_000, ge=0, description="Dense search scores the query against every distinct stored vector (exactly, in "
+                                   "memory: 1.5 kB per distinct chunk) up to this many chunks; identical chunks "
+                                   "count once, so a file of one repeated sentence cannot crowd out the rest "
+                                   "(rag.index.exact). Larger collections use Chroma's approximate index; 0: always.")
 
 
 class LLMSettings(BaseModel):
@@ -102,6 +107,11 @@ class LLMSettings(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1 (Ollama).")
     model: str = Field("gpt-4o-mini", description="Model name on the OpenAI-compatible server.")
     api_key: SecretStr | None = Field(None, description="API key; falls back to $OPENAI_API_KEY.")
+    timeout_s: float = Field(
+        60.0, gt=0, description="OpenAI-compatible server: seconds a request (or the wait for the next streamed "
+                                "token) may take before it is an error.")
+    max_retries: int = Field(1, ge=0, le=10, description="OpenAI-compatible server: retries after a failed or "
+                                                         "timed-out request, then the answer fails with an error.")
     fake_responses: list[str] = Field(default_factory=list, description="Canned responses for the `fake` provider.")
 
 
@@ -170,6 +180,16 @@ class APISettings(BaseModel):
         description="Bearer tokens the HTTP API and MCP-over-HTTP accept (comma-separated in the env); "
                     "required unless bound to loopback. `TOKEN:reader` may only ask and search; `TOKEN` "
                     "(or `TOKEN:editor`) may also upload and delete documents.")
+    ssl_certfile: Path | None = Field(
+        None, description="TLS certificate (PEM): `rag serve` and `rag mcp --http` serve https (tokens and documents "
+                          "encrypted on the wire).")
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM) for `ssl_certfile`.")
+    allow_plain_http: bool = Field(
+        False, description="Serve the API with tokens off loopback without TLS (tokens then cross the network in "
+                           "clear): only behind a TLS-terminating proxy on a trusted network. Off: refused.")
+    max_request_mb: float = Field(
+        100.0, gt=0, description="Largest request body the HTTP API reads (uploads included); larger ones get 413. "
+                                 "Each file is also held to the UI's upload limits (`ui.upload_max_mb`, ...).")
 
     @field_validator("tokens", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ time from the live documents' statistics, with the formula bm25s uses
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -49,6 +50,21 @@ class _Segment:
         self.terms = {t: i for i, t in enumerate(terms)}
         self.term_list, self.indptr, self.docs, self.tfs = terms, indptr, docs, tfs
         self.alive = np.ones(len(ids), dtype=bool)
+        self._signatures: np.ndarray | None = None
+
+    @property
+    def signatures(self) -> np.ndarray:
+        """A 64-bit fingerprint of each document's bag of words (equal for identical texts), from the postings."""
+        if self._signatures is None:
+            term_hash = np.array([int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+                                  for t in self.term_list], dtype=np.uint64)
+            per_term = np.diff(self.indptr)
+            values = np.repeat(term_hash, per_term) * (2 * self.tfs.astype(np.uint64) + 1)
+            values ^= values >> np.uint64(29)
+            sig = self.lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            np.add.at(sig, self.docs, values)
+            self._signatures = sig
+        return self._signatures
 
     @classmethod
     def build(cls, name: str, rows: list[tuple[str, str, list[str]]]) -> "_Segment":
@@ -389,13 +405,9 @@ class LexicalIndex:
                 allowed = set(sources)
                 mask = np.fromiter((src in allowed for s in alive for src in s.sources), dtype=bool, count=len(scores))
                 scores = np.where(mask, scores, 0.0)
-            n = min(n, len(scores))
-            top = np.argpartition(-scores, n - 1)[:n]
-            top = top[np.argsort(-scores[top], kind="stable")]
+            top = _distinct_top(scores, np.concatenate([s.signatures for s in alive]), n)
             out = []
             for g in top:
-                if scores[g] <= 0:
-                    continue
                 i = int(np.searchsorted(offsets, g, side="right") - 1)
                 out.append((alive[i].ids[g - offsets[i]], float(scores[g])))
             return out
@@ -403,3 +415,35 @@ class LexicalIndex:
     def size_bytes(self) -> int:
         """Bytes on disk (for benchmarks)."""
         return sum(p.stat().st_size for p in self.directory.glob("*") if p.is_file()) if self.directory.is_dir() else 0
+
+
+def _distinct_top(scores: np.ndarray, signatures: np.ndarray, n: int) -> list[int]:
+    """The positions of the `n` best positive scores, best first, one per distinct text (`signatures`).
+
+    Identical chunks (a log of one repeated line) score alike: without this they would fill every
+    candidate slot and crowd out the rest. The first of each text stands for all its copies.
+    """
+    work = np.where(scores > 0, scores, 0.0)
+    chosen: list[int] = []
+    seen: set[int] = set()
+    while len(chosen) < n:
+        left = int(np.count_nonzero(work))
+        if not left:
+            break
+        m = min(n, left)
+        top = np.argpartition(-work, m - 1)[:m]
+        top = top[np.argsort(-work[top], kind="stable")]
+        repeated = False
+        for g in top:
+            sig = int(signatures[g])
+            if sig in seen:
+                repeated = True
+                continue
+            seen.add(sig)
+            chosen.append(int(g))
+            if len(chosen) == n:
+                break
+        work[top] = 0.0
+        if repeated:  # drop every other copy of the texts already taken, not just those seen so far
+            work[np.isin(signatures, np.fromiter(seen, dtype=np.uint64, count=len(seen)))] = 0.0
+    return chosen

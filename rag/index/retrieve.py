@@ -37,12 +37,21 @@ class Retrieval:
 def convex_fuse(scored: list[tuple[list[tuple[str, float]], float]]) -> list[tuple[str, float]]:
     """Convex combination of min-max normalised scores: [([(id, score), ...], weight), ...].
 
-    A list whose scores are all equal normalises to 1.0 for each of its items.
+    A single item normalises to 1.0. A list of several items that all tie cannot tell them apart
+    (e.g. many identical chunks): like an empty list it gives its weight to the other rankings, and its
+    items join with nothing from it, so a degenerate side cannot outvote the informative one.
     """
-    total = sum(w for items, w in scored if w > 0 and items) or 1.0  # an empty ranking gives its weight away
+    def informative(items) -> bool:
+        return bool(items) and (len(items) == 1 or max(v for _, v in items) - min(v for _, v in items) > 1e-12)
+
+    total = sum(w for items, w in scored if w > 0 and informative(items)) or 1.0
     fused: dict[str, float] = {}
     for items, weight in scored:
         if weight <= 0 or not items:
+            continue
+        if not informative(items):
+            for cid, _ in items:
+                fused.setdefault(cid, 0.0)
             continue
         values = [v for _, v in items]
         lo, hi = min(values), max(values)
@@ -71,6 +80,25 @@ class HybridRetriever:
         self.lexical = lexical
         self.embeddings = embeddings
         self.settings = settings  # RetrievalSettings
+        self._exact = None  # rag.index.exact.DistinctVectors, made on first use
+
+    def warm(self) -> None:
+        """Read what the first search would (the vectors of exact dense search), so that it does not wait."""
+        limit = self.settings.exact_max_chunks
+        if limit and self.store.count() <= limit:
+            self.dense([0.0] * self.store.dimension, 1, None)
+
+    def dense(self, vector, n: int, sources: list[str] | None) -> list[tuple[str, float]]:
+        """The `n` chunks nearest to `vector`: exactly, one per distinct vector, up to `exact_max_chunks`
+        chunks (rag.index.exact); beyond, from Chroma's approximate index."""
+        limit = self.settings.exact_max_chunks
+        if limit and self.store.count() <= limit:
+            if self._exact is None:
+                from rag.index.exact import DistinctVectors
+
+                self._exact = DistinctVectors(self.store)
+            return self._exact.nearest(vector, n, sources)
+        return self.store.nearest(vector, n, sources)
 
     def ensure_lexical_current(self) -> None:
         """Bring BM25 up to the store when another writer changed it (see `LexicalIndex.sync`)."""
@@ -91,7 +119,7 @@ class HybridRetriever:
         by_sentence: list[tuple[str, float]] = []
         if mode in ("dense", "hybrid"):
             vector = self.embeddings.embed_query(query)
-            dense = self.store.nearest(vector, n, sources)
+            dense = self.dense(vector, n, sources)
             sentences = getattr(self.store, "sentences", None)
             if mode == "hybrid" and sentences is not None and self.settings.sentence_weight > 0:
                 by_sentence = sentences.nearest(vector, n, sources)
@@ -113,13 +141,19 @@ class HybridRetriever:
                                   (lexical, self.settings.bm25_weight)])
         # text and metadata only for the chunks returned: one round trip, unless some are gone (the sentence
         # records of a chunk whose write was interrupted, rag.index.sentence_view): then the next ones take their place
+        # A passage whose text (with its title and headings) equals one already returned is skipped: copies of
+        # one text add nothing, and would push other passages out of the k.
         chunks: list[Chunk] = []
+        texts: set[str] = set()
         at = 0
         while len(chunks) < k and at < len(ranked):
             top = ranked[at:at + k - len(chunks)]
             at += len(top)
             known = {c.chunk_id: c for c in self.store.get([cid for cid, _ in top])}
-            chunks += [replace(known[cid], score=score) for cid, score in top if cid in known]
+            for cid, score in top:
+                if cid in known and (text := index_text(known[cid])) not in texts:
+                    texts.add(text)
+                    chunks.append(replace(known[cid], score=score))
         return Retrieval(chunks, similarity, bm25)
 
 

@@ -118,6 +118,9 @@ class ChunkStore:
         self._client = client
         self._counted: tuple[str, int] | None = None  # (generation, count)
         self.before_write = None  # called before every write (the server writer lease renews itself here)
+        # this process's recent writes: (generation before, after, added (id, source, vector), removed ids), so
+        # that derived in-memory data (rag.index.exact) follows them without re-reading every id
+        self.journal: list[tuple[str, str, list[tuple[str, str, object]], list[str]]] = []
         self._collection = self._open()
         # rag.index.sentence_view: a vector per sentence, written and deleted with the chunks (None: not kept)
         self.sentences = None
@@ -223,6 +226,14 @@ class ChunkStore:
         got = self._collection.get(ids=list(ids), include=["embeddings"])
         return {cid: [float(x) for x in vec] for cid, vec in zip(got["ids"], got["embeddings"])}
 
+    def vectors_with_sources(self, ids: list[str]) -> list[tuple[str, str, list[float]]]:
+        """(chunk id, source, stored vector) of some chunks, in one round trip (`rag.index.exact`)."""
+        if not ids:
+            return []
+        got = self._collection.get(ids=list(ids), include=["embeddings", "metadatas"])
+        return [(cid, (meta or {}).get("source", ""), vec)
+                for cid, meta, vec in zip(got["ids"], got["metadatas"], got["embeddings"])]
+
     def delete_ids(self, ids: Iterable[str]) -> None:
         ids = sorted(set(ids))
         if not ids:
@@ -233,11 +244,13 @@ class ChunkStore:
             for i in range(0, len(ids), 5000):
                 got = self._collection.get(ids=ids[i:i + 5000], include=["metadatas"])
                 touched.update(meta.get("source", "") for meta in got["metadatas"])
+        start = self.generation
         self._bump()
         for i in range(0, len(ids), 5000):
             self._collection.delete(ids=ids[i:i + 5000])
         self._delete_sentences(ids)  # after their chunks: see rag.index.sentence_view
         self._bump()
+        self._log(start, [], ids)
         self._patch_manifest(before, touched)
 
     def write_parts(self, records: list[StoredChunk], embeddings, complete: list[tuple[str, set[str]]],
@@ -257,6 +270,7 @@ class ChunkStore:
         if sentence_vectors is not None and len(sentence_vectors) != len(records):
             raise ValueError(f"sentence vectors for {len(sentence_vectors)} of {len(records)} records")
         before = self._manifest_current()
+        start = self.generation
         self._bump()  # before writing too: a crash mid-write must leave derived indexes stale, not "current"
         if self.sentences is not None and sentence_vectors is not None:  # before their chunks: see rag.index.sentence_view
             self.sentences.upsert([(r.chunk.chunk_id, r.chunk.source, v) for r, v in zip(records, sentence_vectors)])
@@ -278,6 +292,7 @@ class ChunkStore:
             for source, keep in complete:
                 self.sentences.delete_other(source, keep)
         self._bump()
+        self._log(start, [(r.chunk.chunk_id, r.chunk.source, v) for r, v in zip(records, embeddings)], stale)
         self._patch_manifest(before, {r.chunk.source for r in records} | {source for source, _ in complete})
         return removed
 
@@ -381,10 +396,12 @@ class ChunkStore:
         ids = sorted(self.chunk_ids(source))
         if ids:
             before = self._manifest_current()
+            start = self.generation
             self._bump()
             self._collection.delete(ids=ids)
             self._delete_sentences(ids)
             self._bump()
+            self._log(start, [], ids)
             self._patch_manifest(before, {source})
         return len(ids)
 
@@ -413,6 +430,22 @@ class ChunkStore:
     def _delete_sentences(self, ids: list[str]) -> None:
         if self.sentences is not None:
             self.sentences.delete_chunks(ids)
+
+    def _log(self, start: str, added: list, removed: list[str]) -> None:
+        """Record a write of this process in `journal` (the last 32)."""
+        self.journal = [*self.journal[-31:], (start, _LOADED[self._loaded_key], added, list(removed))]
+
+    def changes_since(self, generation: str | None, current: str) -> list | None:
+        """This process's writes that lead from `generation` to `current`, oldest first, or None when
+        they are not all known (another process wrote, or too long ago): then the caller re-reads."""
+        if generation is None:
+            return None
+        chain, at = [], generation
+        for before, after, added, removed in self.journal:
+            if before == at:
+                chain.append((added, removed))
+                at = after
+        return chain if at == current else None
 
     def _bump(self) -> None:
         if self.before_write is not None:

@@ -1,7 +1,12 @@
 """Saved conversations: each question with its full answer, per collection, in SQLite under the data dir.
 
 One file, `<home>/conversations.sqlite3`, holds the conversations of every
-collection (and the feedback, `rag.memory.feedback`). Every operation opens its own
+collection (and the feedback, `rag.memory.feedback`). Each conversation has an
+owner: the signed-in user who started it (`""` for use without a login). A store
+opened for an owner lists, reads, renames, exports and deletes only that owner's
+conversations; one opened with `owner=None` (the CLI and Python on the server)
+sees all of them. Stores made before owners existed gain the column, their
+conversations owned by `""`. Every operation opens its own
 connection, in WAL mode with a busy timeout, so the UI's worker threads, the CLI
 and a Python session can use it at once. Each turn stores `Answer.to_dict()` as
 JSON, so a reopened conversation has the same citations and passages as when it
@@ -33,6 +38,7 @@ from rag.core.types import Answer, Citation
 DB_NAME = "conversations.sqlite3"
 TITLE_CHARS = 80  # a conversation is titled by its first question, cut to this length
 MAX_TITLE_CHARS = 200
+OWNED_TABLES = ("conversations", "feedback")  # rows kept per user
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -40,7 +46,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     collection TEXT NOT NULL,
     title TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS conversations_by_collection ON conversations (collection, updated_at);
 CREATE TABLE IF NOT EXISTS turns (
@@ -79,6 +86,7 @@ class Conversation:
     updated_at: str
     turn_count: int = 0
     turns: list[ConversationTurn] = field(default_factory=list)
+    owner: str = ""  # the user who started it ("": no login)
 
     @property
     def last_answer(self) -> Answer | None:
@@ -111,12 +119,30 @@ def connect(path: Path) -> sqlite3.Connection:
     return con
 
 
+def add_owner_column(con: sqlite3.Connection, table: str) -> None:
+    """Stores made before owners existed: add `owner` (their rows owned by "", the no-login user)."""
+    columns = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+    if columns and "owner" not in columns:
+        try:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another process added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
+
+
+def migrate(con: sqlite3.Connection, schema: str) -> None:
+    """Create the tables, and give tables of an older store the owner column."""
+    con.executescript(schema)
+    for table in OWNED_TABLES:
+        add_owner_column(con, table)
+
+
 @contextmanager
 def transaction(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
     """One write transaction (taken at once, so two writers queue instead of deadlocking)."""
     con = connect(path)
     try:
-        con.executescript(schema)
+        migrate(con, schema)
         con.execute("BEGIN IMMEDIATE")
         try:
             yield con
@@ -135,7 +161,7 @@ def transaction(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
 def reading(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
     con = connect(path)
     try:
-        con.executescript(schema)
+        migrate(con, schema)
         yield con
     except sqlite3.DatabaseError as exc:
         raise ConversationError(f"cannot read the conversation store {path} ({exc}): "
@@ -150,11 +176,18 @@ def title_of(question: str) -> str:
 
 
 class ConversationStore:
-    """The saved conversations of one collection."""
+    """The saved conversations of one collection, of one owner (`owner=None`: everyone's)."""
 
-    def __init__(self, path: Path, collection: str):
+    def __init__(self, path: Path, collection: str, owner: str | None = None):
         self.path = Path(path)
         self.collection = collection
+        self.owner = owner
+
+    def _mine(self, alias: str = "") -> tuple[str, tuple]:
+        """The SQL condition (and its parameters) that keeps this owner's conversations."""
+        if self.owner is None:
+            return "", ()
+        return f" AND {alias}owner = ?", (self.owner,)
 
     def _write(self):
         return transaction(self.path, _SCHEMA)
@@ -171,9 +204,10 @@ class ConversationStore:
         with self._write() as con:
             if conversation_id is None:
                 conversation_id = new_id()
-                con.execute("INSERT INTO conversations (id, collection, title, created_at, updated_at) "
-                            "VALUES (?, ?, ?, ?, ?)",
-                            (conversation_id, self.collection, title_of(question) or "(untitled)", stamp, stamp))
+                con.execute("INSERT INTO conversations (id, collection, title, created_at, updated_at, owner) "
+                            "VALUES (?, ?, ?, ?, ?, ?)",
+                            (conversation_id, self.collection, title_of(question) or "(untitled)", stamp, stamp,
+                             self.owner or ""))
             else:
                 conversation_id = self._resolve(con, conversation_id)
                 con.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (stamp, conversation_id))
@@ -205,13 +239,14 @@ class ConversationStore:
     # --- reading ---------------------------------------------------------------------------
     def list(self) -> list[Conversation]:
         """This collection's conversations, the most recently active first (without their turns)."""
+        mine, args = self._mine("c.")
         with self._read() as con:
             rows = con.execute(
                 "SELECT c.*, (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS n "
-                "FROM conversations c WHERE c.collection = ? ORDER BY c.updated_at DESC, c.rowid DESC",
-                (self.collection,)).fetchall()
-        return [Conversation(r["id"], r["collection"], r["title"], r["created_at"], r["updated_at"], r["n"])
-                for r in rows]
+                f"FROM conversations c WHERE c.collection = ?{mine} ORDER BY c.updated_at DESC, c.rowid DESC",
+                (self.collection, *args)).fetchall()
+        return [Conversation(r["id"], r["collection"], r["title"], r["created_at"], r["updated_at"], r["n"],
+                             owner=r["owner"]) for r in rows]
 
     def get(self, conversation_id: str) -> Conversation:
         """A conversation with its turns; each answer's `history` is the conversation up to it."""
@@ -221,7 +256,7 @@ class ConversationStore:
             rows = con.execute("SELECT * FROM turns WHERE conversation_id = ? ORDER BY position",
                                (conversation_id,)).fetchall()
         conv = Conversation(head["id"], head["collection"], head["title"], head["created_at"], head["updated_at"],
-                            len(rows))
+                            len(rows), owner=head["owner"])
         pairs: list[tuple[str, str]] = []
         for r in rows:
             answer = _answer(r["answer_json"], r["id"])
@@ -234,19 +269,24 @@ class ConversationStore:
 
     def turn(self, turn_id: str) -> ConversationTurn:
         """One saved turn of this collection, by id."""
+        mine, args = self._mine("c.")
         with self._read() as con:
             row = con.execute("SELECT t.conversation_id FROM turns t JOIN conversations c ON c.id = t.conversation_id "
-                              "WHERE t.id = ? AND c.collection = ?", (turn_id, self.collection)).fetchone()
+                              f"WHERE t.id = ? AND c.collection = ?{mine}", (turn_id, self.collection, *args)).fetchone()
         if row is None:
             raise ConversationError(f"no saved answer with id {turn_id!r} in collection {self.collection!r}")
         return next(t for t in self.get(row[0]).turns if t.turn_id == turn_id)
 
     def _resolve(self, con: sqlite3.Connection, conversation_id: str) -> str:
-        """The full id of this collection's conversation `conversation_id` (a unique prefix will do)."""
+        """The full id of this collection's conversation `conversation_id` (a unique prefix will do).
+
+        Another owner's conversation is reported as not found, as one that does not exist.
+        """
         key = (conversation_id or "").strip()
+        mine, args = self._mine()
         rows = [r[0] for r in con.execute(
-            "SELECT id FROM conversations WHERE collection = ? AND substr(id, 1, ?) = ?",
-            (self.collection, len(key), key))] if key else []
+            f"SELECT id FROM conversations WHERE collection = ? AND substr(id, 1, ?) = ?{mine}",
+            (self.collection, len(key), key, *args))] if key else []
         if key in rows:
             return key
         if len(rows) == 1:

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     history_json TEXT NOT NULL,
     answer_json TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
     UNIQUE (collection, rated)
 );
 """
@@ -71,6 +72,7 @@ class Feedback:
     turn_id: str | None = None
     conversation_id: str | None = None
     created_at: str = ""
+    owner: str = ""  # the user who rated ("": no login)
 
     @property
     def thumbs(self) -> str:
@@ -99,11 +101,13 @@ def answer_key(answer: Answer, history: Iterable[str] = ()) -> str:
 
 
 class FeedbackStore:
-    """The feedback of one collection."""
+    """The feedback of one collection, given by one owner (`owner=None`: everyone's; see
+    `rag.memory.conversations`)."""
 
-    def __init__(self, path: Path, collection: str):
+    def __init__(self, path: Path, collection: str, owner: str | None = None):
         self.path = Path(path)
         self.collection = collection
+        self.owner = owner
 
     def record(self, answer: Answer, rating, *, comment: str | None = None, correction: str | None = None,
                question: str | None = None, history: Iterable[str] = (), turn_id: str | None = None,
@@ -114,24 +118,28 @@ class FeedbackStore:
         question = (question or answer.question or "").strip()
         if not question:
             raise ConversationError("feedback needs the question that was asked: the answer has none")
+        owner = self.owner or ""
         fb = Feedback(new_id(), self.collection, rating, question, answer, history,
-                      (comment or "").strip(), (correction or "").strip(), turn_id, conversation_id, now())
+                      (comment or "").strip(), (correction or "").strip(), turn_id, conversation_id, now(), owner)
         rated = f"turn:{turn_id}" if turn_id else answer_key(answer, history)
+        if owner and not turn_id:  # two users rating the same answer: one record each
+            rated = f"user:{owner}:{rated}"
         with transaction(self.path, _SCHEMA) as con:
             con.execute("DELETE FROM feedback WHERE collection = ? AND rated = ?", (self.collection, rated))
             con.execute(
                 "INSERT INTO feedback (id, collection, rated, turn_id, conversation_id, rating, comment, correction, "
-                "question, history_json, answer_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "question, history_json, answer_json, created_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (fb.feedback_id, self.collection, rated, turn_id, conversation_id, rating, fb.comment, fb.correction,
                  question, json.dumps(list(history), ensure_ascii=False),
-                 json.dumps(answer.to_dict(), ensure_ascii=False), fb.created_at))
+                 json.dumps(answer.to_dict(), ensure_ascii=False), fb.created_at, owner))
         return fb
 
     def list(self) -> list[Feedback]:
-        """This collection's feedback, newest first."""
+        """This collection's feedback (this owner's, unless `owner` is None), newest first."""
+        mine, args = ("", ()) if self.owner is None else (" AND owner = ?", (self.owner,))
         with reading(self.path, _SCHEMA) as con:
-            rows = con.execute("SELECT * FROM feedback WHERE collection = ? ORDER BY created_at DESC, rowid DESC",
-                               (self.collection,)).fetchall()
+            rows = con.execute(f"SELECT * FROM feedback WHERE collection = ?{mine} ORDER BY created_at DESC, rowid DESC",
+                               (self.collection, *args)).fetchall()
         out = []
         for r in rows:
             try:
@@ -140,7 +148,8 @@ class FeedbackStore:
             except (ValueError, TypeError, KeyError) as exc:
                 raise ConversationError(f"feedback record {r['id']} cannot be read ({exc})") from exc
             out.append(Feedback(r["id"], r["collection"], r["rating"], r["question"], answer, history,
-                                r["comment"], r["correction"], r["turn_id"], r["conversation_id"], r["created_at"]))
+                                r["comment"], r["correction"], r["turn_id"], r["conversation_id"], r["created_at"],
+                                r["owner"]))
         return out
 
 

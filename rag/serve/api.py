@@ -336,6 +336,7 @@ class DocQA:
             try:  # search first: a question's evidence needs only this
                 self.embeddings.embed_query("warm up")
                 self.count_tokens("warm up")  # the tokenizer that packs the evidence: a second to load
+                self.retriever.warm()  # the in-memory vectors of exact dense search (rag.index.exact)
                 if self.store.count() > 0:
                     self.retriever.search("warm up", 1)  # reads BM25 and the sentence view
             except Exception as exc:  # noqa: BLE001 -- kept for the caller, see warm()
@@ -447,63 +448,83 @@ class DocQA:
 
         return FeedbackStore(self.settings.home / DB_NAME, self.settings.collection)
 
-    def conversations(self) -> list[Conversation]:
-        """This collection's saved conversations (`Conversation`, without turns), most recently active first."""
-        return self.conversation_store.list()
+    def _conversations_of(self, owner: str | None):
+        if owner is None:
+            return self.conversation_store
+        from rag.memory.conversations import DB_NAME, ConversationStore
 
-    def conversation(self, conversation_id: str) -> Conversation:
+        return ConversationStore(self.settings.home / DB_NAME, self.settings.collection, owner)
+
+    def _feedback_of(self, owner: str | None):
+        if owner is None:
+            return self.feedback_store
+        from rag.memory.conversations import DB_NAME
+        from rag.memory.feedback import FeedbackStore
+
+        return FeedbackStore(self.settings.home / DB_NAME, self.settings.collection, owner)
+
+    # Every conversation and feedback method takes `owner`: the user on whose behalf it acts (the UI passes the
+    # signed-in user, "" without a login). An owner sees and changes only their own conversations and feedback;
+    # another owner's are "not found". None (the default: the CLI and Python on the server) sees all of them.
+    def conversations(self, *, owner: str | None = None) -> list[Conversation]:
+        """This collection's saved conversations (`Conversation`, without turns), most recently active first."""
+        return self._conversations_of(owner).list()
+
+    def conversation(self, conversation_id: str, *, owner: str | None = None) -> Conversation:
         """One saved conversation with its turns (a unique prefix of the id will do).
 
         Continue it with `qa.ask(question, history=conv.last_answer)`.
         """
-        return self.conversation_store.get(conversation_id)
+        return self._conversations_of(owner).get(conversation_id)
 
     def save_turn(self, answer: Answer, conversation_id: str | None = None, *,
-                  question: str | None = None) -> ConversationTurn:
-        """Save an answer as the next turn of a conversation (a new one when `conversation_id` is None).
+                  question: str | None = None, owner: str | None = None) -> ConversationTurn:
+        """Save an answer as the next turn of a conversation (a new one, owned by `owner`, when
+        `conversation_id` is None).
 
         Returns the `ConversationTurn` (its `conversation_id` continues the conversation, its
         `turn_id` names the answer for `feedback`).
         """
-        return self.conversation_store.add_turn(question or answer.question, answer, conversation_id)
+        return self._conversations_of(owner).add_turn(question or answer.question, answer, conversation_id)
 
-    def rename_conversation(self, conversation_id: str, title: str) -> Conversation:
-        return self.conversation_store.rename(conversation_id, title)
+    def rename_conversation(self, conversation_id: str, title: str, *, owner: str | None = None) -> Conversation:
+        return self._conversations_of(owner).rename(conversation_id, title)
 
-    def delete_conversation(self, conversation_id: str) -> None:
+    def delete_conversation(self, conversation_id: str, *, owner: str | None = None) -> None:
         """Remove a saved conversation (feedback given on it is kept)."""
-        self.conversation_store.delete(conversation_id)
+        self._conversations_of(owner).delete(conversation_id)
 
-    def export_conversation(self, conversation_id: str) -> str:
+    def export_conversation(self, conversation_id: str, *, owner: str | None = None) -> str:
         """The conversation as Markdown, with each cited passage and its supporting quote."""
-        return self.conversation_store.to_markdown(conversation_id)
+        return self._conversations_of(owner).to_markdown(conversation_id)
 
     def feedback(self, answer_or_turn_id: Answer | str, rating, comment: str | None = None,
-                 correction: str | None = None) -> Feedback:
+                 correction: str | None = None, *, owner: str | None = None) -> Feedback:
         """Rate an answer; the record becomes evaluation data (`rag feedback export`).
 
         Args:
-            answer_or_turn_id: an `Answer`, or the `turn_id` of a saved turn.
+            answer_or_turn_id: an `Answer`, or the `turn_id` of a saved turn (one of `owner`'s).
             rating: "up" / "down" (or 1 / -1, True / False).
             comment: what was good or wrong, free text.
             correction: the right answer; it becomes the question's gold answer.
+            owner: who rates (see above).
 
         Returns:
             The stored `Feedback`; rating the same answer again replaces it.
         """
+        store = self._feedback_of(owner)
         if isinstance(answer_or_turn_id, Answer):
             answer = answer_or_turn_id
             earlier = [q for q, _ in answer.history[:-1]]
-            return self.feedback_store.record(answer, rating, comment=comment, correction=correction,
-                                              history=earlier)
-        turn = self.conversation_store.turn(answer_or_turn_id)
-        return self.feedback_store.record(turn.answer, rating, comment=comment, correction=correction,
-                                          question=turn.question, history=turn.history, turn_id=turn.turn_id,
-                                          conversation_id=turn.conversation_id)
+            return store.record(answer, rating, comment=comment, correction=correction, history=earlier)
+        turn = self._conversations_of(owner).turn(answer_or_turn_id)
+        return store.record(turn.answer, rating, comment=comment, correction=correction,
+                            question=turn.question, history=turn.history, turn_id=turn.turn_id,
+                            conversation_id=turn.conversation_id)
 
-    def feedback_items(self) -> list[Feedback]:
+    def feedback_items(self, *, owner: str | None = None) -> list[Feedback]:
         """The feedback given on this collection's answers, newest first."""
-        return self.feedback_store.list()
+        return self._feedback_of(owner).list()
 
     def export_feedback(self, folder: str | Path) -> FeedbackExport:
         """Write the feedback as an evaluation dataset for `rag eval --dataset` (see `rag.memory.feedback`)."""

@@ -8,10 +8,12 @@ shapes the result as the OpenAI protocol does where there is one:
 - `POST /v1/chat/completions`: `model` names the collection, `messages` the
   conversation (earlier user/assistant turns make it a follow-up). The answer
   text keeps its `[n]` markers; `citations`, `abstained` and `timings` come once,
-  on the message (or, streaming, on the final chunk).
+  on the message (or, streaming, on the final chunk). Streaming, a question that
+  waits for the local model gets chunks with `waiting: {"ahead": n}`.
 - `GET /v1/models`: the collections.
 - `POST /v1/search`: retrieval only.
-- `GET|POST /v1/documents`, `DELETE /v1/documents/{source}`: list, upload, delete.
+- `GET|POST /v1/documents`, `DELETE /v1/documents/{source}`: list, upload (the UI's limits;
+  a body over `api.max_request_mb` gets 413), delete (the stored upload too).
 
 Example::
 
@@ -56,7 +58,7 @@ from rag.core.errors import (
     StoreUnavailableError,
     UnknownSourceError,
 )
-from rag.core.types import Answer, Citation
+from rag.core.types import Answer, Citation, Waiting
 from rag.serve.api import DocQA
 from rag.serve.collections import Collections
 
@@ -125,16 +127,54 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, api: APISettings, what: str = "the API") -> None:
-    """Binding anything but loopback needs tokens.
+def tls_options(cert: Path | str | None, key: Path | str | None, *, names: tuple[str, str]) -> dict[str, str]:
+    """uvicorn's `ssl_certfile` / `ssl_keyfile` from a certificate and key setting ({} when neither is set).
 
     Raises:
-        ConfigError: `host` is reachable from other machines and `RAG_API__TOKENS` is empty.
+        ConfigError: only one of the two is set, or one is not a readable file (`names`: their env variables).
     """
-    if not is_loopback(host) and not api.token_values():
+    if bool(cert) != bool(key):
+        raise ConfigError(f"TLS needs both {names[0]} and {names[1]} (PEM files), or neither")
+    if not cert:
+        return {}
+    out = {}
+    for var, field, path in ((names[0], "ssl_certfile", cert), (names[1], "ssl_keyfile", key)):
+        resolved = Path(path).expanduser()
+        if not resolved.is_file():
+            raise ConfigError(f"{var}={path} is not a readable file: give the PEM file's path")
+        out[field] = str(resolved)
+    return out
+
+
+API_TLS = ("RAG_API__SSL_CERTFILE", "RAG_API__SSL_KEYFILE")
+
+
+def check_bind(host: str, api: APISettings, what: str = "the API", *, tls: bool | None = None) -> None:
+    """Binding anything but loopback needs tokens, and TLS for them (or `allow_plain_http`, with a warning).
+
+    Args:
+        tls: whether the server is served over TLS; default: whether `api` names a certificate.
+
+    Raises:
+        ConfigError: `host` is reachable from other machines and `RAG_API__TOKENS` is empty, or tokens
+            would cross the network in clear.
+    """
+    if is_loopback(host):
+        return
+    if not api.token_values():
         raise ConfigError(
             f"serving {what} on {host} makes it reachable from other machines, so it needs a token: "
             "set RAG_API__TOKENS=<a long random string> (comma-separate several), or bind 127.0.0.1")
+    tls = bool(tls_options(api.ssl_certfile, api.ssl_keyfile, names=API_TLS)) if tls is None else tls
+    if tls:
+        return
+    if not api.allow_plain_http:
+        raise ConfigError(
+            f"serving {what} on {host} without TLS sends its bearer tokens and your documents in clear: set "
+            "RAG_API__SSL_CERTFILE and RAG_API__SSL_KEYFILE (PEM files), or bind 127.0.0.1; behind a TLS proxy "
+            "on a trusted network, RAG_API__ALLOW_PLAIN_HTTP=true serves plain http anyway")
+    log.warning("serving %s on %s over plain http (RAG_API__ALLOW_PLAIN_HTTP): bearer tokens and documents "
+                "cross the network unencrypted", what, host)
 
 
 def token_checker(tokens: list[str] | dict[str, str]):
@@ -310,6 +350,7 @@ def create_app(qa: DocQA, *, tokens: list[str] | None = None) -> FastAPI:
     app = FastAPI(title="rag API", version="1", docs_url="/v1/docs", openapi_url="/v1/openapi.json", redoc_url=None)
     app.include_router(api_router(qa, tokens=tokens))
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=int(qa.settings.api.max_request_mb * 2**20))
     return app
 
 
@@ -402,7 +443,7 @@ def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
             raise APIError(400, "Send the files as multipart/form-data (curl -F files=@report.pdf).", param="files")
         target = await run_in_threadpool(collections.get, collection, must_exist=False, param="collection")
         try:
-            results = await run_in_threadpool(store_and_ingest, target, files)
+            results = await run_in_threadpool(store_and_ingest, collections, target.settings.collection, files)
         finally:
             await form.close()
         counts: dict[str, int] = {}
@@ -413,8 +454,8 @@ def api_router(qa: DocQA, *, tokens: list[str] | None = None) -> APIRouter:
     @router.delete("/documents/{source:path}", dependencies=[Depends(editor)])
     async def delete_document(source: str, collection: str | None = None) -> dict:
         target = await run_in_threadpool(collections.get, collection, param="collection")
-        resolved = await run_in_threadpool(target.resolve_source, source)
-        removed = await run_in_threadpool(target.delete, resolved)
+        # the stored upload goes with its document (unless another collection holds it too)
+        resolved, removed = await run_in_threadpool(collections.delete_document, target.settings.collection, source)
         return {"object": "document.deleted", "source": resolved, "deleted": True, "chunks": removed}
 
     return router
@@ -439,6 +480,8 @@ async def _sse(stream: ThreadedStream, first: asyncio.Future, cid: str, created:
                 final = event
             elif isinstance(event, str) and draft:
                 yield chunk({"reasoning_content": event})
+            elif isinstance(event, Waiting):  # the local model answers one question at a time: our place in line
+                yield chunk({}, waiting={"ahead": event.ahead})
             # anything else (e.g. a retrieval event) is not part of the chat protocol
             event = await stream.next()
         if final is None:
@@ -460,12 +503,11 @@ async def _sse(stream: ThreadedStream, first: asyncio.Future, cid: str, created:
     yield "data: [DONE]\n\n"
 
 
-def store_and_ingest(qa: DocQA, files: list[UploadFile]) -> list[dict]:
-    """Save uploads with the UI's checks and limits (`rag.ingest.uploads.save_uploads`), then ingest them."""
-    from rag.ingest.loaders import SUPPORTED_SUFFIXES
-    from rag.ingest.uploads import safe_filename, save_uploads
+def store_and_ingest(collections: Collections, name: str, files: list[UploadFile]) -> list[dict]:
+    """Write the request's files to a temp folder under their names, then take the UI's upload path
+    (`Collections.add_uploads`: the same types, sizes, counts, disk total and parse-time limits)."""
+    from rag.ingest.uploads import safe_filename
 
-    limit = int(qa.settings.ui.upload_max_mb * 2**20)  # the UI's limit (RAG_UI__UPLOAD_MAX_MB)
     with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
         paths = []
         for i, upload in enumerate(files):
@@ -476,9 +518,60 @@ def store_and_ingest(qa: DocQA, files: list[UploadFile]) -> list[dict]:
             with open(path, "wb") as out:
                 shutil.copyfileobj(upload.file, out, 1 << 20)
             paths.append(path)
-        stored, rejected = save_uploads(paths, qa.settings.uploads_dir, allowed=SUPPORTED_SUFFIXES, max_bytes=limit)
-    report = qa.ingest(stored) if stored else None
-    return [vars(f) for f in [*(report.files if report else []), *rejected]]
+        results = collections.add_uploads(name, paths)
+    return [vars(f) for f in results]
+
+
+class BodyLimit:
+    """ASGI middleware: request bodies under `prefix` larger than `max_bytes` get 413, whether announced
+    (`Content-Length`) or streamed (counted as read, so a chunked upload cannot exceed it either)."""
+
+    def __init__(self, app, *, max_bytes: int, prefix: str = "/v1"):
+        self.app, self.max_bytes, self.prefix = app, max_bytes, prefix
+
+    def _error(self) -> APIError:
+        return APIError(413, f"The request body is over the limit of {self.max_bytes / 2**20:g} MB "
+                             "(RAG_API__MAX_REQUEST_MB): send fewer or smaller files per request.",
+                        code="request_too_large")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope.get("path", "").startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        try:
+            announced = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            announced = 0
+        if announced > self.max_bytes:
+            return await self._error().response()(scope, receive, send)
+        seen, started, exceeded = 0, False, False
+
+        async def counted():
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    exceeded = True
+                    raise self._error()
+            return message
+
+        async def sending(message):
+            nonlocal started
+            if exceeded:  # whatever the app made of the interrupted body (a parse error, a 500): our 413 instead
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._error().response()(scope, receive, send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except APIError:
+            if started:
+                raise
+            await self._error().response()(scope, receive, send)
 
 
 # --- running ------------------------------------------------------------------------------------------
@@ -486,13 +579,17 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     """Run the API (what `rag serve` does) and block.
 
     Raises:
-        ConfigError: a non-loopback `host` without `RAG_API__TOKENS`.
+        ConfigError: a non-loopback `host` without `RAG_API__TOKENS`, or with tokens but without TLS
+            (`RAG_API__SSL_CERTFILE` / `RAG_API__SSL_KEYFILE`) unless `RAG_API__ALLOW_PLAIN_HTTP`; half a TLS
+            setting or an unreadable PEM file.
     """
     import uvicorn
 
     host = host or settings.api.host
     port = port or settings.api.port
-    check_bind(host, settings.api)
+    tls = tls_options(settings.api.ssl_certfile, settings.api.ssl_keyfile, names=API_TLS)
+    check_bind(host, settings.api, tls=bool(tls))
     qa = DocQA(settings)
     qa.warm(background=True)  # requests are served at once; the first answer does not pay for start-up
-    uvicorn.run(create_app(qa), host=host, port=port, log_level="info")
+    print(f"HTTP API at {'https' if tls else 'http'}://{host}:{port}/v1 (docs/api.md)", flush=True)
+    uvicorn.run(create_app(qa), host=host, port=port, log_level="info", **tls)

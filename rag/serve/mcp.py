@@ -3,7 +3,9 @@
 Built on the official `mcp` SDK (`MCPServer`). Each tool is one `DocQA` call; the SDK
 runs these plain functions in worker threads. stdio is the default transport (what
 desktop agents and IDEs start); `--http` serves streamable HTTP at `/mcp`, with the
-same rule as the HTTP API: bearer tokens (`RAG_API__TOKENS`) unless bound to loopback.
+same rules as the HTTP API: bearer tokens (`RAG_API__TOKENS`) unless bound to loopback, TLS
+(`RAG_API__SSL_CERTFILE` / `RAG_API__SSL_KEYFILE`) for tokens off loopback, a capped request body.
+The tools only read (search, ask, list): a reader's token (`TOKEN:reader`) may use all of them.
 
 Example::
 
@@ -86,7 +88,8 @@ def serve(settings: Settings, *, http: bool = False, host: str | None = None, po
     """Run the MCP server and block: stdio, or streamable HTTP at `http://host:port/mcp`.
 
     Raises:
-        ConfigError: HTTP on a non-loopback `host` without `RAG_API__TOKENS`.
+        ConfigError: HTTP on a non-loopback `host` without `RAG_API__TOKENS`, or with them but without TLS
+            (unless `RAG_API__ALLOW_PLAIN_HTTP`).
     """
     qa = DocQA(settings)
     qa.warm(background=True)  # the first `ask` does not pay for start-up; search tools answer meanwhile
@@ -96,13 +99,16 @@ def serve(settings: Settings, *, http: bool = False, host: str | None = None, po
         return
     import uvicorn
 
-    from rag.serve.http import check_bind
+    from rag.serve.http import API_TLS, BodyLimit, check_bind, tls_options
 
     host = host or settings.api.host
     port = port or settings.api.port + 1
-    check_bind(host, settings.api, what="the MCP server")
+    tls = tls_options(settings.api.ssl_certfile, settings.api.ssl_keyfile, names=API_TLS)
+    check_bind(host, settings.api, what="the MCP server", tls=bool(tls))
     app = BearerAuth(server.streamable_http_app(host=host), settings.api.token_values())
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    app = BodyLimit(app, max_bytes=int(settings.api.max_request_mb * 2**20), prefix="/")
+    print(f"MCP server at {'https' if tls else 'http'}://{host}:{port}/mcp", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", **tls)
 
 
 class BearerAuth:

@@ -122,9 +122,9 @@ def test_readers_see_the_document_controls_disabled(tmp_path):
 
     qa = make_qa(tmp_path)
     h = Handlers(qa, load_guard(qa.settings.ui))
-    assert [u["interactive"] for u in h.controls(gr.Request(username="bob"))] == [False] * 3
-    assert [u["interactive"] for u in h.controls(gr.Request(username="alice"))] == [True] * 3
-    assert [u["interactive"] for u in Handlers(qa).controls(None)] == [True] * 3  # no login: loopback use
+    assert [u["interactive"] for u in h.controls(gr.Request(username="bob"))] == [False] * 6
+    assert [u["interactive"] for u in h.controls(gr.Request(username="alice"))] == [True] * 6
+    assert [u["interactive"] for u in Handlers(qa).controls(None)] == [True] * 6  # no login: loopback use
 
 
 # --- login rate limit ------------------------------------------------------------------------

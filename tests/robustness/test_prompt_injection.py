@@ -10,8 +10,11 @@ attack's telltale strings appear), and every citation that survives verification
 points at a retrieved passage that supports it.
 
 One model and one index for the module; answers are kept short (max_tokens).
-Marked `slow`: 20 real-model answers took 20 min on the shared 2-core machine
-(about 4 min expected on a quiet one); run with `pytest -m slow tests/robustness/test_prompt_injection.py`.
+The default suite (`make test`) asks the three cases of `FAST` (one attack in the body, one in the title
+closing the fence, one exfiltrating through an image); all 20 are marked `slow` and run in `make stress`
+(20 real-model answers took 20 min on the shared 2-core machine, about 4 min on a quiet one).
+What holds whatever the model does is tested on every case with a model that obeys the attacks
+(`test_injection_fast.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from rag.core.config import load_settings
 from rag.serve.api import DocQA
 from tests.conftest import shared_cache
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration]
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,23 @@ def check(answer, case: Case) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_document(qa, case):
+def ask_and_check(qa, case: Case) -> None:
     answer = qa.ask(case.question, history=list(case.history) or None, k=3)
     problems = check(answer, case)
     assert not problems, f"{problems}\nanswer: {answer.text!r}\nshort: {answer.short_answer!r}\n" \
                          f"searched: {answer.standalone_question!r}"
+
+
+FAST = ("body-ignore-previous", "title-closes-fence", "markdown-image-exfiltration")
+assert set(FAST) <= {c.name for c in CASES}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in FAST], ids=list(FAST))
+def test_hostile_document_fast(qa, case):
+    ask_and_check(qa, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_document(qa, case):
+    ask_and_check(qa, case)

@@ -66,13 +66,15 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
                     "the openai provider needs an API key or a server: set OPENAI_API_KEY, "
                     "or RAG_LLM__BASE_URL for an OpenAI-compatible server (e.g. http://localhost:11434/v1)"
                 )
-            return ChatOpenAI(
+            return _bounded_chat_model(ChatOpenAI)(
                 base_url=llm.base_url,
                 model=llm.model,
                 api_key=api_key,
                 temperature=llm.temperature,
                 max_tokens=llm.max_tokens,
                 streaming=True,
+                timeout=llm.timeout_s,  # per request, and between streamed chunks: a stalled server is an error
+                max_retries=llm.max_retries,
             )
         case "fake":
             from langchain_core.language_models.fake_chat_models import (
@@ -83,6 +85,43 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
             return _fake_chat_model(GenericFakeChatModel)(messages=itertools.cycle(responses))
         case other:
             raise ConfigError(f"unknown llm.provider {other!r}: use local, openai or fake")
+
+
+def _bounded_chat_model(base):
+    """`ChatOpenAI` whose timeouts and connection failures (after its bounded retries) raise
+    `LLMUnavailableError` saying what to do, instead of the client library's own exception."""
+    from contextlib import contextmanager
+
+    import openai
+
+    from rag.core.errors import LLMUnavailableError
+
+    class BoundedChatOpenAI(base):
+        @contextmanager
+        def _unavailable(self):
+            where = self.openai_api_base or "https://api.openai.com/v1"
+            tries = f"{1 + self.max_retries} tries" if self.max_retries else "1 try"
+            try:
+                yield
+            except openai.APITimeoutError as exc:
+                raise LLMUnavailableError(
+                    f"the language model server at {where} did not answer within {self.request_timeout} s "
+                    f"({tries}): check that it is running and not overloaded, or raise RAG_LLM__TIMEOUT_S") from exc
+            except openai.APIConnectionError as exc:
+                raise LLMUnavailableError(
+                    f"cannot reach the language model server at {where} ({tries}): start it, or fix "
+                    "RAG_LLM__BASE_URL") from exc
+
+        def _generate(self, *args, **kwargs):
+            with self._unavailable():
+                return super()._generate(*args, **kwargs)
+
+        def _stream(self, *args, **kwargs):
+            with self._unavailable():
+                yield from super()._stream(*args, **kwargs)
+
+    BoundedChatOpenAI.__name__ = base.__name__  # shown in describe_llm and logs as what it is
+    return BoundedChatOpenAI
 
 
 def _fake_chat_model(base):

