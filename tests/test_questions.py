@@ -11,6 +11,42 @@ from tests.test_answer import DOC
 
 
 @pytest.mark.parametrize("question, short", [
+    ("In what year was the fort built?", "Charlesfort"),
+    ("What year did the war end?", "the Treaty of Paris"),
+    ("How many people lived there?", "the old town"),
+    ("What percentage of power came from coal?", "the northern grid"),
+    ("Who designed the bridge?", "1885"),
+    ("Where was the painter born?", "1721"),
+    ("Where did the treaty get signed?", "in March 1648"),
+])
+def test_an_answer_of_the_wrong_kind_is_named(question, short):
+    assert answer_type_problem(question, short)
+
+
+@pytest.mark.parametrize("question, short", [
+    ("In what year was the fort built?", "1562"),
+    ("In what year was the fort built?", "in the 16th century"),
+    ("What year did the war end?", "the 1990s"),
+    ("How many people lived there?", "about 40,000"),
+    ("How many people lived there?", "three hundred"),
+    ("How often are elections held?", "every four years"),
+    ("How often does the river flood?", "rarely"),  # amounts in words pass: only a missing amount counts
+    ("How tall is the tower?", "taller than the church"),
+    ("How long did the siege last?", "a long winter"),
+    ("What percentage of power came from coal?", "12%"),
+    ("Who designed the bridge?", "Gustave Eiffel"),
+    ("Where was the painter born?", "Lyon"),
+    ("When was the fort built?", "after the war"),  # "when" is left alone: answers come in many forms
+    ("Did the fort survive?", "no"),
+    ("What did the fort protect?", "1562"),
+])
+def test_answers_of_the_asked_kind_pass(question, short):
+    assert answer_type_problem(question, short) == ""
+
+
+
+
+@pytest.mark.parametrize("question, short", [
     ("Who repaired the old clock tower?", "the old clock tower"),
     ("What does CGT stand for?", "CGT."),
     ("What is the name of a Bodhisattva vow?", "Bodhisattva vow"),  # "the name of …" is asked, not the vow
