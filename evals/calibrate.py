@@ -120,7 +120,8 @@ def fmt(o: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="rag eval --out JSON files of dev runs")
-    parser.add_argument("--vetoes", default="off_topic", help="comma-separated checks kept as vetoes")
+    parser.add_argument("--vetoes", default="relevance,off_topic",
+                        help="comma-separated checks kept as vetoes (relevance: the gate of `answer.min_relevance`)")
     parser.add_argument("--write", action="store_true", help="store the fit in rag/answer/calibration.json")
     args = parser.parse_args(argv)
     cfg = load_settings().answer
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- {name}: {w:+.3f}")
     print(f"- bias: {calib.bias:+.3f}; threshold {calib.threshold}")
     if args.write:
-        calib.save()
+        calib.save()  # the vetoes go in `answer.vetoes` (relevance: `answer.min_relevance`), not in the file
         print("\nwrote rag/answer/calibration.json", file=sys.stderr)
     return 0
 
