@@ -135,6 +135,10 @@ def test_the_ui_shows_the_confidence_and_a_withheld_answer_says_why():
                                        abstain_step="confidence", confidence=0.2,
                                        abstain_reason="the answer is unlikely to be right (confidence 20% < 45%)"))
     assert "withheld: confidence 20%" in withheld
+    draft = Answer("Six <b>x</b> [1].", short_answer="Six", confidence=0.2)
+    shown_anyway = render_answer(0, Answer("I don't know based on the documents.", abstained=True,
+                                           abstain_step="confidence", confidence=0.2, withheld=draft))
+    assert "Show it anyway" in shown_anyway and "Six &lt;b&gt;x&lt;/b&gt;" in shown_anyway  # escaped, behind a click
     assert "Confidence" not in render_answer(0, Answer("Six [1].", short_answer="Six"))  # no calibration: nothing
 
 

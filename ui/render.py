@@ -130,18 +130,27 @@ def render_answer(i: int, answer: Answer) -> str:
         if answer.citations:
             parts.append('<div class="rag-cites">' + "".join(render_citation(i, c) for c in answer.citations) + "</div>")
     if answer.confidence is not None:
-        parts.append(render_confidence(answer))
+        parts.append(render_confidence(answer, i))
     parts.append(render_timings(answer.timings))
     parts.append("</div>")
     return "".join(parts)
 
 
-def render_confidence(answer: Answer) -> str:
+def render_confidence(answer: Answer, i: int = 0) -> str:
     """How likely the answer is right (`Answer.confidence`); for a withheld answer, why it was withheld."""
     share = f"{answer.confidence:.0%}"
     if answer.abstained and answer.abstain_step == "confidence":
-        return (f'<div class="rag-confidence rag-weak" title="{e(answer.abstain_reason)}">'
+        head = (f'<div class="rag-confidence rag-weak" title="{e(answer.abstain_reason)}">'
                 f'An answer was found but withheld: confidence {share}</div>')
+        draft = answer.withheld
+        if draft is None or not draft.text:
+            return head
+        # what the user would have seen, behind a click: marked as unlikely, with its citations to check it
+        body = f'<div class="rag-text">{link_markers(draft.text, i, draft.citations)}</div>'
+        if draft.citations:
+            body += '<div class="rag-cites">' + "".join(render_citation(i, c) for c in draft.citations) + "</div>"
+        return (head + f'<details class="rag-withheld"><summary>Show it anyway (likely wrong)</summary>'
+                f'{body}</details>')
     if answer.abstained:
         return ""
     return (f'<div class="rag-confidence" title="calibrated probability that the answer is right">'
