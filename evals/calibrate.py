@@ -106,10 +106,22 @@ def fit_on(sets: dict[str, list[dict]]) -> Calibration:
     return fit([e["signals"] for e in pool], [int(e["right"]) for e in pool])
 
 
-def choose_threshold(calib: Calibration, sets: dict[str, list[dict]], vetoes: set[str]) -> float:
+def choose_threshold(calib: Calibration, sets: dict[str, list[dict]], vetoes: set[str],
+                     objective: str = "net") -> float:
+    """`net`: the threshold with the most right minus wrong answers on the pooled sets (a wrong answer costs
+    what a right one gains; ties: the higher threshold); `precision`: the lowest with answered precision
+    >= TARGET_PRECISION."""
     pool = [e for exs in sets.values() for e in exs if not e["declined"] and not (vetoes & e["problems"])]
-    return threshold_for_precision([calib.confidence(e["signals"]) for e in pool], [e["right"] for e in pool],
-                                   TARGET_PRECISION)
+    scores = [calib.confidence(e["signals"]) for e in pool]
+    if objective == "precision":
+        return threshold_for_precision(scores, [e["right"] for e in pool], TARGET_PRECISION)
+    best_t, best = 0.0, None
+    for t in sorted({round(x, 2) for x in scores} | {0.0}):
+        answered = [e for e, c in zip(pool, scores) if c >= t]
+        net = sum(1 if e["right"] else -1 for e in answered)
+        if best is None or net >= best:
+            best_t, best = t, net
+    return best_t
 
 
 def fmt(o: dict) -> str:
@@ -122,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="rag eval --out JSON files of dev runs")
     parser.add_argument("--vetoes", default="relevance,off_topic",
                         help="comma-separated checks kept as vetoes (relevance: the gate of `answer.min_relevance`)")
+    parser.add_argument("--objective", choices=("net", "precision"), default="net",
+                        help="how the threshold is chosen: most right minus wrong answers (default), or the "
+                             "lowest with answered precision >= 0.90")
     parser.add_argument("--write", action="store_true", help="store the fit in rag/answer/calibration.json")
     args = parser.parse_args(argv)
     cfg = load_settings().answer
@@ -137,14 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         if not others:
             break
         c = fit_on(others)
-        t = choose_threshold(c, others, vetoes)
+        t = choose_threshold(c, others, vetoes, args.objective)
         print(f"| {name} | {fmt(outcome(sets[name], c, t, vetoes))} (t={t:.2f}) |")
 
     calib = fit_on(sets)
-    threshold = choose_threshold(calib, sets, vetoes)
+    threshold = choose_threshold(calib, sets, vetoes, args.objective)
     calib.threshold = round(threshold, 4)
     calib.fitted_on = {"runs": [p.name for p in args.runs], "vetoes": sorted(vetoes),
-                       "examples": sum(len(v) for v in sets.values()), "target_precision": TARGET_PRECISION,
+                       "examples": sum(len(v) for v in sets.values()), "objective": args.objective,
                        "command": "python evals/calibrate.py " + " ".join(p.name for p in args.runs) + " --write"}
 
     names = list(sets)
