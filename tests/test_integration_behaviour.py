@@ -38,6 +38,10 @@ def test_a_list_follow_up_names_the_items_and_its_quote_states_them(qa):
 
 def test_who_is_x_says_who_x_is(qa):
     ans = qa.ask("Who is Chen Li?")
-    assert not ans.abstained, ans.abstain_reason
-    assert "chen li" not in ans.short_answer.lower(), ans.short_answer
-    assert "assistant" in ans.short_answer.lower() or "neukio" in ans.short_answer.lower(), ans.short_answer
+    # the answer as built, whether the confidence shows it or withholds it (the 1.5B model is unsure here:
+    # its first answer token ~45% likely, so it may be withheld, and then offered behind a click)
+    built = ans.withheld if ans.abstained and ans.abstain_step == "confidence" else ans
+    assert built is not None and not built.abstained, ans.abstain_reason
+    short = built.short_answer.lower()
+    assert "chen li" not in short and ("assistant" in short or "neukio" in short), built.short_answer
+    assert ans.confidence is not None
