@@ -146,3 +146,10 @@ def test_the_http_api_returns_the_confidence():
     from rag.serve.http import answer_fields
 
     assert answer_fields(Answer("Six [1].", short_answer="Six", confidence=0.83))["confidence"] == 0.83
+
+
+def test_not_only_but_also_is_no_negation():
+    from rag.text.tokens import negated
+
+    assert negated("The plan was not approved.") and negated("It wasn't approved.")
+    assert not negated("The plan not only cut costs but also saved time.")

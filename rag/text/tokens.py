@@ -89,11 +89,12 @@ def content_tokens(text: str) -> set[str]:
     return {numbers.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
 
 
-_NEGATION = re.compile(r"\b(?:not|no|never|nor|neither|none|nobody|nothing|nowhere|without|cannot)\b|n't\b",
-                       re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not(?!\s+(?:only|just|merely)\b)|no|never|nor|neither|none|nobody|nothing|nowhere"
+                       r"|without|cannot)\b|n't\b", re.IGNORECASE)
 
 
 def negated(text: str) -> bool:
     """Whether `text` says no ("not", "never", "n't", "without" …): the stopword list drops these words, so
-    support measures compare them apart ("was not approved" does not support "was approved")."""
+    support measures compare them apart ("was not approved" does not support "was approved"). "Not only …
+    but also" affirms: it does not count."""
     return bool(_NEGATION.search(text))
