@@ -5,7 +5,7 @@ whether an answer can be trusted; none is reliable alone. Instead of a stack of 
 feature of a logistic regression fitted on labelled dev questions of several datasets
 (`evals/calibrate.py`, which writes `calibration.json` beside this module with the data and command it
 was fitted on). The answer path abstains when the confidence is below `answer.min_confidence`
-(default: the threshold stored with the fit, chosen on dev for answered precision >= 0.90).
+(default: the threshold stored with the fit, chosen on dev for the most right minus wrong answers).
 
 Features (`FEATURES`), all in [0, 1]:
 - `similarity`: the best passage's dense cosine similarity to the question;
