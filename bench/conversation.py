@@ -213,17 +213,9 @@ def main() -> None:
 # --- cold mode ---------------------------------------------------------------------------------------
 def private_cache(cache: Path, shared: Path) -> Path:
     """A cache that uses the provisioned models but starts with no saved prompt state."""
-    import shutil
+    from rag.models.chat.factory import cache_without_prompt_state
 
-    cache.mkdir(parents=True)
-    for entry in shared.iterdir():
-        if entry.name == "llama-state":
-            continue
-        if entry.is_dir():
-            (cache / entry.name).symlink_to(entry, target_is_directory=True)
-        else:
-            shutil.copy2(entry, cache / entry.name)
-    return cache
+    return cache_without_prompt_state(shared, cache)
 
 
 def spawn(args: list[str], **kwargs):

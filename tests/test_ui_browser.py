@@ -208,17 +208,9 @@ def test_real_model_answer_with_citation_and_screenshot(browser, tmp_path):
 
 def _private_cache(cache: Path) -> Path:
     """The provisioned models, but no saved prompt state: the model reads its fixed prompt text at start."""
-    import shutil
+    from rag.models.chat.factory import cache_without_prompt_state
 
-    cache.mkdir(parents=True)
-    for entry in shared_cache().iterdir():
-        if entry.name == "llama-state":
-            continue
-        if entry.is_dir():
-            (cache / entry.name).symlink_to(entry, target_is_directory=True)
-        else:
-            shutil.copy2(entry, cache / entry.name)
-    return cache
+    return cache_without_prompt_state(shared_cache(), cache)
 
 
 @contextmanager

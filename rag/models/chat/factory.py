@@ -29,6 +29,23 @@ DEFAULT_FAKE_RESPONSE = "I don't know based on the documents."
 PROMPT_STATE_DIR = "llama-state"  # under the cache: the fixed prompt prefixes, read once per model and prompt version
 
 
+def cache_without_prompt_state(shared: Path, cache: Path) -> Path:
+    """A new cache at `cache` that uses `shared`'s provisioned models (folders linked, files copied) but has no
+    saved prompt state (`PROMPT_STATE_DIR`): a process on it reads its fixed prompt text at start (cold starts
+    in bench/conversation.py and the browser tests)."""
+    import shutil
+
+    cache.mkdir(parents=True)
+    for entry in Path(shared).iterdir():
+        if entry.name == PROMPT_STATE_DIR:
+            continue
+        if entry.is_dir():
+            (cache / entry.name).symlink_to(entry, target_is_directory=True)
+        else:
+            shutil.copy2(entry, cache / entry.name)
+    return cache
+
+
 def make_chat_model(settings: Settings) -> BaseChatModel:
     """The chat model `settings.llm` describes.
 
