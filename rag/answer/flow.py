@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from rag.answer.checks.grounding import (
-    NOT_COVERED,
-    NOT_IN_PASSAGES,
     coverage,
+    grounding_problems,
     grounding_signals,
     is_relevant,
     passage_coverage,
@@ -219,8 +218,7 @@ def read_reply(raw: str, standalone: str, asked: str, passages: Sequence[Passage
     reading = Reading(short=short, text=text, citations=citations, dropped=dropped)
     grounding = grounding_signals(standalone, short, citations, passages, asked=asked)
     problems = {
-        "answer_not_in_passages": NOT_IN_PASSAGES if grounding["answer_in_passages"] < 0.5 else "",
-        "question_coverage": NOT_COVERED if grounding["question_coverage"] < cfg.min_question_coverage else "",
+        **grounding_problems(grounding, cfg.min_question_coverage),
         "off_topic": off_topic_answer(standalone, short, [p.chunk.text for p in passages]),  # rag/answer/checks/guard.py
         "answer_type": answer_type_problem(asked, short),  # a year asked, a name given
         "echo": echo_problem(asked, short),  # the model named the subject, not the fact

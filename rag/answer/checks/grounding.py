@@ -59,17 +59,20 @@ def _cited_passages(citations, passages):
     return [p for p in passages if p.chunk.chunk_id in ids]
 
 
+def grounding_problems(found: dict[str, float], min_question_coverage: float) -> dict[str, str]:
+    """What `grounding_signals` found, as the checks' problems: the short answer must occur in the passages (at
+    least half its words), and the cited passages must hold at least `min_question_coverage` of the question's
+    words. {check: reason}, only the checks that object."""
+    problems = {"answer_not_in_passages": NOT_IN_PASSAGES if found["answer_in_passages"] < 0.5 else "",
+                "question_coverage": NOT_COVERED if found["question_coverage"] < min_question_coverage else ""}
+    return {k: v for k, v in problems.items() if v}
+
+
 def grounding_problem(question: str, short: str, citations: Sequence[Citation], passages: Sequence[Passage],
                       min_question_coverage: float, asked: str = "") -> str:
-    """Why the model's answer cannot be trusted by `grounding_signals`, or "" when it is grounded: the short
-    answer must occur in the passages (at least half its words), and the cited passages must hold at least
-    `min_question_coverage` of the question's words."""
+    """Why the model's answer cannot be trusted by `grounding_problems`, or "" when it is grounded."""
     found = grounding_signals(question, short, citations, passages, asked)
-    if found["answer_in_passages"] < 0.5:
-        return NOT_IN_PASSAGES
-    if found["question_coverage"] < min_question_coverage:
-        return NOT_COVERED
-    return ""
+    return next(iter(grounding_problems(found, min_question_coverage).values()), "")
 
 
 NOT_IN_PASSAGES = "the model's answer does not occur in the passages"
