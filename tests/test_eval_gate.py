@@ -25,7 +25,7 @@ import pytest
 
 from rag.core.config import load_settings
 from rag.eval.datasets import Dataset, load_dataset, read_qids
-from rag.eval.gates import check_floors, floor_misses, inject_regression, upgrade_row
+from rag.eval.gates import GATED, check_floors, floor_misses, inject_regression, run_metrics, upgrade_row
 from rag.eval.runner import run_eval
 from tests.conftest import shared_cache
 
@@ -102,6 +102,19 @@ def test_each_floor_holds_on_its_recorded_run_and_fails_on_the_regression_it_gua
     assert rows
     problems = floor_misses(rows, FLOORS[section])
     assert not problems, "\n".join(problems)
+
+
+def test_a_current_run_is_not_rescored_as_an_old_one():
+    """The floors are checked on recomputed metrics: for a run recorded by the current code they must equal the
+    metrics the run itself printed (an unanswerable row once lost its faithfulness as if it were an old row, and
+    the floors were set above what the gate then measured)."""
+    for name in ("seed.json", "squad-test.json"):
+        data = json.loads((BASELINE / name).read_text(encoding="utf-8"))
+        rows = [upgrade_row(r) for r in data["questions"]]
+        assert rows == data["questions"]
+        recomputed = run_metrics(rows)
+        for key in GATED:
+            assert recomputed[key] == pytest.approx(data["metrics"][key], abs=1e-4), (name, key)
 
 
 def test_floors_catch_the_squad_abstention_drop():

@@ -159,7 +159,7 @@ def upgrade_row(row: dict) -> dict:
     The old run's faithfulness (of the shown text) becomes `shown_*`; the raw reply's cannot be recomputed
     without the passages' text, so `sentences` is 0 (faithfulness unmeasured).
     """
-    if "contains" in row or "abstained" not in row:
+    if "contains" in row or "shown_sentences" in row or "abstained" not in row:  # current, or retrieval-only
         return row
     row = dict(row)
     gold = set(row.get("gold_docs") or [])
