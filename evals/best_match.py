@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rag.answer import context
 from rag.core.config import load_settings
-from rag.eval.datasets import load_dataset, load_split, split_dataset
+from rag.eval.datasets import dataset_files, default_files_dir, load_dataset, select_split
 from rag.eval.metrics import contains_answer
 from rag.eval.runner import open_dataset_index
 
@@ -44,14 +44,16 @@ def measure(qa, questions: list[dict], settings) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", type=Path, default=Path("evals/datasets/squad-dev-mini"))
-    ap.add_argument("--split", default=None, help="a split of the dataset's split.json (squad-dev-mini: dev or seen); default all questions")
+    ap.add_argument("--split", default=None, help="a split (squad-dev-mini: dev or seen; squad-fresh, manuals: dev); "
+                                                 "default all questions")
     ap.add_argument("--priors", default="0,1,2", help="RANK_PRIOR values to compare (comma-separated)")
     args = ap.parse_args()
     settings = load_settings()
     dataset = load_dataset(args.dataset)
     if args.split:
-        dataset = split_dataset(dataset, load_split(args.dataset, args.split))
-    qa = open_dataset_index(settings, dataset)
+        dataset = select_split(dataset, args.dataset, args.split)
+    files = dataset_files(dataset, default_files_dir(dataset.name), args.dataset) if dataset.from_files else None
+    qa = open_dataset_index(settings, dataset, files=files)
     questions = [q for q in dataset.questions if q["answerable"]]
     default = context.RANK_PRIOR
     print(f"{dataset.name} {args.split or 'all'}: {len(questions)} answerable questions, k {settings.retrieval.k}, "

@@ -354,6 +354,49 @@ def test_focus_keeps_document_order_within_a_passage():
     assert text.index("Omega comes last") < text.index("Alpha omega start")
 
 
+STRUCT_TABLE = ("Format characters have the following meaning.\n"
+                "| Format | C Type | Python type | Standard size |\n"
+                "| --- | --- | --- | --- |\n"
+                "| h | short | integer | 2 |\n"
+                "| i | int | integer | 4 |\n"
+                "| q | long long | integer | 8 |\n"
+                "| Q | unsigned long long | integer | 8 |\n"
+                "| P | void * | integer |  |")
+
+
+def test_focus_shows_a_table_row_with_its_header_one_row_to_a_line():
+    from rag.answer.context import focus_passages
+
+    ps = passages(STRUCT_TABLE, "Sizes of the packed values depend on the platform unless a standard size is asked for.")
+    text = focus_passages("What is the standard size of the 'q' format, in bytes?", ps, 30, words)[0].text
+    lines = text.split("\n")
+    # the row that answers, on its own line, below the header that says what its cells mean
+    assert "| q | long long | integer | 8 |" in lines
+    assert lines.index("| Format | C Type | Python type | Standard size |") < lines.index("| q | long long | integer | 8 |")
+    # not the whole table: the case of a quoted symbol picks its row ('q' is not 'Q'), the others stay out
+    assert "unsigned long long" not in text and "| h | short" not in text
+
+
+def test_focus_matches_the_symbols_a_question_names():
+    from rag.answer.context import best_match
+
+    ps = passages("^ makes a superscript. _ makes a subscript. @ makes a phantom box.")
+    # "@" is no word tokenize keeps, and the question has no other word the passage holds
+    assert best_match("What does @ produce?", ps)[1] == "@ makes a phantom box."
+    # a quoted symbol keeps its case: 'P' is not 'p'
+    ps = passages("The 'p' format packs a Pascal string. The 'P' format packs a pointer.")
+    assert best_match("Which format is 'P'?", ps)[1] == "The 'P' format packs a pointer."
+
+
+def test_focus_shows_a_sentence_held_by_two_overlapping_chunks_once():
+    from rag.answer.context import focus_passages
+
+    shared = "The root logger is created with level WARNING."
+    ps = passages(f"Loggers form a tree. {shared}", f"{shared} Handlers send records on.")
+    shown = " ".join(p.text for p in focus_passages("Which level is the root logger created with?", ps, 40, words))
+    assert shown.count(shared) == 1
+
+
 def test_short_answer_left_out_of_the_details_is_shown_with_the_sentence_that_states_it(fake_settings, docs):
     qa = make_qa(fake_settings, ["Answer: Beijing, Shanghai and Hainan province\n"
                                  "Details: The notice was issued in September by the Ministry of Commerce [1]."])

@@ -340,3 +340,9 @@ def test_sentence_spans_respects_bounds() -> None:
     spans = sentence_spans(text, 9, 31)
     assert [text[s.start : s.end] for s in spans] == ["First one.", "Second one."]
     assert sentence_spans("   ") == []
+
+
+def test_sentence_spans_make_each_table_row_a_unit() -> None:
+    text = "Sizes are below.\n| Format | Size |\n| --- | --- |\n| q | 8 |\n| h | 2 |\nWrapped prose goes on\nacross a line."
+    assert _sentences(text) == ["Sizes are below.", "| Format | Size |", "| --- | --- |", "| q | 8 |", "| h | 2 |",
+                                "Wrapped prose goes on\nacross a line."]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from rag.core.types import Chunk
 from rag.text.sentences import sentence_spans
-from rag.text.tokens import content_tokens
+from rag.text.tables import markdown_tables, table_of
+from rag.text.tokens import code_words, content_tokens
 
 LABEL_WORDS = 5  # words of a document's title shown in each passage's fence
 
@@ -70,32 +71,51 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     sentences, scored = _rank_sentences(question, passages)
     if not scored:
         return list(passages)
+    tables = {i: markdown_tables(p.text) for i, p in enumerate(passages)}
     chosen: set[int] = set()
+    headers: set[tuple[int, int, int]] = set()  # (passage, start, end) of the header of a table a chosen row is in
+    seen: set[str] = set()  # overlapping chunks hold the same sentence: it is shown once
     left = budget
     for score, _, n in scored:
         if score <= 0:
             break
         i, a, b, _ = sentences[n]
+        said = " ".join(passages[i].text[a:b].split())
+        if said in seen:
+            continue
+        seen.add(said)
+        table = table_of(tables[i], a)
+        header = (i, table.start, table.header_end) if table else None
         cost = count_tokens(passages[i].text[a:b]) + 2
+        if header and header not in headers:
+            cost += count_tokens(passages[i].text[header[1]:header[2]]) + 2
         if cost > left and chosen:
             continue
         chosen.add(n)
+        if header:
+            headers.add(header)
         left -= cost
     if not chosen:
         return list(passages)
     out: list[Passage] = []
     for i, p in enumerate(passages):
         picks = [(a, b) for n, (j, a, b, _) in enumerate(sentences) if j == i and n in chosen]
+        heads = [(a, b) for j, a, b in headers if j == i and not any(x <= a < y for x, y in picks)]
+        picks = sorted(picks + heads)
         if not picks:
             continue
         parts, prev_end = [], None
         for a, b in picks:
-            if prev_end is not None:
-                parts.append(" " if not p.text[prev_end:a].strip() else " … ")
+            if prev_end is not None:  # line breaks kept: table rows and list items stay one to a line
+                gap = p.text[prev_end:a]
+                parts.append(("\n" if "\n" in gap else " ") if not gap.strip() else
+                             ("\n…\n" if p.text[a - 1] == "\n" else " … "))
             parts.append(p.text[a:b])
             prev_end = b
-        text = ("… " if p.text[:picks[0][0]].strip() else "") + "".join(parts)
-        text += " …" if p.text[picks[-1][1]:].strip() else ""
+        first, last = picks[0][0], picks[-1][1]
+        before = p.text[:first].strip() and ("…\n" if p.text[first - 1] == "\n" else "… ")
+        after = p.text[last:].strip() and ("\n…" if p.text[last:last + 1] == "\n" else " …")
+        text = (before or "") + "".join(parts) + (after or "")
         out.append(Passage(len(out) + 1, p.chunk, text, trimmed=text != p.text))
     return out
 
@@ -115,11 +135,18 @@ def _rank_sentences(question: str, passages: Sequence[Passage]):
     word found in one sentence of twenty weighs about 3). Empty ranking when the
     question has no content words.
     """
-    wanted = content_tokens(question)
+    codes = code_words(question)  # `%j`, `C-k`, `'q'`: what a manual's questions name, and `tokenize` drops
+    wanted = content_tokens(question) | codes
     sentences = []  # (passage index, start, end, tokens)
     for i, p in enumerate(passages):
+        tables = markdown_tables(p.text)
         for span in sentence_spans(p.text):
-            sentences.append((i, span.start, span.end, content_tokens(p.text[span.start:span.end])))
+            unit = p.text[span.start:span.end]
+            tokens = content_tokens(unit) | (code_words(unit, quoted_only=False) & codes if codes else set())
+            table = table_of(tables, span.start)
+            if table:  # a row is read with its table's header: the header says what its cells mean
+                tokens |= content_tokens(table.header)
+            sentences.append((i, span.start, span.end, tokens))
     if not wanted:
         return sentences, []
     df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}

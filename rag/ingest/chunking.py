@@ -32,6 +32,7 @@ from rag.text.sentences import (
     separated,
     trimmed,
 )
+from rag.text.tables import Table, markdown_tables
 
 __all__ = ["Span", "split_text", "sentence_spans", "split_text_with_table_headers", "table_header_prefix"]
 
@@ -355,47 +356,13 @@ def split_text(
 
 # ------------------------------------------------------------- table headers
 
-_TABLE_ROW = re.compile(r"^\|.*\|[ \t]*$")
-_TABLE_SEPARATOR = re.compile(r"^\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*$")
-
-
-@dataclass(frozen=True)
-class _Table:
-    header_end: int  # end of the header line
-    body_start: int  # start of the first row after the separator
-    end: int  # end of the last row
-    header: str  # header line + separator line
-
-
-def _markdown_tables(text: str) -> list[_Table]:
-    """The Markdown tables of `text`: a `|...|` header line, a `| --- |` line, then `|...|` rows."""
-    lines = text.split("\n")
-    starts, pos = [], 0
-    for line in lines:
-        starts.append(pos)
-        pos += len(line) + 1
-    tables, i = [], 0
-    while i + 1 < len(lines):
-        if _TABLE_ROW.match(lines[i]) and _TABLE_SEPARATOR.match(lines[i + 1]):
-            j = i + 2
-            while j < len(lines) and _TABLE_ROW.match(lines[j]):
-                j += 1
-            body_start = starts[i + 2] if i + 2 < len(lines) else len(text)
-            end = starts[j - 1] + len(lines[j - 1])
-            tables.append(_Table(starts[i] + len(lines[i]), body_start, end, lines[i] + "\n" + lines[i + 1]))
-            i = j
-        else:
-            i += 1
-    return tables
-
-
-def table_header_prefix(text: str, start: int, tables: list[_Table] | None = None) -> str:
+def table_header_prefix(text: str, start: int, tables: list[Table] | None = None) -> str:
     """The header (and separator) to put before a chunk starting at `start` inside a table's rows, else ''.
 
     Example: a chunk starting at "| Oslo | 709,000 |" in a table headed
     "| City | Population |" gets "| City | Population |\\n| --- | --- |\\n".
     """
-    for table in _markdown_tables(text) if tables is None else tables:
+    for table in markdown_tables(text) if tables is None else tables:
         if table.body_start <= start < table.end:
             return table.header + "\n"
         if table.header_end < start < table.body_start:  # starts at the separator line
@@ -421,7 +388,7 @@ def split_text_with_table_headers(
     split with the limits lowered by its largest header's cost; headers that
     would take more than a third of a chunk are not repeated.
     """
-    tables = _markdown_tables(text)
+    tables = markdown_tables(text)
     soft_cost = hard_cost = 0
     if tables:
         hard_counter = hard_count or count_tokens

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Span", "sentence_spans", "sentence_cuts", "segments", "separated", "trimmed", "BLANK_LINE"]
+__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "segments", "separated", "trimmed", "BLANK_LINE"]
 
+_ROW_END = re.compile(r"\|[^\S\n]*\n")
 BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
 # A run of terminators plus any closing quotes/brackets; whether it really ends
 # a sentence is decided by `_ends_sentence`.
@@ -94,12 +95,30 @@ def separated(text: str, start: int, end: int, separator: re.Pattern[str]) -> li
     return [m.start() for m in separator.finditer(text, start, end)]
 
 
+def line_breaks(text: str, start: int, end: int) -> list[int]:
+    """Offsets of the newlines inside text[start:end] that end a Markdown table row (`| … |` followed by
+    another line): a table has no full stops, yet each row is a unit of its own, not one long sentence."""
+    cuts = []
+    at = text.find("\n", start, end)
+    while at != -1:
+        line_start = text.rfind("\n", 0, at) + 1
+        if text[line_start:at].rstrip().endswith("|") and text[line_start:at].lstrip().startswith("|") \
+                and text[at + 1:end].strip():
+            cuts.append(at)
+        at = text.find("\n", at + 1, end)
+    return cuts
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Trimmed sentence spans of text[start:end], also split at blank lines, in absolute offsets."""
+    """Trimmed sentence spans of text[start:end], also split at blank lines and between table rows
+    (`line_breaks`), in absolute offsets."""
     end = len(text) if end is None else end
+    rows = _ROW_END.search(text, start, end) is not None
     spans = []
     for paragraph in segments(text, start, end, separated(text, start, end, BLANK_LINE)):
         cuts = sentence_cuts(text, paragraph.start, paragraph.end)
+        if rows:
+            cuts = sorted(set(cuts) | set(line_breaks(text, paragraph.start, paragraph.end)))
         spans.extend(segments(text, paragraph.start, paragraph.end, cuts))
     return spans
 

@@ -89,6 +89,30 @@ def content_tokens(text: str) -> set[str]:
     return {numbers.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
 
 
+_EDGE_PUNCT = "\"'`“”‘’«»()[]{}<>,;:?."
+_CODE_CHAR = re.compile(r"[^\w\s]|_")
+_POSSESSIVE = re.compile(r"(?<=[^\W\d_])['’](?=[^\W\d_])")  # "gnuplot's", "don't": words, not code
+
+
+def code_words(text: str, *, quoted_only: bool = True) -> set[str]:
+    """The words of `text` that `tokenize` would lose: symbols and identifiers such as `%j`, `@`, `C-k`,
+    `--no-readline`, `0..11`, `'q'`, case kept (`'P'` is not `'p'`), each prefixed with a backquote so it
+    never equals a word token. A word counts when it holds a symbol, or (`quoted_only`) when it was quoted.
+    With `quoted_only=False` every word counts (what a passage's words are matched against).
+    """
+    out = set()
+    for raw in text.split():
+        word = raw.strip(_EDGE_PUNCT)
+        if not word:
+            if raw.strip(".,;:?") and not _WORD.search(raw):  # a symbol alone: "@", "!", "**"
+                out.add("`" + raw.strip(".,;:?"))
+            continue
+        quoted = raw[0] in "'\"`‘“" and len(word) <= 3
+        if not quoted_only or quoted or _CODE_CHAR.search(_POSSESSIVE.sub("", word)):
+            out.add("`" + word)
+    return out
+
+
 _NEGATION = re.compile(r"\b(?:not(?!\s+(?:only|just|merely)\b)|no|never|nor|neither|none|nobody|nothing|nowhere"
                        r"|without|cannot)\b|n't\b", re.IGNORECASE)
 

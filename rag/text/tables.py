@@ -1,0 +1,53 @@
+"""Markdown tables in stored text (how HTML, DOCX, spreadsheet and ruled PDF tables are written): where each
+table's header and rows are, so that a row read alone can be given the header that says what its cells mean."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Table", "markdown_tables", "table_of"]
+
+_TABLE_ROW = re.compile(r"^\|.*\|[ \t]*$")
+_TABLE_SEPARATOR = re.compile(r"^\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*$")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Markdown table of a text, as offsets into it."""
+
+    start: int  # start of the header line
+    header_end: int  # end of the header line
+    body_start: int  # start of the first row after the separator
+    end: int  # end of the last row
+    header: str  # header line + separator line
+
+
+def markdown_tables(text: str) -> list[Table]:
+    """The Markdown tables of `text`: a `|...|` header line, a `| --- |` line, then `|...|` rows."""
+    if "|" not in text:
+        return []
+    lines = text.split("\n")
+    starts, pos = [], 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    tables, i = [], 0
+    while i + 1 < len(lines):
+        if _TABLE_ROW.match(lines[i]) and _TABLE_SEPARATOR.match(lines[i + 1]):
+            j = i + 2
+            while j < len(lines) and _TABLE_ROW.match(lines[j]):
+                j += 1
+            body_start = starts[i + 2] if i + 2 < len(lines) else len(text)
+            end = starts[j - 1] + len(lines[j - 1])
+            tables.append(Table(starts[i], starts[i] + len(lines[i]), body_start, end,
+                                lines[i] + "\n" + lines[i + 1]))
+            i = j
+        else:
+            i += 1
+    return tables
+
+
+def table_of(tables: list[Table], offset: int) -> Table | None:
+    """The table among `tables` whose rows (below its header) hold `offset`, or None."""
+    return next((t for t in tables if t.body_start <= offset < t.end), None)
