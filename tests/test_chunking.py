@@ -346,3 +346,9 @@ def test_sentence_spans_make_each_table_row_a_unit() -> None:
     text = "Sizes are below.\n| Format | Size |\n| --- | --- |\n| q | 8 |\n| h | 2 |\nWrapped prose goes on\nacross a line."
     assert _sentences(text) == ["Sizes are below.", "| Format | Size |", "| --- | --- |", "| q | 8 |", "| h | 2 |",
                                 "Wrapped prose goes on\nacross a line."]
+
+
+def test_a_terminator_named_as_a_symbol_ends_no_sentence() -> None:
+    text = "The form '!' means network order. Use the ! operator for factorials! Then stop."
+    assert _sentences(text) == ["The form '!' means network order.", "Use the ! operator for factorials!", "Then stop."]
+    assert _sentences("He said 'yes'! Then left.") == ["He said 'yes'!", "Then left."]

@@ -17,6 +17,7 @@ BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
 # a sentence is decided by `_ends_sentence`.
 _TERMINATOR = re.compile(r"[.!?。！？]+[\"'”’»)\]」』]*")
 _CJK_TERMINATORS = frozenset("。！？")
+_OPENING = frozenset("\"'“‘«([{")
 _NEXT_CHAR = re.compile(r"\s*(\S)")
 _DOTTED_INITIALS = re.compile(r"(?:[A-Za-z]\.){2,}$")
 _ABBREVIATIONS = frozenset(
@@ -46,6 +47,9 @@ def _ends_sentence(text: str, term_start: int, term_end: int, end: int) -> bool:
         return True  # CJK text puts no space after its full stops
     if term_end < end and not text[term_end].isspace():
         return False  # "3.5", "example.com", "a.b" are not sentence ends
+    if term_start == 0 or text[term_start - 1].isspace() or (
+            text[term_start - 1] in _OPENING and (term_start == 1 or text[term_start - 2].isspace())):
+        return False  # a symbol named, not a sentence ended: "the ! operator", "the form '!' means"
     if text[term_start:term_end] != ".":
         return True  # "!", "?", "...", '."' end sentences
     following = _NEXT_CHAR.match(text, term_end, end)
