@@ -75,7 +75,7 @@ def examples(rows: list[dict], cfg, off: frozenset[str] = frozenset()) -> list[d
             out.append(base | {"declined": True})
             continue
         signals = {k: row.get("signals", {}).get(k) for k in ("similarity", "passage_coverage", "decline_p",
-                                                                 "first_token_p")} | reading.signals
+                                                                 "first_token_p", "answer_p")} | reading.signals
         problems = set(reading.problems)
         if (signals["similarity"] or 0.0) < cfg.min_relevance and (signals["passage_coverage"] or 0.0) < 0.5:
             problems.add("relevance")  # the gate before the model (`answer.min_relevance`): no passage close enough

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from rag.answer.citations import best_quote, resolve_citations
-from rag.answer.confidence import Calibration, fit, threshold_for_precision
+from rag.answer.confidence import Calibration, answer_sureness, fit, threshold_for_precision
 from rag.answer.flow import needs_context
 from rag.core.types import Answer
 from rag.serve.api import DocQA
@@ -35,6 +35,33 @@ def test_the_threshold_is_the_lowest_that_keeps_answered_precision():
     right = [True, True, True, True, True, True, True, True, True, False, False, False]
     assert threshold_for_precision(conf, right, 0.90, min_answered=3) == 0.2  # 9 of 10 answered are right
     assert threshold_for_precision(conf, right, 1.0, min_answered=3) == 0.3
+
+
+def test_answer_sureness_is_the_geometric_mean_over_the_short_answer_s_tokens_only():
+    reply = [("Answer", 0.99), (":", 0.99), (" an", 0.5), (" iso", 0.8), ("line", 0.8), ("\n", 0.9),
+             ("Details", 0.99), (":", 0.99), (" guess", 0.01)]
+    # " an", " iso", "line": the label before and the details after do not count
+    assert answer_sureness(reply) == pytest.approx((0.5 * 0.8 * 0.8) ** (1 / 3))
+    # a long answer copied word for word is as sure as a one-token one; one unlikely token pulls it down
+    long = [("Answer", 1.0), (":", 1.0)] + [(f" w{i}", 0.95) for i in range(12)]
+    assert answer_sureness(long) == pytest.approx(0.95)
+    assert answer_sureness(long[:-1] + [(" odd", 0.001)]) < 0.6
+    assert answer_sureness([("Answer", 1.0), (":", 1.0), ("\n", 1.0)]) is None  # nothing after the label
+    assert answer_sureness([]) is None
+
+
+def test_the_local_model_records_each_generated_token_s_probability():
+    import numpy as np
+
+    from rag.models.chat.llama_cpp import _Sureness
+
+    sure = _Sureness(n_prompt=3)
+    logits = np.log(np.array([0.7, 0.2, 0.1]))
+    assert sure([5, 6, 7], logits.copy()) is not None  # the first token's distribution; nothing chosen yet
+    sure([5, 6, 7, 0], np.log(np.array([0.1, 0.1, 0.8])))  # token 0 was chosen from the first: p 0.7
+    sure([5, 6, 7, 0, 2], logits.copy())  # token 2 from the second: p 0.8
+    assert [t for t, _ in sure.chosen] == [0, 2]
+    assert [p for _, p in sure.chosen] == pytest.approx([0.7, 0.8])
 
 
 def test_support_is_the_quoted_sentence_s_and_says_no_apart():

@@ -15,6 +15,9 @@ Features (`FEATURES`), all in [0, 1]:
 - `support`: the best citation's support (its quoted sentence states the claim and the answer);
 - `decline_p`, `first_token_p`: the model's probability of declining at its first answer token, and of
   its likeliest first token (local model only; missing values count as the training mean);
+- `answer_p`: how likely the model found the short answer it wrote, token by token (the geometric mean of
+  the tokens' probabilities: `answer_sureness`); a long answer copied from a passage scores as high as a
+  one-word one, where `first_token_p` is low whenever a sentence could start several ways;
 - `off_topic`, `answer_type`, `echo`: 1 when that check of `rag.answer.checks` objects.
 
 A missing calibration file means no confidence (`None`) and no confidence gate.
@@ -30,7 +33,8 @@ from functools import lru_cache
 from pathlib import Path
 
 FEATURES = ("similarity", "passage_coverage", "question_coverage", "answer_in_passages", "support", "decline_p", "first_token_p",
-            "off_topic", "answer_type", "echo")
+            "answer_p", "off_topic", "answer_type", "echo")
+ANSWER_LABEL = "Answer:"  # the reply format's first line (rag/answer/prompts): `answer_sureness` reads the tokens after it
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
 
@@ -56,6 +60,22 @@ class Calibration:
 
     def save(self, path: Path = CALIBRATION_FILE) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+
+
+def answer_sureness(token_probs: Sequence[tuple[str, float]]) -> float | None:
+    """The geometric mean probability of the tokens of the reply's short answer (after "Answer:", to the end of
+    that line), from (token text, probability) pairs in reply order; None when the reply has no such tokens."""
+    text, starts = "", []
+    for piece, _ in token_probs:
+        starts.append(len(text))
+        text += piece
+    at = text.find(ANSWER_LABEL)
+    begin = 0 if at < 0 else at + len(ANSWER_LABEL)
+    end = text.find("\n", begin)
+    end = len(text) if end < 0 else end
+    logs = [math.log(max(p, 1e-9)) for (piece, p), start in zip(token_probs, starts)
+            if begin <= start < end and piece.strip()]
+    return math.exp(sum(logs) / len(logs)) if logs else None
 
 
 @lru_cache(maxsize=4)

@@ -39,7 +39,7 @@ from rag.answer.context import (
     format_passages,
     prompt_passages,
 )
-from rag.answer.confidence import load_calibration
+from rag.answer.confidence import answer_sureness, load_calibration
 from rag.answer.prompts import load_prompt
 from rag.answer.replies import is_abstention, parse_reply
 from rag.core.types import Answer, Evidence, Waiting
@@ -314,6 +314,9 @@ def _answer(question, deps, history, k, sources, queue, ticket):
         yield from _abstain(answer, pairs, timings, started, reason="the passages do not answer it", step="model")
         return
     answer.signals.update(reading.signals)
+    sureness = answer_sureness(meta.get("token_probs") or [])  # a local model reports its tokens' probabilities
+    if sureness is not None:
+        answer.signals["answer_p"] = round(sureness, 4)
     # the model's own doubt: how likely it was to decline ("Answer: I don't know …") instead of answering, and
     # how sure it was of its first answer token (one token evaluated; a local model only): confidence features
     doubt = getattr(deps.chat_model, "continuation_probabilities", None)

@@ -464,6 +464,10 @@ class LlamaCppChat(BaseChatModel):
             evaluated_before = llama.evaluated
             info: dict[str, Any] = {"prompt_tokens": len(tokens)}
             finish_reason = None
+            sureness = _Sureness(len(tokens))
+            from llama_cpp import LogitsProcessorList
+
+            params["logits_processor"] = LogitsProcessorList([sureness, *(params.get("logits_processor") or [])])
             for part in llama.create_completion(tokens, stream=True, **params):
                 choice = part["choices"][0]
                 finish_reason = choice.get("finish_reason") or finish_reason
@@ -475,6 +479,8 @@ class LlamaCppChat(BaseChatModel):
                 if text:
                     yield text, info
             info["finish_reason"] = finish_reason
+            info["token_probs"] = [(llama.detokenize([t]).decode("utf-8", "replace"), round(p, 4))
+                                   for t, p in sureness.chosen]
             info["completion_tokens"] = max(llama.n_tokens - len(tokens) + 1, 0)  # the last sampled token is not evaluated
             info["generation_s"] = time.perf_counter() - started
         yield "", info
@@ -523,7 +529,8 @@ class LlamaCppChat(BaseChatModel):
         )
 
     def _metadata(self, info: dict[str, Any]) -> dict[str, Any]:
-        keep = ("finish_reason", "prompt_tokens", "prompt_evaluated", "completion_tokens", "time_to_first_token_s")
+        keep = ("finish_reason", "prompt_tokens", "prompt_evaluated", "completion_tokens", "time_to_first_token_s",
+                "token_probs")
         return {"model_name": Path(self.model_path).name, **{k: info[k] for k in keep if k in info}}
 
     def yes_probability(self, messages: list[BaseMessage]) -> float:
@@ -566,6 +573,30 @@ class LlamaCppChat(BaseChatModel):
             llama.create_completion(tokens, max_tokens=1, temperature=0.0)
             logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),)).astype(np.float64)
         return np.exp(logits - logits.max())
+
+
+class _Sureness:
+    """A logits processor that records how likely each generated token was: (token, probability) in `chosen`.
+
+    llama.cpp calls it with the tokens so far and the next token's logits; the token chosen from the previous
+    call's distribution is the last of the tokens it is given next, so its probability is read then (the final
+    token, an end of turn or a stop, is not recorded). Costs one softmax over the vocabulary per token.
+    """
+
+    def __init__(self, n_prompt: int) -> None:
+        self.n_prompt = n_prompt
+        self.chosen: list[tuple[int, float]] = []
+        self._last = None
+
+    def __call__(self, input_ids, scores):
+        import numpy as np
+
+        if self._last is not None and len(input_ids) > self.n_prompt:
+            token = int(input_ids[-1])
+            self.chosen.append((token, float(self._last[token])))
+        weights = np.exp(scores - scores.max())
+        self._last = weights / weights.sum()
+        return scores
 
 
 # Qwen-style chat templates end a turn with <|im_end|>; llama.cpp stops at the model's EOS token by itself.
