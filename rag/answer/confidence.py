@@ -15,10 +15,12 @@ Features (`FEATURES`), all in [0, 1]:
 - `support`: the best citation's support (its quoted sentence states the claim and the answer);
 - `decline_p`, `first_token_p`: the model's probability of declining at its first answer token, and of
   its likeliest first token (local model only; missing values count as the training mean);
-- `answer_p`: how likely the model found the short answer it wrote, token by token (the geometric mean of
-  the tokens' probabilities: `answer_sureness`); a long answer copied from a passage scores as high as a
-  one-word one, where `first_token_p` is low whenever a sentence could start several ways;
 - `off_topic`, `answer_type`, `echo`: 1 when that check of `rag.answer.checks` objects.
+
+Recorded in `Answer.signals` but not a feature: `answer_p`, how likely the model found the short answer it
+wrote (the geometric mean of its tokens' probabilities, `answer_sureness`). Fitted with it, the
+leave-one-dataset-out net (right minus wrong answers) on the five dev sets was 53, without it 63
+(evals/README.md, *Calibration*), so the fit leaves it out; it stays recorded for later fits.
 
 A missing calibration file means no confidence (`None`) and no confidence gate.
 """
@@ -33,7 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 
 FEATURES = ("similarity", "passage_coverage", "question_coverage", "answer_in_passages", "support", "decline_p", "first_token_p",
-            "answer_p", "off_topic", "answer_type", "echo")
+            "off_topic", "answer_type", "echo")
 ANSWER_LABEL = "Answer:"  # the reply format's first line (rag/answer/prompts): `answer_sureness` reads the tokens after it
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 

@@ -60,7 +60,11 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     holds, each weighted by how rare it is among these sentences (a local IDF),
     so "CAR-T" counts more than "Pudong" in an article about Pudong. Sentences
     are taken best first until the budget is spent; each passage then shows its
-    chosen sentences in document order, gaps marked "…". Passages left with no
+    chosen sentences in document order, gaps marked "…". A table row is a unit
+    of its own, scored with its table's header words and shown below that header
+    (rows stay one to a line); the symbols a question names (`%j`, `C-k`, `'P'`)
+    count as question words; a sentence two overlapping chunks both hold is
+    shown once. Passages left with no
     sentence are dropped and the rest renumbered. A small model reads a short,
     focused prompt faster and picks the answering sentence more reliably; the
     citations still point at whole chunks, and quotes come from the whole chunk.
