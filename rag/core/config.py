@@ -123,11 +123,11 @@ class AnswerSettings(BaseModel):
                                      "k. 0.7: citation precision +0.03 and first token -0.3 s on squad test, but "
                                      "fewer unanswerable questions abstained (evals/README.md).")
     focus_tokens: int = Field(
-        200, ge=0, description="Of the packed passages, show the model only the sentences (and table rows) that "
+        140, ge=0, description="Of the packed passages, show the model only the sentences (and table rows) that "
                                "share the question's words, best first, within this many tokens (0: whole "
-                               "passages). Each token costs ~11 ms of first-token time on 2 cores; 200 keeps the "
-                               "first token near 3 s there. On a faster machine 280 answers more from tables "
-                               "(manuals dev: 26 of 44 replies right at 280, 21 at 140; evals/README.md).")
+                               "passages). Each token costs ~11 ms of first-token time on 2 cores; larger budgets "
+                               "put the answer in the prompt more often but the small model's replies were no "
+                               "more often right and less often faithful (evals/README.md, *Focus budget*).")
     follow_ups: Literal["inline", "rewrite"] = Field(
         "inline", description="Follow-up questions: `inline` searches with the previous question and shows it to the "
                               "model (no extra model call); `rewrite` asks the model for a standalone question first.")
