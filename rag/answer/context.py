@@ -72,10 +72,10 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     """
     if budget <= 0 or not passages:
         return list(passages)
-    sentences, scored = _rank_sentences(question, passages)
+    tables = [markdown_tables(p.text) for p in passages]
+    sentences, scored = _rank_sentences(question, passages, tables)
     if not scored:
         return list(passages)
-    tables = {i: markdown_tables(p.text) for i, p in enumerate(passages)}
     chosen: set[int] = set()
     headers: set[tuple[int, int, int]] = set()  # (passage, start, end) of the header of a table a chosen row is in
     seen: set[str] = set()  # overlapping chunks hold the same sentence: it is shown once
@@ -130,7 +130,7 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
 RANK_PRIOR = 2.0
 
 
-def _rank_sentences(question: str, passages: Sequence[Passage]):
+def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence[list] | None = None):
     """Every sentence of `passages` as (passage index, start, end, tokens), and (score, -n, n) best first.
 
     A sentence scores the IDF-weighted question words it holds; the IDF is local,
@@ -143,11 +143,11 @@ def _rank_sentences(question: str, passages: Sequence[Passage]):
     wanted = content_tokens(question) | codes
     sentences = []  # (passage index, start, end, tokens)
     for i, p in enumerate(passages):
-        tables = markdown_tables(p.text)
+        in_passage = markdown_tables(p.text) if tables is None else tables[i]
         for span in sentence_spans(p.text):
             unit = p.text[span.start:span.end]
             tokens = content_tokens(unit) | (code_words(unit, quoted_only=False) & codes if codes else set())
-            table = table_of(tables, span.start)
+            table = table_of(in_passage, span.start)
             if table:  # a row is read with its table's header: the header says what its cells mean
                 tokens |= content_tokens(table.header)
             sentences.append((i, span.start, span.end, tokens))
