@@ -285,6 +285,45 @@ def test_yes_probability_reads_the_verifier_reply_from_the_real_model(local_mode
     assert 0.0 <= unstated < stated <= 1.0 and stated > 0.5
 
 
+def test_weights_load_unrepacked_by_default_and_the_swap_is_undone(tmp_path):
+    """`llm.repack_weights` (off by default) reaches llama.cpp's model parameters, only while the model loads."""
+    low_level = pytest.importorskip("llama_cpp.llama").llama_cpp
+    default = low_level.llama_model_default_params
+    assert load_settings(environ={}, home=tmp_path).llm.repack_weights is False
+    with llama_mod._weights_repacked(False):
+        assert low_level.llama_model_default_params().use_extra_bufts is False
+    with llama_mod._weights_repacked(True):
+        assert low_level.llama_model_default_params is default
+    assert low_level.llama_model_default_params is default
+    with pytest.raises(RuntimeError), llama_mod._weights_repacked(False):
+        raise RuntimeError("a load that fails")
+    assert low_level.llama_model_default_params is default
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    plain = LlamaCppChat(model_path=str(model), state_dir=str(tmp_path))
+    repacked = LlamaCppChat(model_path=str(model), state_dir=str(tmp_path), repack=True)
+    assert plain.in_process_key != repacked.in_process_key  # two Llamas, never one shared by both
+    assert plain.state_path([1, 2, 3]) != repacked.state_path([1, 2, 3])  # neither restores the other's state
+
+
+@pytest.mark.integration
+def test_repacked_and_plain_weights_both_answer(local_model):
+    """The default (plain, mapped) load and the repacked one are both a working model."""
+    assert local_model.repack is False
+    assert local_model.llama.model_params.use_extra_bufts is False
+    repacked = LlamaCppChat(model_path=local_model.model_path, max_tokens=4, repack=True)
+    try:
+        assert repacked.llama is not local_model.llama
+        assert repacked.llama.model_params.use_extra_bufts is True
+        for model in (local_model, repacked):
+            assert "yes" in model.invoke([HumanMessage("Reply with the single word: yes")]).content.lower()
+    finally:  # give its memory back for the tests after this one
+        llama = llama_mod._llamas.pop(repacked.in_process_key, None)
+        if llama is not None:
+            llama.close()
+
+
 @pytest.mark.integration
 def test_a_model_loading_in_the_background_does_not_silence_the_program(local_model, capfd):
     """llama-cpp-python points stdout and stderr at /dev/null while it loads; with the load in a background

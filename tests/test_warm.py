@@ -135,3 +135,37 @@ def test_the_page_says_the_model_is_loading_then_ready(fake_settings, tmp_path):
     assert qa.wait_ready(5)
     line, timer = h.model_status()
     assert 'data-status="ready"' in line and timer.active is False  # settled: the page stops asking
+
+
+class LoadingChat(SlowLoadingChat):
+    """A local-style model whose weights take a while to load (`load`), as a GGUF's do."""
+
+    def load(self) -> None:
+        self.events.append(("load started", time.perf_counter()))
+        time.sleep(0.3)
+        self.events.append(("load done", time.perf_counter()))
+
+
+class RecordingSearchLoad(SlowSearchLoad):
+    events: Any = None
+
+    def embed_query(self, text):
+        vector = super().embed_query(text)
+        if text == "warm up" and self.events is not None:
+            self.events.append(("search loaded", time.perf_counter()))
+        return vector
+
+
+def test_the_model_loads_beside_search_not_after_it(fake_settings, tmp_path):
+    events: list = []
+    loaded = threading.Event()
+    loaded.set()
+    embeddings = RecordingSearchLoad()
+    qa = _qa(fake_settings, tmp_path, chat_model=LoadingChat(messages=iter([REPLY]), loaded=loaded, events=events),
+             embeddings=embeddings)
+    embeddings.events = events
+    assert qa.warm(background=True).join(10) is None and qa.ready
+    at = {name: t for name, t in events}
+    assert at["load started"] < at["search loaded"]  # side by side, not one after the other
+    assert at["load done"] <= at["warm started"]  # the prompt text is restored into loaded weights
+    assert "load_s" in qa.warm_timings

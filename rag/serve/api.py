@@ -332,6 +332,17 @@ class DocQA:
 
     def _warm(self, queue, ticket) -> None:
         started = time.perf_counter()
+        # the model's weights load beside the search warm-up, so the model is ready about when search is, not
+        # after it. Its runtime is imported here first: two threads importing the same packages (numpy) at once
+        # can meet a half-initialised module.
+        runtime = getattr(self._chat_model_or_none(), "import_runtime", None)
+        if runtime is not None:
+            try:
+                runtime()
+            except Exception as exc:  # noqa: BLE001 -- the model's warm-up below meets it again and keeps it
+                log.debug("model runtime import failed: %s", exc, exc_info=exc)
+        loading = threading.Thread(target=self._load_model, name="rag-load-model", daemon=True)
+        loading.start()
         try:
             try:  # search first: a question's evidence needs only this
                 self.embeddings.embed_query("warm up")
@@ -348,6 +359,7 @@ class DocQA:
             try:
                 from rag.answer.flow import warm_prompts
 
+                loading.join()
                 model = self.chat_model
                 if hasattr(model, "warm"):
                     if queue is not None:
@@ -362,6 +374,23 @@ class DocQA:
             if self.warm_error is None:
                 self._ready.set()
             self._warm_done.set()
+
+    def _chat_model_or_none(self):
+        try:
+            return self.chat_model
+        except Exception:  # noqa: BLE001 -- the model's warm-up meets it again and keeps it
+            return None
+
+    def _load_model(self) -> None:
+        """Load the chat model's weights (a local model's; others have nothing to load)."""
+        started = time.perf_counter()
+        try:
+            load = getattr(self._chat_model_or_none(), "load", None)
+            if load is not None:
+                load()
+                self.warm_timings["load_s"] = round(time.perf_counter() - started, 3)
+        except Exception as exc:  # noqa: BLE001 -- `warm` meets the same error and keeps it
+            log.debug("model load failed: %s", exc, exc_info=exc)
 
     def _failed(self, exc: Exception) -> None:
         if self.warm_error is None:

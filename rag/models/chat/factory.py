@@ -65,6 +65,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
                 n_ctx=llm.n_ctx,
                 n_threads=llm.n_threads,
                 n_batch=llm.n_batch,
+                repack=llm.repack_weights,
                 temperature=llm.temperature,
                 max_tokens=llm.max_tokens,
                 state_dir=str(settings.cache_dir / PROMPT_STATE_DIR),

@@ -1,7 +1,7 @@
 """The local chat model: our own small adapter around `llama_cpp.Llama`, behind LangChain's `BaseChatModel`.
 
 No langchain-community: the GGUF is loaded once per process, lazily, and shared by
-every `LlamaCppChat` with the same (path, n_ctx, n_threads, n_batch). Prompts are
+every `LlamaCppChat` with the same (path, n_ctx, n_threads, n_batch, repack). Prompts are
 formatted with the GGUF's own chat template; the fixed prefixes of the prompts can be
 snapshotted (`LlamaCppChat.warm`) and restored in milliseconds. With a `state_dir` the
 snapshots are also kept on disk, keyed by the model file, the llama.cpp version and the
@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -52,22 +53,19 @@ log = logging.getLogger(__name__)
 # Process-wide llama.cpp instances
 # --------------------------------------------------------------------------- #
 
-_LlamaKey = tuple[str, int, int, int]
+_LlamaKey = tuple[str, int, int, int, bool]
 _llamas: dict[_LlamaKey, llama_cpp.Llama] = {}
 _run_locks: dict[_LlamaKey, threading.Lock] = {}
 _load_lock = threading.Lock()
 
-# llama.cpp repacks most Q4_K weights into CPU-friendly copies at load time, so
-# with mmap both the file pages and the copies stay resident: measured peak RSS
-# 1.96 GB with mmap vs 1.36 GB without, same speed, faster load. Read it instead.
-USE_MMAP = False
 # A fixed prompt prefix is read (once per model and prompt version) in batches of this many tokens, pausing
 # between them while a search runs, so a question's evidence does not wait behind the read.
 PREFIX_STEP = 48
 
 
-def _llama_key(model_path: str | Path, n_ctx: int, n_threads: int | None, n_batch: int) -> _LlamaKey:
-    return (str(Path(model_path).resolve()), n_ctx, n_threads or os.cpu_count() or 1, n_batch)
+def _llama_key(model_path: str | Path, n_ctx: int, n_threads: int | None, n_batch: int,
+               repack: bool = False) -> _LlamaKey:
+    return (str(Path(model_path).resolve()), n_ctx, n_threads or os.cpu_count() or 1, n_batch, bool(repack))
 
 
 def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
@@ -79,7 +77,7 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
         llama = _llamas.get(key)
         if llama is not None:
             return llama
-        path, n_ctx, n_threads, n_batch = key
+        path, n_ctx, n_threads, n_batch, repack = key
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -88,15 +86,18 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
             raise ConfigError(f"GGUF model {path} does not exist: run `rag provision` or fix RAG_LLM__MODEL_PATH")
         _keep_other_threads_output()
         try:
-            llama = _counting_llama_class(Llama)(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                n_batch=n_batch,
-                use_mmap=USE_MMAP,
-                verbose=False,
-            )
+            with _weights_repacked(repack):
+                llama = _counting_llama_class(Llama)(
+                    model_path=path,
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    n_batch=n_batch,
+                    # repacked weights are copies, so the file's pages would stay resident beside them: read it
+                    # then (peak RSS 2.0 GB mapped vs 1.4 GB read); unpacked, the mapped file is the weights
+                    use_mmap=not repack,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMUnavailableError(
                 f"llama.cpp could not load {path}: {exc}; delete the file and run `rag provision` to rebuild it"
@@ -104,6 +105,33 @@ def _get_llama(key: _LlamaKey) -> llama_cpp.Llama:
         _llamas[key] = llama
         _run_locks[key] = threading.Lock()
         return llama
+
+
+@contextlib.contextmanager
+def _weights_repacked(repack: bool):
+    """Load with llama.cpp's CPU weight repacking on or off (`use_extra_bufts`, the CLI's `--no-repack`).
+
+    `Llama()` takes no such argument, so its model parameters' defaults are swapped while it loads
+    (callers hold `_load_lock`, and nothing else in the process builds a `Llama`).
+    """
+    import llama_cpp.llama as llama_module
+
+    low_level = llama_module.llama_cpp
+    default = low_level.llama_model_default_params
+    if repack or not hasattr(default(), "use_extra_bufts"):
+        yield
+        return
+
+    def params():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    low_level.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low_level.llama_model_default_params = default
 
 
 class _NoRedirect:
@@ -334,6 +362,8 @@ class LlamaCppChat(BaseChatModel):
     n_ctx: int = 4096
     n_threads: int | None = None
     n_batch: int = 512
+    repack: bool = Field(False, description="Let llama.cpp repack the weights for its CPU kernels at load (see "
+                                            "`LLMSettings.repack_weights`).")
     temperature: float = 0.0
     max_tokens: int = 320
     stop: list[str] | None = None
@@ -354,6 +384,7 @@ class LlamaCppChat(BaseChatModel):
             "n_ctx": self.n_ctx,
             "n_threads": self.threads,
             "n_batch": self.n_batch,
+            "repack": self.repack,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
@@ -364,7 +395,7 @@ class LlamaCppChat(BaseChatModel):
 
     @property
     def _key(self) -> _LlamaKey:
-        return _llama_key(self.model_path, self.n_ctx, self.n_threads, self.n_batch)
+        return _llama_key(self.model_path, self.n_ctx, self.n_threads, self.n_batch, self.repack)
 
     @property
     def in_process_key(self) -> _LlamaKey:
@@ -375,6 +406,18 @@ class LlamaCppChat(BaseChatModel):
     def llama(self) -> llama_cpp.Llama:
         """The process-wide `llama_cpp.Llama` (loaded on first access), e.g. to count tokens."""
         return _get_llama(self._key)
+
+    @staticmethod
+    def import_runtime() -> None:
+        """Import llama-cpp-python (and numpy with it), e.g. before `load` runs in another thread."""
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError as exc:
+            raise ModelNotInstalledError("llama-cpp-python", "pip install llama-cpp-python") from exc
+
+    def load(self) -> None:
+        """Load the weights now (the first access to `llama` would), without reading any prompt."""
+        _get_llama(self._key)
 
     def count_tokens(self, text: str) -> int:
         """Tokens in `text` under the model's own tokenizer."""
@@ -434,7 +477,7 @@ class LlamaCppChat(BaseChatModel):
         """The file that keeps `prefix`'s llama.cpp state for this model (None without a `state_dir`).
 
         The name hashes everything the state depends on: the model file (name, size, modification
-        time), the llama.cpp build, the context size, and the prefix's tokens, so a new prompt
+        time), the llama.cpp build, the context size, the weight repacking, and the prefix's tokens, so a new prompt
         version or model gets a new file and an old one is never restored into it.
         """
         if not self.state_dir:
@@ -447,8 +490,9 @@ class LlamaCppChat(BaseChatModel):
         except OSError:
             return None
         digest = hashlib.sha256()
+        # repacked weights compute (very slightly) different numbers, so their states are kept apart
         digest.update(f"{model.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{llama_cpp.__version__}\0{self.n_ctx}\0"
-                      .encode())
+                      f"repack={self.repack}".encode())
         digest.update(_pack_tokens(prefix))
         return Path(self.state_dir) / f"{model.stem}-{digest.hexdigest()[:32]}.kv"
 
