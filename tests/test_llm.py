@@ -397,3 +397,72 @@ def test_openai_server_that_never_answers_is_a_clear_error_after_bounded_retries
         sock.close()
         for conn in held:
             conn.close()
+
+
+class _ToyVocab:
+    """A tokenizer over a fixed word list (token i is WORDS[i]), what `_CopyAnswer` reads from a `Llama`."""
+
+    WORDS = ["Answer:", " Merck", " Testing", " Frontera", " Germany", " France", "\n", "<eos>", " I", " don't",
+             " know", " and", " Paris"]
+
+    def detokenize(self, tokens):
+        return "".join(self.WORDS[t] for t in tokens).encode()
+
+    def token_eos(self):
+        return self.WORDS.index("<eos>")
+
+
+def _best_after(processor, written: list[str], prefer: list[str]) -> str:
+    """The token greedy decoding picks after `written` when the model's own order is `prefer` (best first)."""
+    import numpy as np
+
+    vocab = _ToyVocab.WORDS
+    scores = np.full(len(vocab), -10.0)
+    for rank, word in enumerate(prefer):
+        scores[vocab.index(word)] = 10.0 - rank
+    ids = [0] * processor.n_prompt + [vocab.index(w) for w in written]
+    return vocab[int(np.argmax(processor(np.array(ids), scores)))]
+
+
+def test_copied_answer_keeps_to_the_passages_but_may_decline_and_end():
+    source = "Germany-headquartered Merck Testing said the updated scope allows the company to grow."
+    copy = llama_mod._CopyAnswer(_ToyVocab(), n_prompt=3, source=source, top=len(_ToyVocab.WORDS))
+    # the model's favourite is not in the passages: the next best that is wins
+    assert _best_after(copy, ["Answer:"], [" France", " Germany"]) == " Germany"
+    assert _best_after(copy, ["Answer:", " Merck"], [" Frontera", " Testing"]) == " Testing"
+    # the line may end once something is written, and the decline is always open
+    assert _best_after(copy, ["Answer:", " Merck", " Testing"], [" and", "\n"]) == "\n"
+    assert _best_after(copy, ["Answer:"], [" I", " Germany"]) == " I"
+    assert _best_after(copy, ["Answer:", " I", " don't"], [" know", " Germany"]) == " know"
+    # before the label, after the line, and when nothing allowed is among the likeliest, the model is free
+    assert _best_after(copy, [], [" Paris"]) == " Paris"
+    assert _best_after(copy, ["Answer:", " Germany", "\n"], [" Paris"]) == " Paris"
+    narrow = llama_mod._CopyAnswer(_ToyVocab(), n_prompt=3, source=source, top=1)
+    assert _best_after(narrow, ["Answer:"], [" France", " Germany"]) == " France"
+
+
+def test_only_a_model_that_copies_is_asked_to(tmp_path):
+    """`answer.copy_answer` reaches the local model as `copy_from`; other models are never sent the argument."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from rag.serve.api import DocQA
+
+    seen = []
+
+    class Copying(GenericFakeChatModel):
+        copies_answers: bool = True
+
+        def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+            seen.append(kwargs.get("copy_from"))
+            yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    settings = load_settings(environ={}, home=tmp_path, embedding={"provider": "fake", "model_name": "fake"},
+                             llm={"provider": "fake"}, answer={"min_relevance": -1.0, "copy_answer": True})
+    model = Copying(messages=iter(["Answer: 1874\nDetails: Built in 1874 [1]."] * 2))
+    qa = DocQA(settings, chat_model=model)
+    qa.ingest_texts([{"source": "a.txt", "text": "The lighthouse was built in 1874 by Thomas Arkwright."}])
+    qa.ask("When was the lighthouse built?")
+    assert seen and "built in 1874" in seen[-1]
+    qa.settings = settings.model_copy(update={"answer": settings.answer.model_copy(update={"copy_answer": False})})
+    qa.ask("When was the lighthouse built?")
+    assert seen[-1] is None

@@ -289,7 +289,10 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     timings["necessary_tokens"] = float(getattr(deps.chat_model, "count_tokens", deps.count_tokens)(shown))
     yield from _wait_turn(queue, ticket, timings, started)
     raw, n_tokens, first, meta = [], 0, None, {}
-    for piece in deps.chat_model.stream(messages):
+    # `answer.copy_answer`: the local model keeps its short answer to text the passages hold (rag.models.chat.llama_cpp)
+    copy = {"copy_from": "\n".join(p.text for p in passages)} \
+        if cfg.copy_answer and getattr(deps.chat_model, "copies_answers", False) else {}
+    for piece in deps.chat_model.stream(messages, **copy):
         meta = getattr(piece, "response_metadata", None) or meta
         token = _content(piece)
         if not token:

@@ -127,6 +127,11 @@ class AnswerSettings(BaseModel):
                                      "of the top passage's (0, the default: all k); a follow-up is always shown all "
                                      "k. 0.7: citation precision +0.03 and first token -0.3 s on squad test, but "
                                      "fewer unanswerable questions abstained (evals/README.md).")
+    copy_answer: bool = Field(
+        False, description="Local model only: as the model writes its short answer (the reply's `Answer:` line), "
+                           "let it choose only among its likeliest next tokens that keep the answer a stretch of "
+                           "the passages' text (case and spacing aside), or the decline. Measured on the dev sets "
+                           "in evals/README.md (*Choices measured*).")
     focus_tokens: int = Field(
         140, ge=0, description="Of the packed passages, show the model only the sentences (and table rows) that "
                                "share the question's words, best first, within this many tokens (0: whole "

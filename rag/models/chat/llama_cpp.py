@@ -415,6 +415,11 @@ class LlamaCppChat(BaseChatModel):
         except ImportError as exc:
             raise ModelNotInstalledError("llama-cpp-python", "pip install llama-cpp-python") from exc
 
+    @property
+    def copies_answers(self) -> bool:
+        """`stream(messages, copy_from=text)` keeps the reply's `Answer:` line to stretches of `text` (`_CopyAnswer`)."""
+        return True
+
     def load(self) -> None:
         """Load the weights now (the first access to `llama` would), without reading any prompt."""
         _get_llama(self._key)
@@ -511,7 +516,10 @@ class LlamaCppChat(BaseChatModel):
             sureness = _Sureness(len(tokens))
             from llama_cpp import LogitsProcessorList
 
-            params["logits_processor"] = LogitsProcessorList([sureness, *(params.get("logits_processor") or [])])
+            processors = [sureness, *(params.get("logits_processor") or [])]
+            if kwargs.get("copy_from"):
+                processors.append(_CopyAnswer(llama, len(tokens), kwargs["copy_from"]))
+            params["logits_processor"] = LogitsProcessorList(processors)
             for part in llama.create_completion(tokens, stream=True, **params):
                 choice = part["choices"][0]
                 finish_reason = choice.get("finish_reason") or finish_reason
@@ -641,6 +649,63 @@ class _Sureness:
         weights = np.exp(scores - scores.max())
         self._last = weights / weights.sum()
         return scores
+
+
+def _plain(text: str) -> str:
+    """`text` as `_CopyAnswer` compares it: lower case, one space for any run of white space, plain quotes."""
+    text = text.translate(_QUOTES).lower()
+    return " ".join(text.split()) + (" " if text[-1:].isspace() else "")
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+
+
+class _CopyAnswer:
+    """A logits processor that keeps a reply's `Answer:` line a stretch of `source` (or the decline).
+
+    While the model writes that line, of its `top` likeliest next tokens only those pass that keep what it
+    has written a substring of `source` (compared by `_plain`), that start the decline the prompt asks for,
+    or that end the line once something is written; the rest are masked. When none of the `top` passes the
+    model is left free (it may be spelling a number the passages write as a word). Before the label and
+    after the line nothing is constrained.
+    """
+
+    LABEL = "Answer:"
+    DECLINE = "i don't know based on the documents."
+
+    def __init__(self, llama, n_prompt: int, source: str, top: int = 40) -> None:
+        self.llama, self.n_prompt, self.top = llama, n_prompt, top
+        self.source = _plain(source)
+        self.eos = llama.token_eos()
+
+    def __call__(self, input_ids, scores):
+        import numpy as np
+
+        written = self.llama.detokenize([int(t) for t in input_ids[self.n_prompt:]]).decode("utf-8", "ignore")
+        head, label, answer = written.partition(self.LABEL)
+        if not label or "\n" in answer or head.strip():
+            return scores
+        so_far = answer.lstrip()
+        candidates = np.argpartition(scores, -self.top)[-self.top:]
+        allowed = []
+        for token in candidates:
+            token = int(token)
+            if token == self.eos:
+                ok = bool(so_far.strip())
+            else:
+                piece = self.llama.detokenize([token]).decode("utf-8", "ignore")
+                if "\n" in piece:
+                    ok = bool(so_far.strip())
+                else:
+                    said = _plain((so_far + piece).lstrip())
+                    ok = not said.strip() or said.rstrip() in self.source or self.DECLINE.startswith(said.rstrip())
+            if ok:
+                allowed.append(token)
+        if not allowed:
+            return scores
+        kept = np.full_like(scores, -np.inf)
+        kept[allowed] = scores[allowed]
+        return kept
 
 
 # Qwen-style chat templates end a turn with <|im_end|>; llama.cpp stops at the model's EOS token by itself.
