@@ -98,7 +98,8 @@ def load(page, url: str) -> float:
     """Open the app; returns ms from navigation start until the question box is enabled."""
     page.goto(url)
     page.wait_for_function(
-        "() => { const t = document.querySelector('#question textarea'); return t && !t.disabled; }",
+        "() => { const t = document.querySelector('#question textarea');"
+        " return t && !t.disabled && document.querySelector('#conversation') !== null; }",
         timeout=30_000, polling=10,
     )
     ms = page.evaluate("performance.now()")
