@@ -169,3 +169,28 @@ def test_the_model_loads_beside_search_not_after_it(fake_settings, tmp_path):
     assert at["load started"] < at["search loaded"]  # side by side, not one after the other
     assert at["load done"] <= at["warm started"]  # the prompt text is restored into loaded weights
     assert "load_s" in qa.warm_timings
+
+
+def test_open_imports_what_its_threads_share_before_they_start(tmp_path):
+    """Two threads importing numpy at once can meet it half initialised (a caller opening the store while the
+    warm-up imports llama.cpp failed so, about one run in two): `DocQA.open` imports it before the warm-up's
+    threads start. A fresh process, since this one imported numpy long ago."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from rag.serve.api import DocQA\n"
+        "before = 'numpy' in sys.modules\n"
+        "qa = DocQA.open(home=sys.argv[1], embedding={'provider': 'fake', 'model_name': 'fake'},\n"
+        "                llm={'provider': 'fake'})\n"
+        "after = 'numpy' in sys.modules\n"
+        "print(json.dumps({'before': before, 'after': after, 'sources': len(qa.sources()),\n"
+        "                  'ready': qa.wait_ready(30)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "home")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"before": False, "after": True, "sources": 0, "ready": True}

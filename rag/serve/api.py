@@ -288,6 +288,7 @@ class DocQA:
         with self._warm_lock:
             thread = self._warming
             if thread is None or not thread.is_alive():
+                self._import_shared()
                 # take the model's place in line now, before any question can: a question asked at once
                 # waits for the fixed prompt text to be restored instead of reading it itself
                 queue, ticket = self._model_ticket()
@@ -333,14 +334,7 @@ class DocQA:
     def _warm(self, queue, ticket) -> None:
         started = time.perf_counter()
         # the model's weights load beside the search warm-up, so the model is ready about when search is, not
-        # after it. Its runtime is imported here first: two threads importing the same packages (numpy) at once
-        # can meet a half-initialised module.
-        runtime = getattr(self._chat_model_or_none(), "import_runtime", None)
-        if runtime is not None:
-            try:
-                runtime()
-            except Exception as exc:  # noqa: BLE001 -- the model's warm-up below meets it again and keeps it
-                log.debug("model runtime import failed: %s", exc, exc_info=exc)
+        # after it (its runtime was imported by `warm`, before this thread started)
         loading = threading.Thread(target=self._load_model, name="rag-load-model", daemon=True)
         loading.start()
         try:
@@ -374,6 +368,20 @@ class DocQA:
             if self.warm_error is None:
                 self._ready.set()
             self._warm_done.set()
+
+    def _import_shared(self) -> None:
+        """Import, in the calling thread, what the warm-up's threads and the caller would otherwise import at
+        the same moment: numpy (under Chroma, ONNX Runtime and llama.cpp) and the local model's runtime. Two
+        threads importing numpy at once can meet it half initialised ("cannot import name 'NDArray' from
+        partially initialized module"); about 0.12 s."""
+        try:
+            import numpy  # noqa: F401
+
+            runtime = getattr(self._chat_model_or_none(), "import_runtime", None)
+            if runtime is not None:
+                runtime()
+        except Exception as exc:  # noqa: BLE001 -- the warm-up meets it again and keeps it
+            log.debug("import before the warm-up failed: %s", exc, exc_info=exc)
 
     def _chat_model_or_none(self):
         try:
