@@ -135,7 +135,7 @@ class AnswerSettings(BaseModel):
     focus_tokens: int = Field(
         140, ge=0, description="Of the packed passages, show the model only the sentences (and table rows) that "
                                "share the question's words, best first, within this many tokens (0: whole "
-                               "passages). Each token costs ~11 ms of first-token time on 2 cores; larger budgets "
+                               "passages). Each token costs ~9 ms of first-token time on 2 cores; larger budgets "
                                "put the answer in the prompt more often but the small model's replies were no "
                                "more often right and less often faithful (evals/README.md, *Focus budget*).")
     follow_ups: Literal["inline", "rewrite"] = Field(
