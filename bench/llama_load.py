@@ -27,12 +27,9 @@ def child(repack: bool, prompt_tokens: int, generate: int) -> dict:
     import resource
 
     from rag.core.config import load_settings
-    from rag.models.chat.gguf import llm_model_path
-    from rag.models.chat.llama_cpp import LlamaCppChat
+    from rag.models.chat.factory import make_chat_model
 
-    settings = load_settings()
-    model = LlamaCppChat(model_path=str(llm_model_path(settings)), n_ctx=settings.llm.n_ctx,
-                         n_threads=settings.llm.n_threads, n_batch=settings.llm.n_batch, repack=repack)
+    model = make_chat_model(load_settings(llm={"provider": "local", "repack_weights": repack}))
     model.import_runtime()
     t = time.perf_counter()
     model.load()

@@ -426,7 +426,9 @@ def _best_after(processor, written: list[str], prefer: list[str]) -> str:
 
 def test_copied_answer_keeps_to_the_passages_but_may_decline_and_end():
     source = "Germany-headquartered Merck Testing said the updated scope allows the company to grow."
-    copy = llama_mod._CopyAnswer(_ToyVocab(), n_prompt=3, source=source, top=len(_ToyVocab.WORDS))
+    decline = "I don't know based on the documents."
+    copy = llama_mod._CopyAnswer(_ToyVocab(), n_prompt=3, source=source, label="Answer:", decline=decline,
+                                 top=len(_ToyVocab.WORDS))
     # the model's favourite is not in the passages: the next best that is wins
     assert _best_after(copy, ["Answer:"], [" France", " Germany"]) == " Germany"
     assert _best_after(copy, ["Answer:", " Merck"], [" Frontera", " Testing"]) == " Testing"
@@ -437,7 +439,7 @@ def test_copied_answer_keeps_to_the_passages_but_may_decline_and_end():
     # before the label, after the line, and when nothing allowed is among the likeliest, the model is free
     assert _best_after(copy, [], [" Paris"]) == " Paris"
     assert _best_after(copy, ["Answer:", " Germany", "\n"], [" Paris"]) == " Paris"
-    narrow = llama_mod._CopyAnswer(_ToyVocab(), n_prompt=3, source=source, top=1)
+    narrow = llama_mod._CopyAnswer(_ToyVocab(), n_prompt=3, source=source, label="Answer:", decline=decline, top=1)
     assert _best_after(narrow, ["Answer:"], [" France", " Germany"]) == " France"
 
 

@@ -39,7 +39,7 @@ from rag.answer.context import (
     format_passages,
     prompt_passages,
 )
-from rag.answer.confidence import answer_sureness, load_calibration
+from rag.answer.confidence import ANSWER_LABEL, answer_sureness, load_calibration
 from rag.answer.prompts import load_prompt
 from rag.answer.replies import is_abstention, parse_reply
 from rag.core.types import Answer, Evidence, Waiting
@@ -290,7 +290,8 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     yield from _wait_turn(queue, ticket, timings, started)
     raw, n_tokens, first, meta = [], 0, None, {}
     # `answer.copy_answer`: the local model keeps its short answer to text the passages hold (rag.models.chat.llama_cpp)
-    copy = {"copy_from": "\n".join(p.text for p in passages)} \
+    copy = {"copy_from": "\n".join(p.text for p in passages), "copy_label": ANSWER_LABEL,
+            "copy_decline": load_prompt("answer")["abstain_text"]} \
         if cfg.copy_answer and getattr(deps.chat_model, "copies_answers", False) else {}
     for piece in deps.chat_model.stream(messages, **copy):
         meta = getattr(piece, "response_metadata", None) or meta
@@ -325,7 +326,7 @@ def _answer(question, deps, history, k, sources, queue, ticket):
     doubt = getattr(deps.chat_model, "continuation_probabilities", None)
     if doubt is not None:
         t = time.perf_counter()
-        decline, top = doubt(messages, "Answer:", load_prompt("answer")["abstain_text"].split()[0])
+        decline, top = doubt(messages, ANSWER_LABEL, load_prompt("answer")["abstain_text"].split()[0])
         answer.decline_p, answer.first_token_p = round(decline, 4), round(top, 4)
         answer.signals |= {"decline_p": answer.decline_p, "first_token_p": answer.first_token_p}
         timings["decline_ms"] = _ms(t)

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 
 from rag.text.markers import marker_numbers, strip_markers
 from rag.text.normalize import contains_answer, normalize_answer  # noqa: F401  (metrics of answers, shared)
+from rag.text.normalize import plain_text
 from rag.text.sentences import sentence_spans
 from rag.text.words import STOPWORDS
 from rag.text.words import list_items as split_items
@@ -57,16 +58,6 @@ def ndcg_at_k(retrieved_docs: Sequence[str], gold: set[str], k: int = 10) -> flo
             dcg += 1.0 / math.log2(rank + 1)
     ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(len(gold), k) + 1))
     return dcg / ideal if ideal else 0.0
-
-
-_PLAIN = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "`": "'", "´": "'", "“": '"', "”": '"',
-                       "„": '"', "″": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "\xa0": " "})
-
-
-def plain_text(text: str) -> str:
-    """Quotes, dashes and whitespace made plain (NFKC), a word hyphenated at a line end joined again."""
-    text = re.sub(r"[\ufffe\u00ad]\s*", "", text)  # pdfium marks a hyphenation point with U+FFFE
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).translate(_PLAIN)).strip()
 
 
 def contains_text(text: str, answer: str) -> bool:

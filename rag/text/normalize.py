@@ -1,4 +1,5 @@
-"""Answer normalisation, as SQuAD compares answers: shared by the metrics and by feedback exports."""
+"""Answer normalisation, as SQuAD compares answers (shared by the metrics and by feedback exports), and text made
+plain for comparing as written (`plain_text`: the manuals metrics, the local model's copied answers)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def contains_answer(text: str, golds: Sequence[str]) -> bool:
     """
     haystack = f" {loose(strip_markers(text))} "
     return any(norm and f" {norm} " in haystack for norm in map(loose, golds))
+
+
+_PLAIN = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "`": "'", "´": "'", "“": '"', "”": '"',
+                       "„": '"', "″": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-", "\xa0": " "})
+
+
+def plain_text(text: str) -> str:
+    """Quotes, dashes and whitespace made plain (NFKC), a word hyphenated at a line end joined again."""
+    text = re.sub(r"[\ufffe\u00ad]\s*", "", text)  # pdfium marks a hyphenation point with U+FFFE
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).translate(_PLAIN)).strip()

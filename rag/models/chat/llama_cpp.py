@@ -417,7 +417,8 @@ class LlamaCppChat(BaseChatModel):
 
     @property
     def copies_answers(self) -> bool:
-        """`stream(messages, copy_from=text)` keeps the reply's `Answer:` line to stretches of `text` (`_CopyAnswer`)."""
+        """`stream(messages, copy_from=text, copy_label=..., copy_decline=...)` keeps the reply's line after
+        `copy_label` to stretches of `text` or to `copy_decline` (`_CopyAnswer`)."""
         return True
 
     def load(self) -> None:
@@ -518,7 +519,8 @@ class LlamaCppChat(BaseChatModel):
 
             processors = [sureness, *(params.get("logits_processor") or [])]
             if kwargs.get("copy_from"):
-                processors.append(_CopyAnswer(llama, len(tokens), kwargs["copy_from"]))
+                processors.append(_CopyAnswer(llama, len(tokens), kwargs["copy_from"], kwargs["copy_label"],
+                                              kwargs["copy_decline"]))
             params["logits_processor"] = LogitsProcessorList(processors)
             for part in llama.create_completion(tokens, stream=True, **params):
                 choice = part["choices"][0]
@@ -651,39 +653,36 @@ class _Sureness:
         return scores
 
 
-def _plain(text: str) -> str:
-    """`text` as `_CopyAnswer` compares it: lower case, one space for any run of white space, plain quotes."""
-    text = text.translate(_QUOTES).lower()
-    return " ".join(text.split()) + (" " if text[-1:].isspace() else "")
-
-
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
-
-
 class _CopyAnswer:
-    """A logits processor that keeps a reply's `Answer:` line a stretch of `source` (or the decline).
+    """A logits processor that keeps a reply's short-answer line a stretch of `source` (or the decline).
 
-    While the model writes that line, of its `top` likeliest next tokens only those pass that keep what it
-    has written a substring of `source` (compared by `_plain`), that start the decline the prompt asks for,
-    or that end the line once something is written; the rest are masked. When none of the `top` passes the
-    model is left free (it may be spelling a number the passages write as a word). Before the label and
-    after the line nothing is constrained.
+    While the model writes the line that starts with `label`, of its `top` likeliest next tokens only those
+    pass that keep what it has written a substring of `source` (both compared by `plain_text`, case aside),
+    that start `decline`, or that end the line once something is written; the rest are masked. When none of
+    the `top` passes the model is left free (it may be spelling a number the passages write as a word).
+    Before the label nothing is constrained, and once the line is over nothing is read again.
     """
 
-    LABEL = "Answer:"
-    DECLINE = "i don't know based on the documents."
+    def __init__(self, llama, n_prompt: int, source: str, label: str, decline: str, top: int = 40) -> None:
+        from rag.text.normalize import plain_text
 
-    def __init__(self, llama, n_prompt: int, source: str, top: int = 40) -> None:
-        self.llama, self.n_prompt, self.top = llama, n_prompt, top
-        self.source = _plain(source)
+        self.llama, self.n_prompt, self.top, self.label = llama, n_prompt, top, label
+        self.plain = lambda text: plain_text(text).lower()
+        self.source, self.decline = self.plain(source), self.plain(decline)
         self.eos = llama.token_eos()
+        self.done = False
 
     def __call__(self, input_ids, scores):
         import numpy as np
 
+        if self.done:
+            return scores
         written = self.llama.detokenize([int(t) for t in input_ids[self.n_prompt:]]).decode("utf-8", "ignore")
-        head, label, answer = written.partition(self.LABEL)
-        if not label or "\n" in answer or head.strip():
+        head, label, answer = written.partition(self.label)
+        if not label:
+            return scores
+        if "\n" in answer or head.strip():
+            self.done = True
             return scores
         so_far = answer.lstrip()
         candidates = np.argpartition(scores, -self.top)[-self.top:]
@@ -697,8 +696,8 @@ class _CopyAnswer:
                 if "\n" in piece:
                     ok = bool(so_far.strip())
                 else:
-                    said = _plain((so_far + piece).lstrip())
-                    ok = not said.strip() or said.rstrip() in self.source or self.DECLINE.startswith(said.rstrip())
+                    said = self.plain(so_far + piece)
+                    ok = not said or said in self.source or self.decline.startswith(said)
             if ok:
                 allowed.append(token)
         if not allowed:
