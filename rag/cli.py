@@ -56,6 +56,8 @@ def ingest(
                                         "ingested, deleted ones removed, renames re-keyed (Ctrl-C stops).")] = False,
     home: HomeOpt = None, collection: CollOpt = None, as_json: JsonOpt = False,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait while another ingest writes to this collection.")] = 30.0,
+    reread: Annotated[bool, typer.Option("--reread", help="Read unchanged files again too (after upgrading: a newer "
+                                         "version may read them better, e.g. tables in PDFs).")] = False,
 ):
     """Parse, chunk, embed and store documents; unchanged files are skipped.
 
@@ -88,7 +90,7 @@ def ingest(
             bar.update(task, completed=done, total=total, description=Path(path).name[:40])
 
         with stop_on_signals(qa.ingestor.request_stop):
-            report = qa.ingest(paths, sync=sync, progress=progress, lock_timeout=wait)
+            report = qa.ingest(paths, sync=sync, progress=progress, lock_timeout=wait, reread=reread)
     _print_report(console, report, as_json)
     if report.interrupted:
         _exit_interrupted(report)

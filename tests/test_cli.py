@@ -34,6 +34,8 @@ def test_ingest_summary_and_incremental(env):
     assert "2 added" in out.output and "1 skipped" in out.output and "unsupported file type .bin" in out.output
     again = run("ingest", str(env))
     assert "2 unchanged" in again.output and "0 chunks written" in again.output
+    reread = run("ingest", str(env), "--reread")
+    assert reread.exit_code == 0 and "2 updated" in reread.output, reread.output
 
 
 def test_search_json_and_sources_and_delete(env):

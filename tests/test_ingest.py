@@ -89,6 +89,34 @@ def test_changed_file_replaces_its_chunks(qa, docs):
     assert "rockets" in qa.retrieve("rockets Shelbyville", k=1, mode="bm25")[0].text  # BM25 updated too
 
 
+def test_reread_replaces_an_unchanged_file_read_differently_before(qa, docs, monkeypatch):
+    """After an upgrade that reads a format better, `reread` brings stored documents up to date."""
+    import rag.ingest.loaders as loaders
+
+    real = loaders.load_document
+
+    def old_reader(path, **kwargs):  # an older version of the reader: words run together
+        doc = real(path, **kwargs)
+        return type(doc)(**{**doc.__dict__, "text": doc.text.replace(" ", "")})
+
+    monkeypatch.setattr(loaders, "load_document", old_reader)
+    qa.ingest([docs])
+    monkeypatch.setattr(loaders, "load_document", real)
+    assert qa.ingest([docs]).count("unchanged") == 2  # the files did not change: nothing is read again
+    assert "AlphaCorpmakesanvils" in " ".join(s.chunk.text for s in qa.store.scan())
+
+    report = qa.ingest([docs], reread=True)
+    assert report.count("updated") == 2, report.files
+    texts = " ".join(s.chunk.text for s in qa.store.scan())
+    assert "Alpha Corp makes anvils" in texts and "AlphaCorp" not in texts  # nothing stale
+    assert qa.retrieve("anvils Springfield", k=1, mode="bm25")[0].text.startswith("Alpha Corp makes anvils")
+
+    ids, before = all_ids(qa), qa.embeddings.embedded
+    report = qa.ingest([docs], reread=True)  # read the same way again: the same chunks
+    assert report.count("updated") == 2 and all_ids(qa) == ids
+    assert qa.embeddings.embedded - before == len(ids)  # read and embedded again (the embedding cache, when on, serves them)
+
+
 def test_sync_removes_vanished_files_only_with_flag(qa, docs):
     qa.ingest([docs])
     (docs / "beta.md").unlink()

@@ -8,6 +8,7 @@ that row under the table's header.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -105,16 +106,17 @@ def html_file(path: Path) -> Path:
 
 
 def _pdf(streams: list[str]) -> bytes:
-    """A PDF whose pages draw the given content streams (Helvetica as /F1)."""
+    """A PDF whose pages draw the given content streams (Helvetica as /F1, Courier as /F2)."""
     n = len(streams)
     font_id = 3 + 2 * n
     objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>",
                2: ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{3 + 2 * i} 0 R" for i in range(n)), n)).encode(),
-               font_id: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"}
+               font_id: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+               font_id + 1: b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>"}
     for i, stream in enumerate(streams):
         data = stream.encode("latin-1")
         objects[3 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << "
-                              f"/F1 {font_id} 0 R >> >> /Contents {4 + 2 * i} 0 R >>").encode()
+                              f"/F1 {font_id} 0 R /F2 {font_id + 1} 0 R >> >> /Contents {4 + 2 * i} 0 R >>").encode()
         objects[4 + 2 * i] = b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
@@ -130,8 +132,8 @@ def _pdf(streams: list[str]) -> bytes:
     return out.getvalue()
 
 
-def _text(x: float, y: float, s: str) -> str:
-    return f"BT /F1 10 Tf {x} {y} Td ({s}) Tj ET"
+def _text(x: float, y: float, s: str, font: str = "F1") -> str:
+    return f"BT /{font} 10 Tf {x} {y} Td ({s}) Tj ET"
 
 
 def ruled_table_page(rows: list[list[str]], *, top: float = 700, before: str = "", after: str = "") -> str:
@@ -149,17 +151,33 @@ def ruled_table_page(rows: list[list[str]], *, top: float = 700, before: str = "
     return "\n".join(ops)
 
 
+def unruled_table_page(rows: list[list[str]], *, top: float = 700, before: str = "", after: str = "",
+                       col_w: float = 120, row_h: float = 14, font: str = "F1") -> str:
+    """A page with a table set without rules, as typeset manuals set them: cells placed in columns, nothing drawn."""
+    ops = [_text(60, top + 30, before)] if before else []
+    for r, row in enumerate(rows):
+        ops += [_text(60 + c * col_w, top - r * row_h, cell, font) for c, cell in enumerate(row) if cell]
+    if after:
+        ops.append(_text(60, top - len(rows) * row_h - 30, after))
+    return "\n".join(ops)
+
+
 def pdf_file(path: Path) -> Path:
     path.write_bytes(_pdf([ruled_table_page([HEADER, *ROWS], before=INTRO, after=OUTRO)]))
     return path
 
 
-MAKERS = {"docx": docx_file, "html": html_file, "pdf": pdf_file}
+def unruled_pdf_file(path: Path) -> Path:
+    path.write_bytes(_pdf([unruled_table_page([HEADER, *ROWS], before=INTRO, after=OUTRO)]))
+    return path
+
+
+MAKERS = {"docx": docx_file, "html": html_file, "pdf": pdf_file, "pdf-unruled": unruled_pdf_file}
 
 
 @pytest.mark.parametrize("fmt", list(MAKERS))
 def test_loader_writes_the_table_as_markdown(tmp_path, fmt):
-    doc = load_document(MAKERS[fmt](tmp_path / f"register.{fmt}"))
+    doc = load_document(MAKERS[fmt](tmp_path / f"register.{fmt.split('-')[0]}"))
     assert HEADER_MD in doc.text and ROW_MD in doc.text
     assert doc.text.index(INTRO) < doc.text.index(HEADER_MD) < doc.text.index(ROW_MD) < doc.text.index(OUTRO)
 
@@ -181,7 +199,7 @@ def test_question_about_a_cell_retrieves_the_row_with_its_header(real_settings, 
             "The Skerry Point lighthouse was first lit in 1904 [1]."]}),
     })
     qa = DocQA(settings)
-    path = MAKERS[fmt](tmp_path / f"register.{fmt}")
+    path = MAKERS[fmt](tmp_path / f"register.{fmt.split('-')[0]}")
     assert qa.ingest([path]).count("added") == 1
     assert len(list(qa.store.scan(include_text=False))) > 2, "the table should be split across chunks"
 
@@ -194,3 +212,96 @@ def test_question_about_a_cell_retrieves_the_row_with_its_header(real_settings, 
     assert not answer.abstained, answer.abstain_reason
     cited = answer.citations[0]
     assert ROW_MD in cited.text and HEADER_MD in cited.text
+
+
+# --------------------------------------------------------------------------- tables set without rules
+
+
+def _line(y: float, cells: list[tuple[float, str]], *, fixed: bool = False, size: float = 10) -> list:
+    """`Word`s of one line: each cell `(x, text)` set word by word, about half the font size a character."""
+    from rag.ingest.tables import Word
+
+    out = []
+    for x, text in cells:
+        for word in text.split():
+            width = 0.5 * size * len(word)
+            out.append(Word(x, y - 0.2 * size, x + width, y + 0.9 * size, word, fixed))
+            x += width + 0.25 * size
+    return out
+
+
+def test_unruled_table_rows_columns_header_and_wrapped_cells():
+    from rag.ingest.tables import unruled_tables
+
+    rows = [("%d", "day of the month, 1-31"), ("%H", "hour, 0-24"), ("%s", "seconds since the epoch"),
+            ("%S", "second, integer 0-60 on output,")]
+    body, y = [], 661
+    for code, text in rows:
+        body += _line(y, [(175, code), (215, text)])
+        y -= 13
+    body += _line(y, [(215, "(double) on input")])  # the last cell wraps onto a line of its own
+    # the header is centred over each column, so its second cell does not start where the column's cells do
+    middle = (215 + max(w.right for w in body)) / 2
+    header = _line(674, [(170, "Code"), (middle - 17.5, "Meaning")])
+    words = _line(700, [(72, "The valid formats for reading time data are listed below in this table:")])
+    words += header + body + _line(y - 30, [(72, "Any character is allowed in the string, but it must match exactly.")])
+
+    [table] = unruled_tables(words)
+    assert table.header
+    assert table.rows == [["Code", "Meaning"], ["%d", "day of the month, 1-31"], ["%H", "hour, 0-24"],
+                          ["%s", "seconds since the epoch"], ["%S", "second, integer 0-60 on output, (double) on input"]]
+    assert table.markdown().splitlines()[:3] == ["| Code | Meaning |", "| --- | --- |", "| %d | day of the month, 1-31 |"]
+
+    # a line above that is not set over the columns (a heading at the margin) is not taken for the header
+    heading = _line(674, [(72, "Command"), (118, "recall and vertical motion")])
+    [table] = unruled_tables(heading + body)
+    assert not table.header and table.rows[0] == ["%d", "day of the month, 1-31"]
+
+
+def test_unruled_table_finds_a_third_column_run_together_with_the_second():
+    """Columns come from the empty x-ranges under all rows, not from the gaps of one line."""
+    from rag.ingest.tables import unruled_tables
+
+    data = [("beta", "beta", "shape1, shape2, ncp"), ("binomial", "binom", "size, prob"),
+            ("hypergeometric", "hyper", "m, n, k"), ("log-normal", "lnorm", "meanlog, sdlog")]
+    words = _line(700, [(120, "Distribution"), (240, "R name"), (290, "additional arguments")])
+    for i, (name, short, args) in enumerate(data):
+        words += _line(687 - 13 * i, [(120, name), (240, short), (290, args)])
+    [table] = unruled_tables(words)
+    assert table.rows[0] == ["Distribution", "R name", "additional arguments"]
+    assert ["hypergeometric", "hyper", "m, n, k"] in table.rows
+
+
+def test_prose_lists_and_code_listings_are_not_tables():
+    from rag.ingest.tables import unruled_tables
+
+    prose = [w for i in range(8) for w in _line(700 - 12 * i, [(72, "Words set one after another across the whole line of a page")])]
+    assert unruled_tables(prose) == []
+    two_rows = _line(700, [(72, "C-a"), (150, "Go to the beginning")]) + _line(687, [(72, "C-e"), (150, "Go to the end")])
+    assert unruled_tables(two_rows) == [], "two rows are a pair of lines, not yet a table"
+    code = [w for i, (cmd, note) in enumerate([('set format y "%t"', '# "5.0"'), ('set format y "%s"', '# "500"'),
+                                               ('set format y "%.0P pi"', '# "2 pi"')])
+            for w in _line(700 - 12 * i, [(100, cmd), (300, note)], fixed=True)]
+    assert unruled_tables(code) == [], "a listing in a typewriter font with aligned comments is code"
+    assert len(unruled_tables([replace(w, fixed=False) for w in code])) == 1  # the same lines in a text font: a table
+    tagged = [w for i, name in enumerate(["double gammafn (double x)", "double lgammafn (double x)", "double digamma (double x)"])
+              for w in _line(700 - 12 * i, [(100, name), (450, "[Function]")])]
+    assert unruled_tables(tagged) == [], "definitions tagged alike: one column varies, so nothing is tabulated"
+
+
+def test_pdf_unruled_table_between_paragraphs(tmp_path):
+    rows = [["Format", "Explanation"], ["%d", "day of the month, 1-31"], ["%H", "hour, 0-24"], ["%M", "minute, 0-60"]]
+    page = unruled_table_page(rows, before="The valid formats are:", after="Any other character must match.")
+    path = tmp_path / "formats.pdf"
+    path.write_bytes(_pdf([page]))
+    text = load_document(path).text
+    assert text == ("The valid formats are:\n| Format | Explanation |\n| --- | --- |\n| %d | day of the month, 1-31 |\n"
+                    "| %H | hour, 0-24 |\n| %M | minute, 0-60 |\nAny other character must match."), text
+
+
+def test_pdf_code_listing_in_a_typewriter_font_stays_text(tmp_path):
+    rows = [['set format y "%t"', '# "5.0"'], ['set format y "%s"', '# "500"'], ['set format y "%P"', '# "2 pi"']]
+    path = tmp_path / "listing.pdf"
+    path.write_bytes(_pdf([unruled_table_page(rows, font="F2", col_w=180)]))
+    text = load_document(path).text
+    assert "|" not in text and 'set format y "%s"' in text, text

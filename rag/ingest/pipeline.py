@@ -97,8 +97,9 @@ class Ingestor:
         self.stop.set()
 
     def ingest_paths(self, paths: Iterable[Path | str], *, sync: bool = False,
-                     progress: Progress | None = None, lock_timeout: float = 30.0) -> IngestReport:
-        """Ingest files and folders (recursively).
+                     progress: Progress | None = None, lock_timeout: float = 30.0,
+                     reread: bool = False) -> IngestReport:
+        """Ingest files and folders (recursively); `reread`: read unchanged files again too.
 
         After `request_stop` (the CLI calls it on Ctrl-C/SIGTERM) the batch being
         written is finished, BM25 is brought up to date and the report lists what
@@ -131,7 +132,7 @@ class Ingestor:
                 if source in seen:  # the same file reached twice (overlapping folders, `..`, links)
                     continue
                 seen.add(source)
-                result = self._prepare(path, source, known, max_bytes)
+                result = self._prepare(path, source, known, max_bytes, reread)
                 if isinstance(result, FileResult):
                     report.files.append(result)
                 else:
@@ -253,8 +254,13 @@ class Ingestor:
 
         return _Guard()
 
-    def _prepare(self, path: Path, source: str, known: dict[str, str], max_bytes: int) -> FileResult | _Pending:
-        """Read, hash, parse and chunk one file: its chunks to embed, or why it is skipped or unchanged."""
+    def _prepare(self, path: Path, source: str, known: dict[str, str], max_bytes: int,
+                 reread: bool = False) -> FileResult | _Pending:
+        """Read, hash, parse and chunk one file: its chunks to embed, or why it is skipped or unchanged.
+
+        `reread`: an unchanged file is read again and its chunks replaced (after an upgrade that
+        extracts documents better); the embedding cache, when on, serves the chunks that read the same.
+        """
         from rag.ingest.loaders import SUPPORTED_SUFFIXES, load_document
 
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -268,7 +274,7 @@ class Ingestor:
                 raise DocumentError(source, f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit "
                                             "(raise RAG_CHUNKING__MAX_FILE_MB to ingest it)")
             digest = content_hash(path.read_bytes())
-            if known.get(source) == digest:
+            if known.get(source) == digest and not reread:
                 return FileResult(source, "unchanged")
             doc = load_document(path, max_bytes=max_bytes, ocr=self.settings.ocr)
             records = self._records(source, doc, digest)

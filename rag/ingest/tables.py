@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 _MAX_CELL_CHARS = 300  # an HTML "table" with longer cells is page layout, not data
 _PDF_PATH_OPS = re.compile(rb"\s(?:re|l)\s")  # rectangles and lines: ruled tables draw many
@@ -264,3 +265,217 @@ def _inside(obj, bbox) -> bool:
     x0, top, x1, bottom = bbox
     cx, cy = (obj["x0"] + obj["x1"]) / 2, (obj["top"] + obj["bottom"]) / 2
     return x0 <= cx <= x1 and top <= cy <= bottom
+
+
+# --------------------------------------------------------------------------- PDF tables without rules
+
+# Typeset manuals (LaTeX, Texinfo) mostly set tables without rules: cells are only text placed in
+# columns. The page text then reads each row as one line ("%H hour, 0-24"), and a row read alone no
+# longer says which column a value is in. These tables are found from where the words are: lines
+# whose text runs are split by wide gaps at the same x, and empty x-ranges ("rivers") running
+# down those lines between the columns.
+
+_UNRULED_CELL_GAP = 0.9  # line heights: a wider gap between two text runs on one line separates cells
+_UNRULED_ALIGN = 3.0  # points: cells of one column start this close to each other
+_UNRULED_MIN_ROWS = 3  # lines split into cells, at least
+_UNRULED_RIVER = 0.6  # line heights: an empty x-range at least this wide between columns
+_UNRULED_PITCH = 1.8  # a table's lines lie at most this many line heights apart (tops)
+_UNRULED_HEADER_PITCH = 1.6  # the header lies at most this many body pitches above the first row
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word on a PDF page: its box in points (origin bottom left) and its text."""
+
+    left: float
+    bottom: float
+    right: float
+    top: float
+    text: str
+    fixed: bool = False  # set in a fixed-pitch font (every glyph as wide), as code listings are
+
+
+@dataclass(frozen=True)
+class UnruledTable:
+    """A table found on a page without rules: its rows (the header first) and its vertical extent."""
+
+    top: float  # top of its first line (the header where one was found)
+    bottom: float  # bottom of its last line
+    rows: list[list[str]]
+    header: bool  # whether the first row is a header found above the cells (else it is the first row)
+
+    def markdown(self) -> str:
+        return markdown_table(self.rows)
+
+
+def _box_lines(boxes):
+    """Boxes `(left, bottom, right, top)` grouped into lines, top to bottom, each left to right."""
+    lines: list[list] = []
+    for box in sorted(boxes, key=lambda b: (-(b[1] + b[3]) / 2, b[0])):
+        if lines:
+            last = lines[-1][0]
+            height = max(box[3] - box[1], last[3] - last[1])
+            if abs((box[1] + box[3]) / 2 - (last[1] + last[3]) / 2) < 0.5 * height:
+                lines[-1].append(box)
+                continue
+        lines.append([box])
+    return [sorted(line, key=lambda b: b[0]) for line in lines]
+
+
+def _line_height(lines) -> float:
+    heights = sorted(max(b[3] for b in line) - min(b[1] for b in line) for line in lines)
+    return heights[len(heights) // 2] if heights else 0.0
+
+
+def _cells(line, gap: float) -> list[list]:
+    """A line's boxes (left to right) split into cells where the gap between two is at least `gap`."""
+    cells = [[line[0]]]
+    for box in line[1:]:
+        if box[0] - max(b[2] for b in cells[-1]) >= gap:
+            cells.append([box])
+        else:
+            cells[-1].append(box)
+    return cells
+
+
+def _near(x: float, starts) -> bool:
+    return any(abs(x - s) <= _UNRULED_ALIGN for s in starts)
+
+
+def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH) -> list[tuple[int, int]]:
+    """(first, end) line indexes of runs of lines set in aligned cells: candidate tables."""
+    gap, pitch = _UNRULED_CELL_GAP * height, pitch * height
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(lines):
+        cells = _cells(lines[i], gap)
+        if len(cells) < 2:
+            i += 1
+            continue
+        starts = [c[0][0] for c in cells[1:]]
+        left = cells[0][0][0]
+        split, j = 1, i + 1
+        while j < len(lines):
+            line = lines[j]
+            if max(b[3] for b in lines[j - 1]) - max(b[3] for b in line) > pitch:
+                break
+            more = _cells(line, gap)
+            if len(more) >= 2 and _near(more[1][0][0], starts):
+                split += 1
+                starts += [c[0][0] for c in more[1:] if not _near(c[0][0], starts)]
+            elif len(more) == 1 and line[0][0] > left + _UNRULED_ALIGN and _near(line[0][0], starts):
+                pass  # a cell's text going on under it
+            else:
+                break
+            j += 1
+        if split >= _UNRULED_MIN_ROWS:
+            runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    return runs
+
+
+def may_hold_unruled_table(boxes) -> bool:
+    """Cheap check on a page's text-run boxes: are some lines set in aligned cells (worth reading word by word)?"""
+    lines = _box_lines([b for b in boxes if b[2] > b[0] and b[3] > b[1]])
+    # text-run boxes are as high as their glyphs (digits are lower than a line): lines may lie further apart
+    return bool(lines) and bool(_table_runs(lines, _line_height(lines), 1.5 * _UNRULED_PITCH))
+
+
+def _rivers(words, lo: float, hi: float, width: float) -> list[tuple[float, float]]:
+    """Empty x-ranges at least `width` wide between `lo` and `hi` that no word's box crosses."""
+    out: list[tuple[float, float]] = []
+    edge = lo
+    for left, right in sorted((w.left, w.right) for w in words):
+        if left - edge >= width:
+            out.append((edge, left))
+        edge = max(edge, right)
+    return [r for r in out if lo < r[0] and r[1] < hi]
+
+
+def _row(words, bounds: list[float]) -> list[str]:
+    """A line's words put into the columns between `bounds` by their centres."""
+    cells: list[list[str]] = [[] for _ in range(len(bounds) + 1)]
+    for w in words:
+        cells[_column(w, bounds)].append(w.text)
+    return [" ".join(c) for c in cells]
+
+
+def unruled_tables(words) -> list[UnruledTable]:
+    """Tables set without rules among a page's `Word`s, top to bottom.
+
+    A table is at least three lines whose words fall into cells separated by wide gaps, the cells
+    after the first starting at the same x; its columns are the x-ranges between rivers that no word
+    of those lines crosses. A line whose first column is empty continues the row above it (a cell's
+    text wrapped). Two columns at least must vary from row to row (a run of definition lines each
+    tagged "[Function]" at the margin is no table), and lines all in a fixed-pitch font are a code
+    listing, not a table. The line just
+    above, when it is as close as the rows are to each other and its words sit over two columns at
+    least, each cell aligned with its column (left, centre or right), is the header; otherwise the
+    first row stands in for it (as for tables whose header was set like a row).
+    """
+    words = [w for w in words if w.right > w.left and w.top > w.bottom and w.text.strip()]
+    if not words:
+        return []
+    lines = _box_lines([(w.left, w.bottom, w.right, w.top, w) for w in words])
+    height = _line_height(lines)
+    if height <= 0:
+        return []
+    tables = []
+    for first, end in _table_runs(lines, height):
+        body = [[b[4] for b in line] for line in lines[first:end]]
+        flat = [w for line in body for w in line]
+        lo, hi = min(w.left for w in flat), max(w.right for w in flat)
+        rivers = _rivers(flat, lo, hi, _UNRULED_RIVER * height)
+        bounds = [(a + b) / 2 for a, b in rivers]
+        rows: list[list[str]] = []
+        for line in body:
+            cells = _row(line, bounds)
+            if rows and not cells[0]:
+                rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
+            else:
+                rows.append(cells)
+        varied = [len({r[k] for r in rows if r[k]}) for k in range(len(bounds) + 1)]
+        if len(rows) < _UNRULED_MIN_ROWS or sum(1 for n in varied if n >= 2) < 2:
+            continue  # one column saying something: a list, or definitions each tagged "[Function]"
+        if all(w.fixed for w in flat if len(w.text) > 1):
+            continue  # a code listing with aligned comments: preformatted text, not a table
+        top = max(w.top for w in body[0])
+        header = _header(lines[first - 1] if first else None, body, bounds, lo, hi, height)
+        if header is not None:
+            rows.insert(0, header)
+            top = max(b[3] for b in lines[first - 1])
+        tables.append(UnruledTable(top, min(w.bottom for w in body[-1]), rows, header is not None))
+    return tables
+
+
+def _header(line, body, bounds: list[float], lo: float, hi: float, height: float) -> list[str] | None:
+    if line is None:
+        return None
+    words = [b[4] for b in line]
+    tops = [max(w.top for w in row) for row in body]
+    pitch = (tops[0] - tops[-1]) / (len(tops) - 1)
+    close = max(w.top for w in words) - tops[0] <= _UNRULED_HEADER_PITCH * max(pitch, height)
+    inside = min(w.left for w in words) >= lo - (bounds[0] - lo) and max(w.right for w in words) <= hi + 2 * height
+    cells = _row(words, bounds)
+    if not (close and inside and sum(1 for c in cells if c) >= 2):
+        return None
+    for k, cell in enumerate(cells):
+        mine = [w for w in words if _column(w, bounds) == k]
+        theirs = [w for row in body for w in row if _column(w, bounds) == k]
+        if cell and not (theirs and _aligned(mine, theirs)):
+            return None
+    return cells
+
+
+def _column(word: Word, bounds: list[float]) -> int:
+    return sum(1 for b in bounds if (word.left + word.right) / 2 > b)
+
+
+def _aligned(cell: list[Word], column: list[Word]) -> bool:
+    """Whether a header cell's words line up with the column's text: at its left edge, its centre or its right edge."""
+    left, right = min(w.left for w in cell), max(w.right for w in cell)
+    lo, hi = min(w.left for w in column), max(w.right for w in column)
+    tol = _UNRULED_ALIGN
+    return abs(left - lo) <= tol or abs(right - hi) <= tol or abs((left + right) / 2 - (lo + hi) / 2) <= 2 * tol

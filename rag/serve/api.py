@@ -143,7 +143,7 @@ class DocQA:
 
     # --- documents ---------------------------------------------------------------------------
     def ingest(self, paths: Iterable[str | Path], *, sync: bool = False, progress=None,
-               lock_timeout: float = 30.0) -> IngestReport:
+               lock_timeout: float = 30.0, reread: bool = False) -> IngestReport:
         """Ingest files and folders; unchanged files are skipped, changed ones replaced.
 
         Args:
@@ -151,11 +151,14 @@ class DocQA:
             sync: also remove documents whose files are gone from the given folders.
             progress: optional callback `(done, total, path)`.
             lock_timeout: seconds to wait for another ingest of this collection.
+            reread: read unchanged files again (after an upgrade that reads documents better; their
+                report says "updated").
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
         self._after_warm_start()
-        return self.ingestor.ingest_paths(paths, sync=sync, progress=progress, lock_timeout=lock_timeout)
+        return self.ingestor.ingest_paths(paths, sync=sync, progress=progress, lock_timeout=lock_timeout,
+                                          reread=reread)
 
     def ingest_texts(self, rows: Iterable[dict], *, progress=None) -> IngestReport:
         """Ingest in-memory documents: dicts with `source`, `text`, optional `title` and `url`."""

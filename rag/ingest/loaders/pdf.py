@@ -4,7 +4,9 @@ Page text comes from pdfium (pypdfium2): its words are spaced and it marks line-
 reads a page 12-18 times faster than pypdf (`bench/pdf_extract.py`, bench/RESULTS.md). pypdf reads
 the pages pdfium fails on or finds no text on, and the whole file where pdfium cannot open it (its
 errors say what is wrong with a corrupt file) or is not installed. Ruled tables are found by
-pdfplumber, only on pages whose drawn rules form a grid, their cells read by pdfium. Then `rag.ingest.layout` makes the pages read as a reader sees them: ligatures and quotes
+pdfplumber, only on pages whose drawn rules form a grid, their cells read by pdfium; tables set
+without rules (most of those in typeset manuals) from where pdfium places the words
+(`rag.ingest.tables.unruled_tables`). Then `rag.ingest.layout` makes the pages read as a reader sees them: ligatures and quotes
 normalised, running headers, footers and page numbers removed, table-of-contents and index pages
 left out (a note says which), line-end hyphenation joined. The outline (bookmarks) gives each
 heading's place, so `LoadedDocument.sections` holds the heading path at each offset.
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.core.errors import DocumentError, EmptyDocumentError
-from rag.ingest.layout import clean_pages, column_order, place_headings, section_paths
+from rag.ingest.layout import clean_pages, column_order, listing_kind, place_headings, section_paths
 from rag.ingest.loaders.base import (
     MAX_TITLE_CHARS,
     LoadedDocument,
@@ -35,6 +37,7 @@ from rag.ingest.loaders.encoding import normalise_text
 _SCANNED_PDF_REASON = "no extractable text (scanned PDF? run OCR first)"
 _NOTHING_FOUND_BY_OCR = "no text found, even by OCR"
 _COLUMN_MIN_LINES = 10  # a page with fewer lines is not checked for two columns
+_TABLE_MIN_LINES = 3  # nor, with fewer than this, for tables set without rules
 
 
 def load_pdf(path: Path, data: bytes, ocr=None) -> LoadedDocument:
@@ -161,8 +164,10 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
         textpage = page.get_textpage()
         try:
             text = textpage.get_text_bounded()
-            if text.count("\n") >= _COLUMN_MIN_LINES:
-                text = _column_text(textpage, page.get_width()) or text
+            if text.count("\n") >= _TABLE_MIN_LINES:
+                boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
+                columns = _column_text(textpage, boxes, page.get_width()) if text.count("\n") >= _COLUMN_MIN_LINES else None
+                text = columns or _with_unruled_tables(textpage, boxes, text)
         finally:
             textpage.close()
         return text, rules_form_grid(_path_boxes(page))
@@ -170,13 +175,77 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
         page.close()
 
 
-def _column_text(textpage, width: float) -> str | None:
+def _column_text(textpage, boxes, width: float) -> str | None:
     """The text of a two-column page read column by column (`rag.ingest.layout.column_order`), else None."""
-    boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
     order = column_order(boxes, width)
     if order is None:
         return None
     return "\n".join(" ".join(_box_text(textpage, boxes[i]) for i in line) for line in order)
+
+
+def _with_unruled_tables(textpage, boxes, text: str) -> str:
+    """The page text with its tables set without rules as Markdown (`rag.ingest.tables.unruled_tables`).
+
+    Table-of-contents and index pages (page numbers in columns) are left as they are: they are not
+    indexed as content (`rag.ingest.layout.listing_kind`).
+    """
+    from rag.ingest.tables import may_hold_unruled_table, unruled_tables
+
+    if not may_hold_unruled_table(boxes) or listing_kind(text.splitlines()):
+        return text
+    tables = unruled_tables(_page_words(textpage))
+    if not tables:
+        return text
+    parts: list[str] = []
+    upper: float | None = None
+    for table in tables:  # top to bottom; pdfium keeps the characters whose box lies within the bounds
+        parts += [textpage.get_text_bounded(top=upper, bottom=table.top + 0.5), table.markdown()]
+        upper = table.bottom - 0.5
+    parts.append(textpage.get_text_bounded(top=upper))
+    return "\n".join(p.strip("\r\n") for p in parts if p.strip())
+
+
+def _page_words(textpage):
+    """The page's words (`rag.ingest.tables.Word`): characters between spaces, with their boxes.
+
+    Boxes are pdfium's loose character boxes (the font's full height and advance), so that the
+    words of a line share its top and bottom whatever their letters. A word whose glyphs are all
+    as wide as each other is marked fixed-pitch (a typewriter font, as code listings are set in).
+    """
+    import pypdfium2.raw as raw
+
+    from rag.ingest.tables import Word
+
+    words: list[Word] = []
+    rect = raw.FS_RECTF()
+    chars: list[str] = []
+    widths: list[float] = []
+    box: list[float] = []
+
+    def close() -> None:
+        if chars:
+            fixed = len(widths) > 1 and max(widths) - min(widths) <= 0.02 * (box[3] - box[1])
+            words.append(Word(box[0], box[1], box[2], box[3], "".join(chars), fixed))
+        chars.clear()
+        widths.clear()
+
+    for i in range(raw.FPDFText_CountChars(textpage.raw)):
+        code = raw.FPDFText_GetUnicode(textpage.raw, i)
+        char = chr(code) if 0 < code < 0x110000 else ""
+        if not char or char.isspace() or not raw.FPDFText_GetLooseCharBox(textpage.raw, i, rect):
+            close()
+            continue
+        left, bottom, right, top = rect.left, rect.bottom, rect.right, rect.top
+        if chars and (left - box[2] > 0.3 * (top - bottom) or left < box[0] - 1):  # a gap, or the next line
+            close()
+        if chars:
+            box = [min(box[0], left), min(box[1], bottom), max(box[2], right), max(box[3], top)]
+        else:
+            box = [left, bottom, right, top]
+        chars.append(char)
+        widths.append(right - left)
+    close()
+    return words
 
 
 def _box_text(textpage, box) -> str:
