@@ -1,6 +1,7 @@
 """PDF page text extractors side by side: pages per second and how often words run together.
 
-    python bench/pdf_extract.py [--rounds 2] [--max-pages 400] [--pdf FILE ...]
+    python bench/pdf_extract.py [--rounds 2] [--max-pages 400] [--pdf FILE ...] [--extractors ...]
+    python bench/pdf_extract.py --extractors rag rag-no-unruled --rounds 3   # what reading unruled tables costs
 
 For each PDF, pypdf (`page.extract_text()`), pypdfium2 (`textpage.get_text_bounded()`)
 and pdfplumber (`page.extract_text()`) read every page (at most --max-pages);
@@ -72,7 +73,34 @@ def pdfplumber_pages(data: bytes, n: int) -> list[str]:
     return out
 
 
-EXTRACTORS = {"pypdf": pypdf_pages, "pypdfium2": pdfium_pages, "pdfplumber": pdfplumber_pages}
+def rag_pages(data: bytes, n: int, *, unruled: bool = True) -> list[str]:
+    """rag's whole PDF loader (pdfium, tables, layout cleanup) over the first `n` pages; `unruled=False`:
+    without reading tables set without rules (the step `rag.ingest.loaders.pdf._with_unruled_tables`)."""
+    import io
+
+    import pypdfium2 as pdfium
+
+    import rag.ingest.loaders.pdf as pdf_loader
+
+    if n < page_count(data):  # a copy of the first n pages, as the other extractors read
+        src, out = pdfium.PdfDocument(data), pdfium.PdfDocument.new()
+        out.import_pages(src, list(range(n)))
+        buf = io.BytesIO()
+        out.save(buf)
+        src.close(), out.close()
+        data = buf.getvalue()
+    kept = pdf_loader._with_unruled_tables
+    if not unruled:
+        pdf_loader._with_unruled_tables = lambda textpage, boxes, text: text
+    try:
+        doc = pdf_loader.load_pdf(Path("bench.pdf"), data)
+    finally:
+        pdf_loader._with_unruled_tables = kept
+    return [doc.text[start:end] for _, start, end in doc.pages]
+
+
+EXTRACTORS = {"pypdf": pypdf_pages, "pypdfium2": pdfium_pages, "pdfplumber": pdfplumber_pages,
+              "rag": rag_pages, "rag-no-unruled": lambda data, n: rag_pages(data, n, unruled=False)}
 
 
 def run_together(texts: list[str]) -> tuple[float, int]:
@@ -96,7 +124,9 @@ def main() -> None:
     parser.add_argument("--pdf", type=Path, nargs="+", default=DEFAULT_PDFS)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-pages", type=int, default=400, help="read at most this many pages of each PDF")
-    parser.add_argument("--extractors", nargs="+", default=list(EXTRACTORS), choices=list(EXTRACTORS))
+    parser.add_argument("--extractors", nargs="+", default=["pypdf", "pypdfium2", "pdfplumber"], choices=list(EXTRACTORS),
+                        help="rag: the whole loader (page text, tables, layout cleanup); rag-no-unruled: the same "
+                             "without reading tables set without rules")
     args = parser.parse_args()
 
     rows = []
@@ -116,12 +146,13 @@ def main() -> None:
                 seconds[name].append(time.perf_counter() - started)
         for name in args.extractors:
             share, words = run_together(texts[name])
-            rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words))
+            tables = sum(t.count("| --- |") for t in texts[name])
+            rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words, tables))
         print(f"done {path.name} ({n} pages)", file=sys.stderr)
 
-    print(f"{'document':<16} {'pages':>5} {'extractor':<11} {'pages/s':>8} {'run-together':>12} {'words':>8}")
-    for doc, n, name, rate, share, words in rows:
-        print(f"{doc:<16} {n:>5} {name:<11} {rate:>8.1f} {share:>11.2%} {words:>8}")
+    print(f"{'document':<16} {'pages':>5} {'extractor':<14} {'pages/s':>8} {'run-together':>12} {'words':>8} {'tables':>6}")
+    for doc, n, name, rate, share, words, tables in rows:
+        print(f"{doc:<16} {n:>5} {name:<14} {rate:>8.1f} {share:>11.2%} {words:>8} {tables:>6}")
 
 
 if __name__ == "__main__":

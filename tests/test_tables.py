@@ -239,7 +239,9 @@ def test_unruled_table_rows_columns_header_and_wrapped_cells():
     for code, text in rows:
         body += _line(y, [(175, code), (215, text)])
         y -= 13
-    body += _line(y, [(215, "(double) on input")])  # the last cell wraps onto a line of its own
+    body += _line(y, [(215, "(double) on in\x02")])  # the last cell wraps onto lines of its own, hyphenated
+    y -= 13
+    body += _line(y, [(215, "put")])
     # the header is centred over each column, so its second cell does not start where the column's cells do
     middle = (215 + max(w.right for w in body)) / 2
     header = _line(674, [(170, "Code"), (middle - 17.5, "Meaning")])

@@ -281,6 +281,7 @@ _UNRULED_MIN_ROWS = 3  # lines split into cells, at least
 _UNRULED_RIVER = 0.6  # line heights: an empty x-range at least this wide between columns
 _UNRULED_PITCH = 1.8  # a table's lines lie at most this many line heights apart (tops)
 _UNRULED_HEADER_PITCH = 1.6  # the header lies at most this many body pitches above the first row
+_LINE_END_HYPHEN = "\x02"  # pdfium's mark for a hyphen it found at the end of a line
 
 
 @dataclass(frozen=True)
@@ -433,7 +434,7 @@ def unruled_tables(words) -> list[UnruledTable]:
         for line in body:
             cells = _row(line, bounds)
             if rows and not cells[0]:
-                rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
+                rows[-1] = [_continued(a, b) for a, b in zip(rows[-1], cells)]
             else:
                 rows.append(cells)
         varied = [len({r[k] for r in rows if r[k]}) for k in range(len(bounds) + 1)]
@@ -448,6 +449,15 @@ def unruled_tables(words) -> list[UnruledTable]:
             top = max(b[3] for b in lines[first - 1])
         tables.append(UnruledTable(top, min(w.bottom for w in body[-1]), rows, header is not None))
     return tables
+
+
+def _continued(cell: str, more: str) -> str:
+    """A cell's text and its next line's; a word hyphenated at the line end (pdfium marks it \\x02) is joined."""
+    if not cell or not more:
+        return cell or more
+    if cell.endswith(_LINE_END_HYPHEN):
+        return cell[:-1] + more
+    return f"{cell} {more}"
 
 
 def _header(line, body, bounds: list[float], lo: float, hi: float, height: float) -> list[str] | None:
