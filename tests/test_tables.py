@@ -307,3 +307,18 @@ def test_pdf_code_listing_in_a_typewriter_font_stays_text(tmp_path):
     path.write_bytes(_pdf([unruled_table_page(rows, font="F2", col_w=180)]))
     text = load_document(path).text
     assert "|" not in text and 'set format y "%s"' in text, text
+
+
+def test_a_table_whose_rows_spread_apart_stays_one_table():
+    """A taller row (a larger font in one cell) breaks the even spacing; the rows below still belong to the table."""
+    from rag.ingest.tables import unruled_tables
+
+    rows = [("Control", "Explanation"), ("^", "superscript"), ("_", "subscript"), ("@", "phantom box"),
+            ("~", "overprints"), ("&", "inserts space"), ("\\U+", "Unicode point")]
+    words, y = [], 700.0
+    for i, (key, text) in enumerate(rows):
+        words += _line(y, [(100, key), (180, text)])
+        y -= 24 if i == 3 else 13  # the row after "@" sits lower than the rhythm of the rows
+    [table] = unruled_tables(words)
+    assert [r[0] for r in table.rows] == [k for k, _ in rows]
+    assert table.markdown().count("| --- |") == 1

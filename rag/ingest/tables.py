@@ -447,7 +447,13 @@ def unruled_tables(words) -> list[UnruledTable]:
         if header is not None:
             rows.insert(0, header)
             top = max(b[3] for b in lines[first - 1])
-        tables.append(UnruledTable(top, min(w.bottom for w in body[-1]), rows, header is not None))
+        bottom = min(w.bottom for w in body[-1])
+        last = tables[-1] if tables else None
+        if (last is not None and header is None and len(rows[0]) == len(last.rows[0])
+                and last.bottom - top <= _UNRULED_PITCH * height):  # one table, its run broken by an odd row
+            tables[-1] = UnruledTable(last.top, bottom, last.rows + rows, last.header)
+            continue
+        tables.append(UnruledTable(top, bottom, rows, header is not None))
     return tables
 
 
