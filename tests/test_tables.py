@@ -251,7 +251,7 @@ def test_unruled_table_rows_columns_header_and_wrapped_cells():
     [table] = unruled_tables(words)
     assert table.header
     assert table.rows == [["Code", "Meaning"], ["%d", "day of the month, 1-31"], ["%H", "hour, 0-24"],
-                          ["%s", "seconds since the epoch"], ["%S", "second, integer 0-60 on output, (double) on input"]]
+                          ["%s", "seconds since the epoch"], ["%S", "second, integer 0-60 on output, (double) on in\x02put"]]
     assert table.markdown().splitlines()[:3] == ["| Code | Meaning |", "| --- | --- |", "| %d | day of the month, 1-31 |"]
 
     # a line above that is not set over the columns (a heading at the margin) is not taken for the header

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 SECTION_SEPARATOR = " › "
@@ -384,7 +384,7 @@ def column_order(boxes: Sequence[Box], page_width: float) -> list[list[int]] | N
         lower = boxes[cut][3] if cut is not None else float("-inf")
         band = [i for i, b in indexed if lower <= (b[1] + b[3]) / 2 < upper and not b[0] < gutter < b[2]]
         for side in ([i for i in band if boxes[i][2] <= gutter], [i for i in band if boxes[i][0] >= gutter]):
-            order.extend(_lines(side, boxes))
+            order.extend(box_lines(side, boxes))
         if cut is not None:
             order.append([cut])
             upper = boxes[cut][1] + (boxes[cut][3] - boxes[cut][1]) / 2
@@ -406,7 +406,7 @@ def _gutter(boxes: Sequence[Box], width: float) -> float | None:
     sides = []
     for side in ([i for i, b in enumerate(boxes) if b[2] <= x], [i for i, b in enumerate(boxes) if b[0] >= x]):
         lines = [(min(boxes[i][0] for i in line), max(boxes[i][2] for i in line), boxes[line[0]][1], boxes[line[0]][3])
-                 for line in _lines(side, boxes)]
+                 for line in box_lines(side, boxes)]
         if len(lines) < _MIN_COLUMN_LINES:
             return None
         sides.append(lines)
@@ -428,10 +428,13 @@ def _gutter(boxes: Sequence[Box], width: float) -> float | None:
     return x if min(widths) >= 0.6 * max(widths) else None
 
 
-def _lines(indexes: list[int], boxes: Sequence[Box]) -> list[list[int]]:
-    """Boxes of one column grouped into lines (top to bottom), each left to right."""
+def box_lines(indexes: Iterable[int], boxes: Sequence[Box]) -> list[list[int]]:
+    """The boxes `indexes` (of one column) grouped into lines (top to bottom), each left to right.
+
+    Boxes are taken by the height of their middles, the measure that decides whether two share a line
+    (their tops differ where glyphs do: a radical, a superscript, a word set larger)."""
     lines: list[list[int]] = []
-    for i in sorted(indexes, key=lambda i: (-boxes[i][3], boxes[i][0])):
+    for i in sorted(indexes, key=lambda i: (-(boxes[i][1] + boxes[i][3]) / 2, boxes[i][0])):
         b = boxes[i]
         if lines:
             last = boxes[lines[-1][0]]

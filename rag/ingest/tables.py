@@ -310,17 +310,10 @@ class UnruledTable:
 
 
 def _box_lines(boxes):
-    """Boxes `(left, bottom, right, top)` grouped into lines, top to bottom, each left to right."""
-    lines: list[list] = []
-    for box in sorted(boxes, key=lambda b: (-(b[1] + b[3]) / 2, b[0])):
-        if lines:
-            last = lines[-1][0]
-            height = max(box[3] - box[1], last[3] - last[1])
-            if abs((box[1] + box[3]) / 2 - (last[1] + last[3]) / 2) < 0.5 * height:
-                lines[-1].append(box)
-                continue
-        lines.append([box])
-    return [sorted(line, key=lambda b: b[0]) for line in lines]
+    """Boxes `(left, bottom, right, top, ...)` grouped into lines, top to bottom, each left to right."""
+    from rag.ingest.layout import box_lines
+
+    return [[boxes[i] for i in line] for line in box_lines(range(len(boxes)), boxes)]
 
 
 def _line_height(lines) -> float:
@@ -458,12 +451,12 @@ def unruled_tables(words) -> list[UnruledTable]:
 
 
 def _continued(cell: str, more: str) -> str:
-    """A cell's text and its next line's; a word hyphenated at the line end (pdfium marks it \\x02) is joined."""
+    """A cell's text and its next line's. A word hyphenated at the line end (pdfium marks the hyphen
+    \\x02) is written back together with its mark, which `rag.ingest.layout.join_hyphens` then resolves
+    as in running text."""
     if not cell or not more:
         return cell or more
-    if cell.endswith(_LINE_END_HYPHEN):
-        return cell[:-1] + more
-    return f"{cell} {more}"
+    return cell + more if cell.endswith(_LINE_END_HYPHEN) else f"{cell} {more}"
 
 
 def _header(line, body, bounds: list[float], lo: float, hi: float, height: float) -> list[str] | None:
