@@ -164,9 +164,10 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
         textpage = page.get_textpage()
         try:
             text = textpage.get_text_bounded()
-            if text.count("\n") >= _TABLE_MIN_LINES:
+            lines = text.count("\n")
+            if lines >= _TABLE_MIN_LINES:
                 boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
-                columns = _column_text(textpage, boxes, page.get_width()) if text.count("\n") >= _COLUMN_MIN_LINES else None
+                columns = _column_text(textpage, boxes, page.get_width()) if lines >= _COLUMN_MIN_LINES else None
                 text = columns or _with_unruled_tables(textpage, boxes, text)
         finally:
             textpage.close()
