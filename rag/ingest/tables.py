@@ -404,10 +404,11 @@ def unruled_tables(words) -> list[UnruledTable]:
     of those lines crosses. A line whose first column is empty continues the row above it (a cell's
     text wrapped). Two columns at least must vary from row to row (a run of definition lines each
     tagged "[Function]" at the margin is no table), and lines all in a fixed-pitch font are a code
-    listing, not a table. The line just
-    above, when it is as close as the rows are to each other and its words sit over two columns at
-    least, each cell aligned with its column (left, centre or right), is the header; otherwise the
-    first row stands in for it (as for tables whose header was set like a row).
+    listing, not a table. The line just above, when it is as close as the rows are to each other and
+    its words sit over two columns at least, each cell aligned with its column (left, centre or
+    right), is the header; otherwise the first row stands in for it (as for tables whose header was
+    set like a row). A table that follows the one above it closely, with as many columns and no
+    header of its own, continues it (its rows spread apart at a taller row).
     """
     words = [w for w in words if w.right > w.left and w.top > w.bottom and w.text.strip()]
     if not words:
