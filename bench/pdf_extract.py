@@ -31,6 +31,7 @@ DEFAULT_PDFS = [_MANUALS / "gnuplot.pdf", _MANUALS / "r-intro.pdf", _R_DOCS / "R
                 _R_DOCS / "R-exts.pdf", _R_DOCS / "R-FAQ.pdf", _R_DOCS / "fullrefman.pdf"]
 _WORD = re.compile(r"[^\W\d_]+")
 _LONG = 20
+_SEPARATOR = re.compile(r"\|(?: *:?-{3,}:? *\|)+")  # a Markdown table's header separator: one per table
 
 
 def pypdf_pages(data: bytes, n: int) -> list[str]:
@@ -146,7 +147,7 @@ def main() -> None:
                 seconds[name].append(time.perf_counter() - started)
         for name in args.extractors:
             share, words = run_together(texts[name])
-            tables = sum(t.count("| --- |") for t in texts[name])
+            tables = sum(1 for t in texts[name] for line in t.splitlines() if _SEPARATOR.fullmatch(line.strip()))
             rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words, tables))
         print(f"done {path.name} ({n} pages)", file=sys.stderr)
 
