@@ -115,6 +115,15 @@ def test_contents_and_index_pages_are_recognised():
                         ["CONTENTS gnuplot 5.4 3"]) == "table of contents"
 
 
+def test_an_index_read_as_a_table_is_still_an_index():
+    """An index set in two columns can come out of the PDF reader as a Markdown table: its cells are entries."""
+    rows = ["| address, 4 | relay, 4–5 |", "| --- | --- |", "| firewall, 5, 7 | scope, 3 |",
+            "| gateway, 4 | tide tables, 12 |", "| harbour, 9 | wharf, 2 |"]
+    assert listing_kind(["Index", *rows]) == "index"
+    numbers = ["| Year | Ferries |", "| --- | --- |", "| 2019 | 12 |", "| 2020 | 9 |", "| 2021 | 11 |", "| 2022 | 14 |"]
+    assert listing_kind(numbers) == "", "a table of numbers stays a table"
+
+
 def test_a_table_of_numbers_is_not_a_listing():
     table = ["Year Ferries", "2019 12", "2020 9", "2021 11", "2022 14", "2023 15"]
     assert listing_kind(table) == ""

@@ -186,8 +186,26 @@ _LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,3}(contents|index)\b(?:\s+[\w.]+)
 _LISTING_MIN_LINES = 5
 
 
+_TABLE_LINE = re.compile(r"^\|.*\|$")
+_TABLE_RULE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
+
+
+def _entries(lines: Sequence[str]) -> list[str]:
+    """The non-empty lines, a Markdown table row read cell by cell (an index set in columns may have
+    been read as a table: its entries are still entries) and its header rule left out."""
+    out: list[str] = []
+    for line in (line.strip() for line in lines):
+        if _TABLE_RULE.match(line):
+            continue
+        if _TABLE_LINE.match(line):
+            out += [cell.strip() for cell in re.split(r"(?<!\\)\|", line[1:-1]) if cell.strip()]
+        elif line:
+            out.append(line)
+    return out
+
+
 def _listing_shares(lines: Sequence[str]) -> tuple[int, float, float, float]:
-    filled = [line.strip() for line in lines if line.strip()]
+    filled = _entries(lines)
     if not filled:
         return 0, 0.0, 0.0, 0.0
     n = len(filled)
