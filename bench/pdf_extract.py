@@ -25,13 +25,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rag.text.tables import is_table_separator  # noqa: E402
+
 _MANUALS = Path.home() / ".cache/rag-evals/manuals/files"
 _R_DOCS = Path("/tmp/debs/x/usr/share/R/doc/manual")
 DEFAULT_PDFS = [_MANUALS / "gnuplot.pdf", _MANUALS / "r-intro.pdf", _R_DOCS / "R-admin.pdf",
                 _R_DOCS / "R-exts.pdf", _R_DOCS / "R-FAQ.pdf", _R_DOCS / "fullrefman.pdf"]
 _WORD = re.compile(r"[^\W\d_]+")
 _LONG = 20
-_SEPARATOR = re.compile(r"\|(?: *:?-{3,}:? *\|)+")  # a Markdown table's header separator: one per table
 
 
 def pypdf_pages(data: bytes, n: int) -> list[str]:
@@ -147,7 +148,7 @@ def main() -> None:
                 seconds[name].append(time.perf_counter() - started)
         for name in args.extractors:
             share, words = run_together(texts[name])
-            tables = sum(1 for t in texts[name] for line in t.splitlines() if _SEPARATOR.fullmatch(line.strip()))
+            tables = sum(1 for t in texts[name] for line in t.splitlines() if is_table_separator(line))  # one a table
             rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words, tables))
         print(f"done {path.name} ({n} pages)", file=sys.stderr)
 

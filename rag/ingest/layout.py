@@ -186,19 +186,17 @@ _LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,3}(contents|index)\b(?:\s+[\w.]+)
 _LISTING_MIN_LINES = 5
 
 
-_TABLE_LINE = re.compile(r"^\|.*\|$")
-_TABLE_RULE = re.compile(r"^\|(?:\s*:?-{3,}:?\s*\|)+$")
-
-
 def _entries(lines: Sequence[str]) -> list[str]:
     """The non-empty lines, a Markdown table row read cell by cell (an index set in columns may have
     been read as a table: its entries are still entries) and its header rule left out."""
+    from rag.text.tables import is_table_row, is_table_separator, row_cells
+
     out: list[str] = []
     for line in (line.strip() for line in lines):
-        if _TABLE_RULE.match(line):
+        if is_table_separator(line):
             continue
-        if _TABLE_LINE.match(line):
-            out += [cell.strip() for cell in re.split(r"(?<!\\)\|", line[1:-1]) if cell.strip()]
+        if is_table_row(line):
+            out += [cell for cell in row_cells(line) if cell]
         elif line:
             out.append(line)
     return out

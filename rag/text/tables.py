@@ -6,10 +6,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Table", "markdown_tables", "table_of"]
+__all__ = ["Table", "is_table_row", "is_table_separator", "markdown_tables", "row_cells", "table_of"]
 
 _TABLE_ROW = re.compile(r"^\|.*\|[ \t]*$")
 _TABLE_SEPARATOR = re.compile(r"^\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*$")
+_CELL_BAR = re.compile(r"(?<!\\)\|")  # a cell boundary: a pipe the cell text did not escape
+
+
+def is_table_row(line: str) -> bool:
+    """A `| … |` line (header, separator or row)."""
+    return bool(_TABLE_ROW.match(line))
+
+
+def is_table_separator(line: str) -> bool:
+    """The `| --- | --- |` line under a table's header."""
+    return bool(_TABLE_SEPARATOR.match(line))
+
+
+def row_cells(line: str) -> list[str]:
+    """The cell texts of a `| a | b |` row, stripped (escaped pipes stay in their cell)."""
+    return [cell.strip() for cell in _CELL_BAR.split(line.strip()[1:-1])]
 
 
 @dataclass(frozen=True)
@@ -34,9 +50,9 @@ def markdown_tables(text: str) -> list[Table]:
         pos += len(line) + 1
     tables, i = [], 0
     while i + 1 < len(lines):
-        if _TABLE_ROW.match(lines[i]) and _TABLE_SEPARATOR.match(lines[i + 1]):
+        if is_table_row(lines[i]) and is_table_separator(lines[i + 1]):
             j = i + 2
-            while j < len(lines) and _TABLE_ROW.match(lines[j]):
+            while j < len(lines) and is_table_row(lines[j]):
                 j += 1
             body_start = starts[i + 2] if i + 2 < len(lines) else len(text)
             end = starts[j - 1] + len(lines[j - 1])
