@@ -388,6 +388,39 @@ def test_focus_matches_the_symbols_a_question_names():
     assert best_match("Which format is 'P'?", ps)[1] == "The 'P' format packs a pointer."
 
 
+def test_focus_reads_a_passage_with_the_headings_it_stands_under():
+    from rag.answer.context import best_match, focus_passages
+
+    header = "| Format | Explanation |\n| --- | --- |\n"
+    output = Chunk(chunk_id="out", text=header + "| %H | hour, 00-23 |", source="manual.pdf",
+                   section="Commands › Set › Format › Time/date specifiers")
+    reading = Chunk(chunk_id="in", text=header + "| %H | hour, 0-24 |", source="manual.pdf",
+                    section="Commands › Set › Timefmt")
+    ps = [Passage(1, output, output.text), Passage(2, reading, reading.text)]
+    question = "When gnuplot reads time data with set timefmt, what range of hours does %H accept?"
+    # the two rows hold the same words; only the heading says which table reads input
+    assert best_match(question, ps)[1] == "| %H | hour, 0-24 |"
+    text = "\n".join(p.text for p in focus_passages(question, ps, 12, words))
+    assert "0-24" in text and "00-23" not in text
+
+
+def test_a_passage_shows_where_in_its_document_it_stands():
+    def passage(n, section, source="manual.pdf"):
+        c = Chunk(chunk_id=f"c{n}", text=f"Text {n}.", source=source, title="Manual", section=section)
+        return Passage(n, c, c.text)
+
+    text = format_passages([passage(1, "Part III Commands › Set-show › Format › Time/date specifiers"),
+                            passage(2, "Part III Commands › Set-show › Format › Time/date specifiers"),
+                            passage(3, 'Part III Commands › Set-show › Timefmt "x"'),
+                            passage(4, ""), passage(5, "Intro", source="other.pdf")])
+    lines = text.split("\n")
+    # the innermost two headings, said again only when they change; markup in a heading stays data
+    assert lines[0] == '<passage id="1" source="Manual" section="Format › Time/date specifiers">'
+    assert '<passage id="2">' in lines
+    assert '<passage id="3" section="Set-show › Timefmt &quot;x&quot;">' in lines
+    assert '<passage id="4">' in lines and '<passage id="5" source="Manual" section="Intro">' in lines
+
+
 def test_focus_shows_a_sentence_held_by_two_overlapping_chunks_once():
     from rag.answer.context import focus_passages
 

@@ -8,12 +8,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.core.types import Chunk
+from rag.core.types import SECTION_SEPARATOR, Chunk
 from rag.text.sentences import sentence_spans
 from rag.text.tables import markdown_tables, table_of
 from rag.text.tokens import code_words, content_tokens
 
 LABEL_WORDS = 5  # words of a document's title shown in each passage's fence
+SECTION_LEVELS = 2  # the last levels of a passage's heading path shown in its fence
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     are taken best first until the budget is spent; each passage then shows its
     chosen sentences in document order, gaps marked "…". A table row is a unit
     of its own, scored with its table's header words and shown below that header
-    (rows stay one to a line); the symbols a question names (`%j`, `C-k`, `'P'`)
+    (rows stay one to a line); every sentence also holds the words of the headings
+    its passage stands under (`section_label`), so of two tables with the same
+    header the one under "Timefmt" answers a question about reading times;
+    the symbols a question names (`%j`, `C-k`, `'P'`)
     count as question words; a sentence two overlapping chunks both hold is
     shown once. Passages left with no
     sentence are dropped and the rest renumbered. A small model reads a short,
@@ -133,7 +137,8 @@ RANK_PRIOR = 2.0
 def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence[list] | None = None):
     """Every sentence of `passages` as (passage index, start, end, tokens), and (score, -n, n) best first.
 
-    A sentence scores the IDF-weighted question words it holds; the IDF is local,
+    A sentence scores the IDF-weighted question words it, its table's header and its passage's innermost
+    headings hold; the IDF is local,
     over these sentences. One that holds any also gains a prior for its passage's
     retrieval rank, `RANK_PRIOR` / rank: 2 in the first passage, 1 in the second (a
     word found in one sentence of twenty weighs about 3). Empty ranking when the
@@ -142,6 +147,7 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     codes = code_words(question)  # `%j`, `C-k`, `'q'`: what a manual's questions name, and `tokenize` drops
     wanted = content_tokens(question) | codes
     sentences = []  # (passage index, start, end, tokens)
+    heading = [content_tokens(section_label(p.chunk)) for p in passages]
     for i, p in enumerate(passages):
         in_passage = markdown_tables(p.text) if tables is None else tables[i]
         for span in sentence_spans(p.text):
@@ -150,6 +156,7 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
             table = table_of(in_passage, span.start)
             if table:  # a row is read with its table's header: the header says what its cells mean
                 tokens |= content_tokens(table.header)
+            tokens |= heading[i]  # and every sentence with the headings it stands under
             sentences.append((i, span.start, span.end, tokens))
     if not wanted:
         return sentences, []
@@ -217,17 +224,29 @@ def format_passages(passages: Sequence[Passage]) -> str:
     shown only what comes before the tag, then "[…]" (the stored chunk, and
     its citations and quotes, are unchanged).
     """
-    out, named = [], set()
+    out, named, placed = [], set(), None
     for p in passages:
         # a document is named on its first passage only: every prompt token costs time on a CPU
         label = "" if p.chunk.source in named else f' source="{fence_label(source_label(p.chunk))}"'
         named.add(p.chunk.source)
+        # where in its document the passage stands (a table's rows rarely repeat what the table is about),
+        # said again only when it changes
+        section = section_label(p.chunk)
+        if section and (p.chunk.source, section) != placed:
+            label += f' section="{fence_label(section)}"'
+        placed = (p.chunk.source, section)
         body = p.text
         forged = next((m for m in _FENCE_TAGS.finditer(body) if m.group(1).lower() == "passage"), None)
         if forged:
             body = (body[:forged.start()].rstrip() + " […]").strip()
         out.append(f'<passage id="{p.n}"{label}>\n{defang(body)}\n</passage>')
     return "\n".join(out)
+
+
+def section_label(chunk: Chunk, levels: int = SECTION_LEVELS) -> str:
+    """The innermost `levels` headings of the chunk's heading path ("Format › Time/date specifiers"): the
+    outer ones ("Part III Commands") cost prompt tokens and rarely tell two passages apart."""
+    return SECTION_SEPARATOR.join(chunk.section.split(SECTION_SEPARATOR)[-levels:])
 
 
 def source_label(chunk: Chunk, words: int = LABEL_WORDS) -> str:

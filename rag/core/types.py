@@ -16,6 +16,9 @@ def _known(cls, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+SECTION_SEPARATOR = " › "  # joins the headings of a chunk's heading path (`Chunk.section`)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A stored passage of a document.

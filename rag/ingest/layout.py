@@ -28,7 +28,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-SECTION_SEPARATOR = " › "
+from rag.core.types import SECTION_SEPARATOR
+
 
 # --------------------------------------------------------------------------- characters
 

@@ -22,11 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rag.core.errors import DocumentError, IngestLockedError, RagError
-from rag.core.types import Chunk, FileResult, IngestReport
+from rag.core.types import SECTION_SEPARATOR, Chunk, FileResult, IngestReport
 from rag.index.retrieve import index_text
 from rag.index.sentence_view import embed_with_sentences
 from rag.index.store import INCOMPLETE, ChunkStore, StoredChunk
-from rag.ingest.layout import SECTION_SEPARATOR
 
 Progress = Callable[[int, int, str], None]
 _MAX_TITLE_CHARS = 200
