@@ -386,6 +386,9 @@ def test_focus_matches_the_symbols_a_question_names():
     # a quoted symbol keeps its case: 'P' is not 'p'
     ps = passages("The 'p' format packs a Pascal string. The 'P' format packs a pointer.")
     assert best_match("Which format is 'P'?", ps)[1] == "The 'P' format packs a pointer."
+    # a quoted symbol is the symbol: '<' in a question is the < of a table row
+    ps = passages("| Character | Byte order |\n| --- | --- |\n| = | native |\n| < | little-endian |\n| > | big-endian |")
+    assert best_match("Which byte order does '<' select?", ps)[1] == "| < | little-endian |"
 
 
 def test_focus_reads_a_passage_with_the_headings_it_stands_under():

@@ -335,6 +335,16 @@ def test_sentence_spans_quotes_paragraphs_and_cjk() -> None:
     assert _sentences(text) == ['He said "Stop."', "Then left.", "Heading\nwrapped line.", "你好。", "世界！"]
 
 
+def test_a_numbered_item_starts_with_its_number() -> None:
+    text = ("The procedure is as follows: 1. Create a folder, say work. 2. Start R there.\n"
+            "Printed in order of preference:\n10. Use the printer. See p. 3. It scored 7. Then it stopped.")
+    assert _sentences(text) == [
+        "The procedure is as follows:", "1. Create a folder, say work.", "2. Start R there.",
+        "Printed in order of preference:", "10. Use the printer.",
+        "See p. 3.", "It scored 7.", "Then it stopped.",  # a number ending a sentence still ends it
+    ]
+
+
 def test_sentence_spans_respects_bounds() -> None:
     text = "Skip me. First one. Second one. Skip too."
     spans = sentence_spans(text, 9, 31)

@@ -217,21 +217,28 @@ def test_a_changed_file_is_refused(settings, tmp_path):
 def test_the_fingerprint_covers_files_and_loader_code(settings, tmp_path):
     folder, files = write_dataset(tmp_path)
     docs = dataset_files(select_split(load_dataset(folder), folder, "dev"), files, folder)
-    code = tmp_path / "ingest"
-    shutil.copytree(REPO / "rag" / "ingest", code, ignore=shutil.ignore_patterns("__pycache__"))
-    assert loader_code_hash(code) == loader_code_hash()  # it hashes the real sources
-    before = files_fingerprint(settings, docs, loader_code_hash(code))
+    package = tmp_path / "rag"
+    for name in ("ingest", "text", "answer"):
+        shutil.copytree(REPO / "rag" / name, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+    code = package / "ingest"
+    assert loader_code_hash(package) == loader_code_hash()  # it hashes the real sources
+    before = files_fingerprint(settings, docs, loader_code_hash(package))
     (code / "watch.py").write_text("# not extraction code\n")
-    assert files_fingerprint(settings, docs, loader_code_hash(code)) == before
+    (package / "answer" / "context.py").write_text("# what the model is shown: no part of a chunk\n")
+    assert files_fingerprint(settings, docs, loader_code_hash(package)) == before
     with open(code / "loaders" / "pdf.py", "a", encoding="utf-8") as fh:
         fh.write("\n# a changed extractor\n")
-    changed = files_fingerprint(settings, docs, loader_code_hash(code))
+    changed = files_fingerprint(settings, docs, loader_code_hash(package))
     assert changed != before
     (code / "tables.py").write_text("# another table reader\n")
-    again = files_fingerprint(settings, docs, loader_code_hash(code))
+    again = files_fingerprint(settings, docs, loader_code_hash(package))
     assert again not in (before, changed)
     (code / "layout2.py").write_text("# a new extraction module counts too\n")
-    assert files_fingerprint(settings, docs, loader_code_hash(code)) not in (before, changed, again)
+    fourth = files_fingerprint(settings, docs, loader_code_hash(package))
+    assert fourth not in (before, changed, again)
+    with open(package / "text" / "sentences.py", "a", encoding="utf-8") as fh:  # chunks end at sentence ends
+        fh.write("\n# a changed sentence splitter\n")
+    assert files_fingerprint(settings, docs, loader_code_hash(package)) not in (before, changed, again, fourth)
     other = [docs[0].__class__(d.doc_id, d.path, "0" * 64) if d.doc_id == "alpha" else d for d in docs]
     assert files_fingerprint(settings, other, loader_code_hash()) != files_fingerprint(settings, docs, loader_code_hash())
 

@@ -64,19 +64,24 @@ def index_fingerprint(settings) -> str:
 
 
 # rag/ingest modules that do not shape a file's chunks (watching, uploads, page pictures, locks); every other
-# module there (loaders/*, chunking, tables, layout, OCR, the pipeline, and any added later) counts as
-# extraction code: a change to it re-ingests a file-backed dataset (`files_fingerprint`)
-NOT_EXTRACTION = frozenset({"watch.py", "uploads.py", "parsecheck.py", "pages.py", "pdfium_lock.py"})
+# module there (loaders/*, chunking, tables, layout, OCR, the pipeline, and any added later) and every module
+# of rag/text (the sentence splitter and tokenizer that chunking uses) counts as extraction code: a change to
+# it re-ingests a file-backed dataset (`files_fingerprint`)
+EXTRACTION_PACKAGES = ("ingest", "text")
+NOT_EXTRACTION = frozenset({"ingest/watch.py", "ingest/uploads.py", "ingest/parsecheck.py", "ingest/pages.py",
+                            "ingest/pdfium_lock.py"})
 
 
 def loader_code_hash(root: Path | None = None) -> str:
-    """A hash of the extraction code's source: the .py files under rag/ingest (or `root`) but `NOT_EXTRACTION`."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[1] / "ingest"
+    """A hash of the extraction code's source: the .py files of `EXTRACTION_PACKAGES` under the rag package
+    (or `root`) but `NOT_EXTRACTION`."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if rel not in NOT_EXTRACTION and "__pycache__" not in rel:
-            digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    for package in EXTRACTION_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel not in NOT_EXTRACTION and "__pycache__" not in rel:
+                digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -65,13 +65,39 @@ def _ends_sentence(text: str, term_start: int, term_end: int, end: int) -> bool:
     return not (len(word) == 2 and text[term_start - 1].isupper())
 
 
+_ENUMERATOR = re.compile(r"\d{1,2}\.")
+
+
+def _item_number(text: str, start: int, term_start: int, term_end: int, cuts: list[int]) -> int | None:
+    """Where a numbered item's number starts, when the full stop at text[term_start:term_end] closes one:
+    "1." first in the paragraph, after a colon ("as follows: 1.") or after a sentence end (`cuts` so far);
+    else None."""
+    word_start = term_start
+    while word_start > start and not text[word_start - 1].isspace():
+        word_start -= 1
+    if not _ENUMERATOR.fullmatch(text, word_start, term_end):
+        return None
+    before = start + len(text[start:word_start].rstrip())
+    opens = before == start or text[before - 1] == ":" or bool(cuts and cuts[-1] == before)
+    return word_start if opens else None
+
+
 def sentence_cuts(text: str, start: int, end: int) -> list[int]:
-    """Offsets just after each sentence end inside text[start:end]."""
-    return [
-        m.end()
-        for m in _TERMINATOR.finditer(text, start, end)
-        if _ends_sentence(text, m.start(), m.end(), end)
-    ]
+    """Offsets just after each sentence end inside text[start:end].
+
+    The number of a numbered item opens the item's sentence rather than closing the one before it:
+    "do as follows: 1. Create a folder." is cut before "1.", not after it.
+    """
+    cuts = []
+    for m in _TERMINATOR.finditer(text, start, end):
+        if not _ends_sentence(text, m.start(), m.end(), end):
+            continue
+        number = _item_number(text, start, m.start(), m.end(), cuts)
+        if number is None:
+            cuts.append(m.end())
+        elif number > start and text[start:number].rstrip().endswith(":"):
+            cuts.append(number)
+    return cuts
 
 
 def trimmed(text: str, start: int, end: int) -> Span | None:

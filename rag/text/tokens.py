@@ -90,6 +90,7 @@ def content_tokens(text: str) -> set[str]:
 
 
 _EDGE_PUNCT = "\"'`“”‘’«»()[]{}<>,;:?."
+_QUOTES = "\"'`“”‘’«»"
 _CODE_CHAR = re.compile(r"[^\w\s]|_")
 _POSSESSIVE = re.compile(r"(?<=[^\W\d_])['’](?=[^\W\d_])")  # "gnuplot's", "don't": words, not code
 
@@ -104,8 +105,9 @@ def code_words(text: str, *, quoted_only: bool = True) -> set[str]:
     for raw in text.split():
         word = raw.strip(_EDGE_PUNCT)
         if not word:
-            if raw.strip(".,;:?") and not _WORD.search(raw):  # a symbol alone: "@", "!", "**"
-                out.add("`" + raw.strip(".,;:?"))
+            symbol = raw.strip(".,;:?")
+            if symbol and not _WORD.search(raw):  # a symbol alone: "@", "!", "**", quoted or not ("'<'" is "<")
+                out.add("`" + (symbol.strip(_QUOTES) or symbol))
             continue
         quoted = raw[0] in "'\"`‘“" and len(word) <= 3
         if not quoted_only or quoted or _CODE_CHAR.search(_POSSESSIVE.sub("", word)):
