@@ -337,11 +337,13 @@ def test_sentence_spans_quotes_paragraphs_and_cjk() -> None:
 
 def test_a_numbered_item_starts_with_its_number() -> None:
     text = ("The procedure is as follows: 1. Create a folder, say work. 2. Start R there.\n"
-            "Printed in order of preference:\n10. Use the printer. See p. 3. It scored 7. Then it stopped.")
+            "Printed in order of preference:\n1. Use the printer. 10. Use a file. See p. 3. It scored 7. "
+            "Final score: 42. Then it stopped.")
     assert _sentences(text) == [
         "The procedure is as follows:", "1. Create a folder, say work.", "2. Start R there.",
-        "Printed in order of preference:", "10. Use the printer.",
-        "See p. 3.", "It scored 7.", "Then it stopped.",  # a number ending a sentence still ends it
+        "Printed in order of preference:", "1. Use the printer.", "10. Use a file.",
+        # a number ending a sentence still ends it; after a colon only "1." starts a list
+        "See p. 3.", "It scored 7.", "Final score: 42.", "Then it stopped.",
     ]
 
 

@@ -70,15 +70,16 @@ _ENUMERATOR = re.compile(r"\d{1,2}\.")
 
 def _item_number(text: str, start: int, term_start: int, term_end: int, cuts: list[int]) -> int | None:
     """Where a numbered item's number starts, when the full stop at text[term_start:term_end] closes one:
-    "1." first in the paragraph, after a colon ("as follows: 1.") or after a sentence end (`cuts` so far);
-    else None."""
+    a number first in the paragraph or after a sentence end (`cuts` so far), or "1." after a colon ("as
+    follows: 1."; "score: 42." is a value); else None."""
     word_start = term_start
     while word_start > start and not text[word_start - 1].isspace():
         word_start -= 1
     if not _ENUMERATOR.fullmatch(text, word_start, term_end):
         return None
     before = start + len(text[start:word_start].rstrip())
-    opens = before == start or text[before - 1] == ":" or bool(cuts and cuts[-1] == before)
+    after_colon = before > start and text[before - 1] == ":" and text[word_start:term_end] == "1."
+    opens = before == start or after_colon or bool(cuts and cuts[-1] == before)
     return word_start if opens else None
 
 
