@@ -55,10 +55,7 @@ def _ends_sentence(text: str, term_start: int, term_end: int, end: int) -> bool:
     following = _NEXT_CHAR.match(text, term_end, end)
     if following and following.group(1).islower():
         return False  # a lower-case continuation means the dot was an abbreviation
-    word_start = term_start
-    while word_start > 0 and not text[word_start - 1].isspace():
-        word_start -= 1
-    word = text[word_start:term_end].lstrip("\"'“‘([{").lower()
+    word = text[_word_start(text, term_start, 0):term_end].lstrip("\"'“‘([{").lower()
     if word in _ABBREVIATIONS or _DOTTED_INITIALS.search(word):
         return False
     # A single capital letter is an initial ("J. Smith"), not a sentence.
@@ -68,19 +65,29 @@ def _ends_sentence(text: str, term_start: int, term_end: int, end: int) -> bool:
 _ENUMERATOR = re.compile(r"\d{1,2}\.")
 
 
-def _item_number(text: str, start: int, term_start: int, term_end: int, cuts: list[int]) -> int | None:
-    """Where a numbered item's number starts, when the full stop at text[term_start:term_end] closes one:
-    a number first in the paragraph or after a sentence end (`cuts` so far), or "1." after a colon ("as
-    follows: 1."; "score: 42." is a value); else None."""
-    word_start = term_start
-    while word_start > start and not text[word_start - 1].isspace():
-        word_start -= 1
-    if not _ENUMERATOR.fullmatch(text, word_start, term_end):
+def _word_start(text: str, at: int, floor: int) -> int:
+    """Where the word that holds text[at] begins (not before `floor`)."""
+    while at > floor and not text[at - 1].isspace():
+        at -= 1
+    return at
+
+
+def _item_number(text: str, start: int, term_start: int, term_end: int, cuts: list[int]) -> tuple[int, bool] | None:
+    """When the full stop at text[term_start:term_end] closes a numbered item's number: where the number
+    starts, and whether a cut goes there. A number opens an item first in the paragraph or after a sentence
+    end (`cuts` so far: the cut is there already), and "1." after a colon ("as follows: 1."; "score: 42."
+    is a value). Else None."""
+    number = _word_start(text, term_start, start)
+    if not _ENUMERATOR.fullmatch(text, number, term_end):
         return None
-    before = start + len(text[start:word_start].rstrip())
-    after_colon = before > start and text[before - 1] == ":" and text[word_start:term_end] == "1."
-    opens = before == start or after_colon or bool(cuts and cuts[-1] == before)
-    return word_start if opens else None
+    before = number
+    while before > start and text[before - 1].isspace():
+        before -= 1
+    if before > start and text[before - 1] == ":" and text[number:term_end] == "1.":
+        return number, True
+    if before == start or (cuts and cuts[-1] == before):
+        return number, False
+    return None
 
 
 def sentence_cuts(text: str, start: int, end: int) -> list[int]:
@@ -93,11 +100,11 @@ def sentence_cuts(text: str, start: int, end: int) -> list[int]:
     for m in _TERMINATOR.finditer(text, start, end):
         if not _ends_sentence(text, m.start(), m.end(), end):
             continue
-        number = _item_number(text, start, m.start(), m.end(), cuts)
-        if number is None:
+        item = _item_number(text, start, m.start(), m.end(), cuts)
+        if item is None:
             cuts.append(m.end())
-        elif number > start and text[start:number].rstrip().endswith(":"):
-            cuts.append(number)
+        elif item[1]:
+            cuts.append(item[0])
     return cuts
 
 
