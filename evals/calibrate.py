@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         line(f"- repair {repair}", {n: outcome(exs[n], calib, threshold, vetoes) for n in names})
 
     print("\n## Weights (standardised features)\n")
-    for name, w in sorted(zip(FEATURES, calib.weights), key=lambda p: -abs(p[1])):
+    for name, w in sorted(zip(calib.features, calib.weights), key=lambda p: -abs(p[1])):
         print(f"- {name}: {w:+.3f}")
     print(f"- bias: {calib.bias:+.3f}; threshold {calib.threshold}")
     if args.write:

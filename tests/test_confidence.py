@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
+from rag.answer.checks.grounding import answer_context
 from rag.answer.citations import best_quote, resolve_citations
+from rag.answer.context import Passage
 from rag.answer.confidence import Calibration, answer_sureness, fit, threshold_for_precision
 from rag.answer.flow import needs_context
 from rag.core.types import Answer
@@ -128,6 +131,8 @@ def test_a_confident_answer_is_shown_with_its_confidence(qa_with):
     assert not ans.abstained and ans.short_answer == "eight cities"
     assert ans.confidence is not None and ans.confidence > 0.9
     assert ans.signals["support"] == 1.0 and ans.signals["off_topic"] == 0.0
+    # the sentence holding "eight cities" says what was asked: pilot, cover and cities of pilot, cover, cities, many
+    assert ans.signals["answer_context"] == 0.75
     assert ans.to_dict()["confidence"] == ans.confidence
 
 
@@ -180,3 +185,30 @@ def test_not_only_but_also_is_no_negation():
 
     assert negated("The plan was not approved.") and negated("It wasn't approved.")
     assert not negated("The plan not only cut costs but also saved time.")
+
+
+def test_an_answer_from_a_sentence_that_does_not_say_what_was_asked_has_little_context():
+    ps = passages("The bridge opened in 1932. The tunnel under the river opened in 1950.")
+    assert answer_context("When did the tunnel open?", "1950", ps) == 1.0
+    # a near miss answered from the neighbouring sentence: it holds a year, not the tunnel
+    assert answer_context("When did the tunnel open?", "1932", ps) == 0.5
+    assert answer_context("When did the tunnel open?", "1871", ps) == 0.0  # no sentence holds the answer
+    # an answer written as a whole sentence scores as its bare value does
+    asked = "In which year did the tunnel open?"
+    assert answer_context(asked, "The tunnel opened in 1950.", ps) == answer_context(asked, "1950", ps) > 0
+
+
+def test_a_table_row_is_read_with_its_header_and_a_passage_with_its_headings():
+    table = "| Port | Service |\n| --- | --- |\n| 22 | SSH |\n| 80 | HTTP |"
+    ps = passages(table)
+    asked = answer_context("Which port does HTTP use?", "80", ps)
+    near_miss = answer_context("Which port does HTTPS use?", "80", ps)  # the table has no HTTPS row
+    assert asked > near_miss
+    under = [Passage(1, replace(ps[0].chunk, section="Networking › Firewall rules"), table)]
+    question = "Which port do the firewall rules give SSH?"
+    assert answer_context(question, "22", under) > answer_context(question, "22", ps)
+
+
+def test_a_yes_no_answer_is_read_against_the_best_sentence():
+    ps = passages("The museum is closed on Mondays. Tickets are sold at the gate.")
+    assert answer_context("Is the museum closed on Mondays?", "Yes", ps) == 1.0

@@ -12,6 +12,8 @@ Features (`FEATURES`), all in [0, 1]:
 - `passage_coverage`: the largest share of the question's content words one retrieved passage holds;
 - `question_coverage`: share of the question's content words in the cited passages (and their titles);
 - `answer_in_passages`: share of the short answer's content words found in the passages;
+- `answer_context`: the largest share of the question's words that a passage sentence (or table row) holding
+  the short answer states, with its headings and table header (`rag.answer.checks.grounding.answer_context`);
 - `support`: the best citation's support (its quoted sentence states the claim and the answer);
 - `decline_p`, `first_token_p`: the model's probability of declining at its first answer token, and of
   its likeliest first token (local model only; missing values count as the training mean);
@@ -34,8 +36,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-FEATURES = ("similarity", "passage_coverage", "question_coverage", "answer_in_passages", "support", "decline_p", "first_token_p",
-            "off_topic", "answer_type", "echo")
+FEATURES = ("similarity", "passage_coverage", "question_coverage", "answer_in_passages", "answer_context", "support",
+            "decline_p", "first_token_p", "off_topic", "answer_type", "echo")
 ANSWER_LABEL = "Answer:"  # the reply format's first line (rag/answer/prompts): `answer_sureness` reads the tokens after it
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 

@@ -148,7 +148,7 @@ class AnswerSettings(BaseModel):
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="Withhold an answer whose calibrated confidence (`Answer.confidence`, "
                                       "rag.answer.confidence) is below this; default (unset): the threshold fitted "
-                                      "with the calibration, chosen on dev sets for the most right minus wrong answers (0.45; 0.84 gives answered precision 0.91). "
+                                      "with the calibration, chosen on dev sets for the most right minus wrong answers (0.48; 0.78 gives answered precision 0.90). "
                                       "0: never withhold on confidence.")
     vetoes: list[str] = Field(
         default_factory=lambda: ["off_topic"],

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rag.core.types import Chunk, Citation
-from rag.text.tokens import content_tokens
+from rag.text.normalize import plain_text
+from rag.text.sentences import sentence_spans
+from rag.text.tables import markdown_tables, table_of
+from rag.text.tokens import code_words, content_tokens
 from rag.text.words import is_yes_no
 
 if TYPE_CHECKING:
@@ -45,13 +48,52 @@ def grounding_signals(question: str, short: str, citations: Sequence[Citation], 
     - `question_coverage`: the share of the question's words that the cited passages, with their documents'
       titles and section headings (which name what a passage is about), hold (an answer to a different
       question scores low). For a follow-up, `question` is searched with the earlier question in front, whose
-      words the cited passage need not repeat: the words of the follow-up as `asked` count as well.
+      words the cited passage need not repeat: the words of the follow-up as `asked` count as well;
+    - `answer_context`: the largest share of the question's words that a passage sentence holding the short
+      answer states (`answer_context`; a follow-up's `asked` counts as well).
     """
     cited = [c.chunk for c in _cited_passages(citations, passages)] or [p.chunk for p in passages]
     evidence = " ".join(f"{c.title} {c.section or ''} {c.text}" for c in cited)
     found = 1.0 if is_yes_no(short) else coverage(content_tokens(short), " ".join(p.chunk.text for p in passages))
     covered = max(coverage(content_tokens(q), evidence) for q in (question, asked or question))
-    return {"answer_in_passages": round(found, 4), "question_coverage": round(covered, 4)}
+    context = max(answer_context(q, short, passages) for q in (question, asked or question))
+    return {"answer_in_passages": round(found, 4), "question_coverage": round(covered, 4),
+            "answer_context": round(context, 4)}
+
+
+def answer_context(question: str, short: str, passages: Sequence[Passage]) -> float:
+    """The largest share of the question's words that one sentence or table row of the passages as shown
+    states, among those that hold the short answer (its words, at least half of them); a row is read with its
+    table's header, every sentence with its passage's title and headings. 0 when none holds the answer.
+
+    The sentence that states an answer also says what was asked. A near miss, where the documents discuss the
+    subject but not the asked value, is typically answered from a neighbouring sentence or row: it holds an
+    answer-like value but not the question's distinctive word (asked when the tunnel opened, the model gives
+    the year of the sentence about the bridge). The question's words that the answer repeats count as well, so
+    an answer written as a whole sentence scores as its bare value does. A Yes/No answer is held by no
+    sentence: the best sentence counts.
+    """
+    answer = content_tokens(short) or code_words(short, quoted_only=False)  # a symbol answer (`%U`): its code words
+    wanted = content_tokens(question) | code_words(question)
+    if not wanted:
+        return 1.0
+    said = plain_text(short).lower()
+    yes_no = is_yes_no(short)
+    best = 0.0
+    for p in passages:
+        about = content_tokens(f"{p.chunk.title} {p.chunk.section or ''}")
+        tables = markdown_tables(p.text)
+        for span in sentence_spans(p.text):
+            unit = p.text[span.start:span.end]
+            own = content_tokens(unit) | code_words(unit, quoted_only=False)
+            holds = yes_no or (bool(said) and said in plain_text(unit).lower()) \
+                or (bool(answer) and len(answer & own) * 2 >= len(answer))
+            if not holds:
+                continue
+            table = table_of(tables, span.start)
+            tokens = own | about | (content_tokens(table.header) if table else set())
+            best = max(best, len(wanted & tokens) / len(wanted))
+    return best
 
 
 def _cited_passages(citations, passages):
