@@ -55,8 +55,9 @@ def grounding_signals(question: str, short: str, citations: Sequence[Citation], 
     cited = [c.chunk for c in _cited_passages(citations, passages)] or [p.chunk for p in passages]
     evidence = " ".join(f"{c.title} {c.section or ''} {c.text}" for c in cited)
     found = 1.0 if is_yes_no(short) else coverage(content_tokens(short), " ".join(p.chunk.text for p in passages))
-    covered = max(coverage(content_tokens(q), evidence) for q in (question, asked or question))
-    context = max(answer_context(q, short, passages) for q in (question, asked or question))
+    questions = dict.fromkeys((question, asked or question))  # one, unless a follow-up was asked in other words
+    covered = max(coverage(content_tokens(q), evidence) for q in questions)
+    context = max(answer_context(q, short, passages) for q in questions)
     return {"answer_in_passages": round(found, 4), "question_coverage": round(covered, 4),
             "answer_context": round(context, 4)}
 
