@@ -90,3 +90,46 @@ def test_layer_norms_run_unfused(embedders, tmp_path):
         open_session(path, 1, optimized_to=tmp_path / f"{backend}.onnx")
         ran = {n.op_type for n in onnx.load(str(tmp_path / f"{backend}.onnx")).graph.node}
         assert "SkipLayerNormalization" not in ran and "LayerNormalization" in ran, backend
+
+
+CHILD = """
+import sys, threading, time
+from pathlib import Path
+
+import rag.models.embedders.onnx as onnx_module
+from rag.core.config import load_settings
+from rag.models.embedders.files import ensure_onnx_embedding
+
+
+started = threading.Event()
+
+
+def slow_export(source, target):  # stands in for the real export (~10 s): files written after a while
+    started.set()
+    time.sleep(1.0)
+    for name in onnx_module.FILES.values():
+        (Path(target) / name).write_bytes(b"exported")
+
+
+onnx_module.export_onnx = slow_export
+home = Path(sys.argv[1])
+settings = load_settings(environ={}, home=home, cache=home / "cache")
+threading.Thread(target=ensure_onnx_embedding, args=(settings,), daemon=True).start()  # as the warm-up does
+assert started.wait(60)  # the export is under way; the program ends here
+"""
+
+
+def test_an_export_begun_in_the_background_finishes_when_the_program_ends(tmp_path):
+    """A script that opens the index and exits at once must not leave a half-provisioned cache that every
+    later start exports again."""
+    import subprocess
+    import sys
+
+    from rag.core.config import load_settings
+    from rag.models.embedders.files import onnx_dir
+
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    target = onnx_dir(load_settings(environ={}, home=tmp_path, cache=tmp_path / "cache"))
+    assert (target / "export.stamp").is_file(), sorted(p.name for p in target.iterdir())
+    assert (target / "model-int8.onnx").read_bytes() == b"exported"

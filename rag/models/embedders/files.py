@@ -7,6 +7,7 @@ exported to ONNX (fp32 and int8) from those weights for the onnx backends, offli
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,31 @@ def ensure_onnx_embedding(settings: Settings) -> dict[str, Path]:
 
             marker.unlink(missing_ok=True)
             log.info("exporting %s to ONNX under %s", settings.embedding.model_name, target)
-            export_onnx(source, target)
-            atomic_write(marker, stamp.encode())
+
+            def export() -> None:
+                export_onnx(source, target)
+                atomic_write(marker, stamp.encode())
+
+            _to_the_end(export)
     return paths
+
+
+def _to_the_end(work) -> None:
+    """Run `work` in a thread the interpreter waits for when the program ends, and wait for it.
+
+    An export started by a background warm-up (a daemon thread, stopped wherever it stands when the
+    program ends) then still finishes and writes its marker: a script that opens and exits at once
+    does not leave every later start to export again (about 10 s)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 -- raised again in the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, name="rag-onnx-export", daemon=False)  # not a daemon, even from one
+    worker.start()
+    worker.join()
+    if errors:
+        raise errors[0]
