@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rag.core.types import SECTION_SEPARATOR, Chunk
 from rag.text.sentences import sentence_spans
-from rag.text.tables import markdown_tables, table_of
+from rag.text.tables import markdown_tables, reading_units, table_of
 from rag.text.tokens import code_words, content_tokens
 
 LABEL_WORDS = 5  # words of a document's title shown in each passage's fence
@@ -149,11 +149,9 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     sentences = []  # (passage index, start, end, tokens)
     heading = [content_tokens(section_label(p.chunk)) for p in passages]
     for i, p in enumerate(passages):
-        in_passage = markdown_tables(p.text) if tables is None else tables[i]
-        for span in sentence_spans(p.text):
+        for span, table in reading_units(p.text, None if tables is None else tables[i]):
             unit = p.text[span.start:span.end]
             tokens = content_tokens(unit) | (code_words(unit, quoted_only=False) & codes if codes else set())
-            table = table_of(in_passage, span.start)
             if table:  # a row is read with its table's header: the header says what its cells mean
                 tokens |= content_tokens(table.header)
             tokens |= heading[i]  # and every sentence with the headings it stands under

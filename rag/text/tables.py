@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Table", "is_table_row", "is_table_separator", "markdown_tables", "row_cells", "table_of"]
+from rag.text.sentences import Span, sentence_spans
+
+__all__ = ["Table", "is_table_row", "is_table_separator", "markdown_tables", "reading_units", "row_cells", "table_of"]
 
 _TABLE_ROW = re.compile(r"^\|.*\|[ \t]*$")
 _TABLE_SEPARATOR = re.compile(r"^\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*$")
@@ -67,3 +69,11 @@ def markdown_tables(text: str) -> list[Table]:
 def table_of(tables: list[Table], offset: int) -> Table | None:
     """The table among `tables` whose rows (below its header) hold `offset`, or None."""
     return next((t for t in tables if t.body_start <= offset < t.end), None)
+
+
+def reading_units(text: str, tables: list[Table] | None = None) -> list[tuple[Span, Table | None]]:
+    """The sentences of `text` as a reader takes them, a table row being one, each with the table it is a row
+    of (None outside tables): a row read alone takes its meaning from that table's header. `tables` are
+    `markdown_tables(text)` when already found."""
+    tables = markdown_tables(text) if tables is None else tables
+    return [(span, table_of(tables, span.start)) for span in sentence_spans(text)]

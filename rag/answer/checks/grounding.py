@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 from rag.core.types import Chunk, Citation
 from rag.text.normalize import plain_text
-from rag.text.sentences import sentence_spans
-from rag.text.tables import markdown_tables, table_of
+from rag.text.tables import reading_units
 from rag.text.tokens import code_words, content_tokens
 from rag.text.words import is_yes_no
 
@@ -83,15 +82,13 @@ def answer_context(question: str, short: str, passages: Sequence[Passage]) -> fl
     best = 0.0
     for p in passages:
         about = content_tokens(f"{p.chunk.title} {p.chunk.section or ''}")
-        tables = markdown_tables(p.text)
-        for span in sentence_spans(p.text):
+        for span, table in reading_units(p.text):
             unit = p.text[span.start:span.end]
             own = content_tokens(unit) | code_words(unit, quoted_only=False)
             holds = yes_no or (bool(said) and said in plain_text(unit).lower()) \
                 or (bool(answer) and len(answer & own) * 2 >= len(answer))
             if not holds:
                 continue
-            table = table_of(tables, span.start)
             tokens = own | about | (content_tokens(table.header) if table else set())
             best = max(best, len(wanted & tokens) / len(wanted))
     return best
