@@ -8,9 +8,16 @@ and pdfplumber (`page.extract_text()`) read every page (at most --max-pages);
 the rounds alternate the extractors so machine noise hits all alike, and the
 median round is printed. "Run together" is the share of words (runs of letters)
 of 20 or more letters: an extractor that drops the spaces between words makes
-many of them, a spaced one almost none. The default documents are the dev
-manuals of the manuals eval set and R manuals that are not in it (never its
-test documents).
+many of them, a spaced one almost none. "Rows" counts the Markdown table rows the
+`rag` extractors write, "empty cell" the share of them with a cell left empty (a
+cell read into the wrong row or column leaves one behind). The default documents
+are the dev manuals of the manuals eval set and R manuals that are not in it (never
+its test documents). A manual whose tables are ruled between their rows (DocBook), and
+a report printed by a browser (a grid with a spanned header, shaded rows):
+
+    apt-get download debian-reference-en && dpkg -x debian-reference-en_*.deb x
+    chromium --headless --no-sandbox --no-pdf-header-footer --print-to-pdf=grid-report.pdf bench/data/grid-report.html
+    python bench/pdf_extract.py --extractors rag --pdf x/usr/share/debian-reference/debian-reference.en.pdf grid-report.pdf
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.text.tables import is_table_separator  # noqa: E402
+from rag.text.tables import is_table_row, is_table_separator, row_cells  # noqa: E402
 
 _MANUALS = Path.home() / ".cache/rag-evals/manuals/files"
 _R_DOCS = Path("/tmp/debs/x/usr/share/R/doc/manual")
@@ -93,7 +100,7 @@ def rag_pages(data: bytes, n: int, *, unruled: bool = True) -> list[str]:
         data = buf.getvalue()
     kept = pdf_loader._with_unruled_tables
     if not unruled:
-        pdf_loader._with_unruled_tables = lambda textpage, boxes, text: text
+        pdf_loader._with_unruled_tables = lambda textpage, boxes, text, *rules: text
     try:
         doc = pdf_loader.load_pdf(Path("bench.pdf"), data)
     finally:
@@ -149,12 +156,16 @@ def main() -> None:
         for name in args.extractors:
             share, words = run_together(texts[name])
             tables = sum(1 for t in texts[name] for line in t.splitlines() if is_table_separator(line))  # one a table
-            rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words, tables))
+            cells = [row_cells(line) for t in texts[name] for line in t.splitlines()
+                     if is_table_row(line) and not is_table_separator(line)]
+            empty = sum(1 for c in cells if not all(c)) / len(cells) if cells else 0.0
+            rows.append((path.name, n, name, n / statistics.median(seconds[name]), share, words, tables, len(cells), empty))
         print(f"done {path.name} ({n} pages)", file=sys.stderr)
 
-    print(f"{'document':<16} {'pages':>5} {'extractor':<14} {'pages/s':>8} {'run-together':>12} {'words':>8} {'tables':>6}")
-    for doc, n, name, rate, share, words, tables in rows:
-        print(f"{doc:<16} {n:>5} {name:<14} {rate:>8.1f} {share:>11.2%} {words:>8} {tables:>6}")
+    print(f"{'document':<16} {'pages':>5} {'extractor':<14} {'pages/s':>8} {'run-together':>12} {'words':>8} {'tables':>6} "
+          f"{'rows':>6} {'empty cell':>10}")
+    for doc, n, name, rate, share, words, tables, table_rows, empty in rows:
+        print(f"{doc:<16} {n:>5} {name:<14} {rate:>8.1f} {share:>11.2%} {words:>8} {tables:>6} {table_rows:>6} {empty:>9.1%}")
 
 
 if __name__ == "__main__":

@@ -322,3 +322,120 @@ def test_a_table_whose_rows_spread_apart_stays_one_table():
     [table] = unruled_tables(words)
     assert [r[0] for r in table.rows] == [k for k, _ in rows]
     assert table.markdown().count("| --- |") == 1
+
+
+def test_pdf_rows_between_rules_keep_cells_set_on_several_lines(tmp_path):
+    """A table ruled between its rows only (no grid): a cell set on two lines, with its neighbour centred
+    beside it, stays one row, and a row's second line does not join the row below it."""
+    rows = [(["key"], ["description of key binding"]),
+            (["Ctrl-U"], ["erase line before cursor"]),
+            (["Left-Alt-key, optionally", "Windows-key"], ["meta-key for Emacs"]),
+            (["Up-arrow"], ["start command history search"]),
+            (["/dev/zero"], ["return the NUL character, not the", "same as the number zero"]),
+            (["Tab"], ["complete input of the filename"])]
+    x, col_w, line_h = 60, 150, 12
+    ops = [_text(60, 765, "Reference manual 21/233"), f"{x} 758 m 552 758 l S",  # the running header's rule
+           _text(60, 720, "Key bindings of the shell:")]
+    y = 700.0
+    ops.append(f"{x} {y} m {x + 2 * col_w} {y} l S")
+    for cells in rows:
+        height = 4 + line_h * max(len(c) for c in cells)
+        for c, lines in enumerate(cells):
+            first = y - 2 - (height - 4 - line_h * len(lines)) / 2 - line_h + 3  # centred in the row
+            ops += [_text(x + c * col_w + 4, first - k * line_h, s) for k, s in enumerate(lines)]
+        y -= height
+        ops.append(f"{x} {y} m {x + 2 * col_w} {y} l S")
+    ops.append(f"{x + col_w} 700 m {x + col_w} {y} l S")  # one rule between the columns: no grid
+    ops += [_text(60, y - 30, "Table 1.14: key bindings."), f"{x} 60 m 552 60 l S"]
+    path = tmp_path / "keys.pdf"
+    path.write_bytes(_pdf(["\n".join(ops)]))
+    text = load_document(path).text
+    table = "\n".join(line for line in text.splitlines() if line.startswith("|"))
+    assert table == ("| key | description of key binding |\n| --- | --- |\n| Ctrl-U | erase line before cursor |\n"
+                     "| Left-Alt-key, optionally Windows-key | meta-key for Emacs |\n"
+                     "| Up-arrow | start command history search |\n"
+                     "| /dev/zero | return the NUL character, not the same as the number zero |\n"
+                     "| Tab | complete input of the filename |"), text
+    assert text.index("Key bindings of the shell:") < text.index("| key |") < text.index("Table 1.14")
+
+
+def test_drawn_rules_between_columns_decide_the_columns():
+    """A space that lines up in every row of a column is a river; a vertical rule drawn between the columns
+    says where the columns really are."""
+    from rag.ingest.tables import unruled_tables
+
+    data = [("Home page", "http://bugs/"), ("A package", "http://bugs/pkg"), ("A bug number", "http://bugs/nr")]
+    words = []
+    for i, (what, url) in enumerate(data):
+        words += _line(700 - 13 * i, [(100, what), (200, "sensible-browser"), (290, url)])
+    [table] = unruled_tables(words)
+    assert len(table.rows[0]) == 3, "without rules the aligned space reads as a column"
+    [table] = unruled_tables(words, dividers=[(190.0, 660.0, 715.0)])
+    assert table.rows == [[what, f"sensible-browser {url}"] for what, url in data]
+    [table] = unruled_tables(words, dividers=[(190.0, 690.0, 715.0)])  # a rule beside the first row only
+    assert len(table.rows[0]) == 3
+
+
+def test_grid_cells_are_read_where_they_are_on_a_page_whose_size_is_inherited():
+    """A page that takes its MediaBox from the page tree (A4 here) is laid out at that size: pdfplumber's
+    cell boxes, read by pdfium, must be placed on the page as it is, not on a Letter page."""
+    import pypdfium2 as pdfium
+
+    from rag.ingest.loaders import pdf as pdf_loader
+
+    data = _pdf([ruled_table_page([HEADER, *ROWS[:4]], top=780)])
+    data = data.replace(b" /MediaBox [0 0 612 792]", b"").replace(b"/Type /Pages ", b"/Type /Pages /MediaBox [0 0 595 842] ")
+    data = _fix_xref(data)
+    pdf = pdfium.PdfDocument(data)
+    assert pdf[0].get_size() == (595, 842)
+    [text] = pdf_loader._with_pdfium_tables(pdf, data, [""], [0])  # no other reading: pdfplumber's stands
+    assert HEADER_MD in text and "| " + " | ".join(ROWS[3]) + " |" in text, text
+
+
+def _fix_xref(data: bytes) -> bytes:
+    """The PDF with its cross-reference table rebuilt after objects were edited in place."""
+    import re as _re
+
+    body = data[:data.index(b"xref\n")]
+    offsets = {int(m.group(1)): m.start() for m in _re.finditer(rb"(?m)^(\d+) 0 obj", body)}
+    size = max(offsets) + 1
+    out = body + b"xref\n0 %d\n0000000000 65535 f \n" % size
+    out += b"".join(b"%010d 00000 n \n" % offsets[k] for k in range(1, size))
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, len(body))
+
+
+def test_the_reading_that_keeps_the_page_words_and_more_cells_is_kept():
+    from rag.ingest.tables import better_table_reading
+
+    plain = "Signals\nSIGHUP terminate the process\nSIGINT terminate the process"
+    cut = "Signals\n| SIGHUP | terminat |\n| SIGINT | e the process |"  # a cell bound through a word
+    whole = "Signals\n| SIGHUP | terminate the process |\n| SIGINT | terminate the process |"
+    assert better_table_reading(plain, cut, whole) == whole
+    partial = "Signals\nSIGHUP\n| terminate the process |\nSIGINT\n| terminate the process |"
+    assert better_table_reading(plain, partial, whole) == whole, "the same words: more cells filled"
+    assert better_table_reading(plain, whole, whole.replace("| ", "|  ")) == whole  # a tie keeps the grid's
+
+
+def test_a_grid_the_word_positions_do_not_read_is_read_by_its_rules(tmp_path):
+    """A header and one row in a ruled grid is too short for a table read from word positions alone (three
+    rows at least); the grid's rules still make it one."""
+    path = tmp_path / "one-row.pdf"
+    path.write_bytes(_pdf([ruled_table_page([HEADER, ROWS[0]], before=INTRO, after=OUTRO)]))
+    text = load_document(path).text
+    assert HEADER_MD in text and "| " + " | ".join(ROWS[0]) + " |" in text, text
+
+
+def test_rows_between_a_header_rule_and_a_bottom_rule_stay_rows():
+    """Rules over a caption, under it, under the header and at the bottom (as gnuplot's manual draws them):
+    the body's lines, each filling the columns, are rows of their own, not one row set on many lines."""
+    from rag.ingest.tables import unruled_tables
+
+    body = [("-", "-a", "unary minus"), ("!", "!a", "logical negation"), ("!", "a!", "factorial"),
+            ("$", "$3", "call argument")]
+    words = _line(700, [(160, "Unary Operators")]) + _line(686, [(100, "Symbol"), (160, "Example"), (220, "Explanation")])
+    for i, row in enumerate(body):
+        words += _line(672 - 13 * i, [(100, row[0]), (160, row[1]), (220, row[2])])
+    rules = [(712.0, 95.0, 320.0), (697.0, 95.0, 320.0), (683.0, 95.0, 320.0), (630.0, 95.0, 320.0)]
+    dividers = [(150.0, 630.0, 683.0), (210.0, 630.0, 683.0)]
+    [table] = unruled_tables(words, rules, dividers)
+    assert table.rows[-4:] == [list(row) for row in body]

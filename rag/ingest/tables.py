@@ -14,6 +14,8 @@ Example::
 from __future__ import annotations
 
 import re
+from collections import Counter
+from itertools import pairwise
 from dataclasses import dataclass
 
 _MAX_CELL_CHARS = 300  # an HTML "table" with longer cells is page layout, not data
@@ -118,29 +120,14 @@ _RULE_TOLERANCE = 2.0  # points: rules this close touch (pdfplumber snaps and jo
 _GRID_MIN_RULES = 3  # crossing rules each way: 2 x 2 cells at least
 
 
-def rules_form_grid(boxes) -> bool:
-    """Whether the bounding boxes `(left, bottom, right, top)` of a page's drawn paths rule a table grid.
+def rules_form_grid(rows, columns) -> bool:
+    """Whether a page's horizontal and vertical rules (`page_rules`) rule a table grid.
 
     pdfplumber finds a table where horizontal and vertical rules cross into cells; a table we keep
     has 2 rows and 2 columns at least, so 3 horizontal rules must each cross the same 3 vertical
-    ones. Rules drawn piecewise (a vertical bar per row) are joined first; a rectangle gives its
-    four sides. A page with a rule under its header, framed boxes, or tables ruled only between
+    ones. A page with a rule under its header, framed boxes, or tables ruled only between
     rows has no such grid and is not worth pdfplumber's table search (about a second a page).
     """
-    rows: list[tuple[float, float, float]] = []  # (y, x0, x1)
-    columns: list[tuple[float, float, float]] = []  # (x, y0, y1)
-    for left, bottom, right, top in boxes:
-        width, height = right - left, top - bottom
-        if height <= _RULE_MAX_THICKNESS and width >= _RULE_MIN_LENGTH:
-            rows.append(((bottom + top) / 2, left, right))
-        elif width <= _RULE_MAX_THICKNESS and height >= _RULE_MIN_LENGTH:
-            columns.append(((left + right) / 2, bottom, top))
-        elif width >= _RULE_MIN_LENGTH and height >= _RULE_MIN_LENGTH:
-            rows += [(bottom, left, right), (top, left, right)]
-            columns += [(left, bottom, top), (right, bottom, top)]
-    if len(rows) < _GRID_MIN_RULES or len(columns) < _GRID_MIN_RULES:
-        return False
-    rows, columns = _joined(rows), _joined(columns)
     if len(rows) < _GRID_MIN_RULES or len(columns) < _GRID_MIN_RULES:
         return False
     tol = _RULE_TOLERANCE
@@ -253,6 +240,29 @@ def _page_text_with_tables(page, text_in=None) -> str | None:
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
 
 
+_WORD = re.compile(r"\w+")
+
+
+def better_table_reading(plain: str, gridded: str, positioned: str) -> str:
+    """Of two readings of a page with tables, the one to keep: the one whose words differ least from the
+    page's `plain` text (a table read with misplaced cell bounds repeats or cuts words), then the one
+    with more table cells filled; `gridded` (pdfplumber's) on a tie."""
+    words = Counter(_WORD.findall(plain))
+
+    def lost_or_added(text: str) -> int:
+        counts = Counter(_WORD.findall(text))
+        return sum(((counts - words) + (words - counts)).values())
+
+    def cells(text: str) -> int:
+        return sum(1 for line in text.splitlines() if line.startswith("|") and not line.startswith("| ---")
+                   for cell in line.strip().strip("|").split(" | ") if cell.strip())
+
+    def key(text: str) -> tuple[int, int]:
+        return -lost_or_added(text), cells(text)
+
+    return positioned if key(positioned) > key(gridded) else gridded
+
+
 def _region_text(page, bbox, text_in=None) -> str:
     if text_in is not None:
         return text_in(bbox) if bbox[3] > bbox[1] and bbox[2] > bbox[0] else ""
@@ -281,6 +291,8 @@ _UNRULED_MIN_ROWS = 3  # lines split into cells, at least
 _UNRULED_RIVER = 0.6  # line heights: an empty x-range at least this wide between columns
 _UNRULED_PITCH = 1.8  # a table's lines lie at most this many line heights apart (tops)
 _UNRULED_HEADER_PITCH = 1.6  # the header lies at most this many body pitches above the first row
+_ROW_RULE_SPAN = 12.0  # line heights: two rules at most this far apart, with lines between them, bound one row
+_RULED_MIN_ROWS = 3  # bands one under the other, at least, for a table ruled between its rows
 _LINE_END_HYPHEN = "\x02"  # pdfium's mark for a hyphen it found at the end of a line
 
 
@@ -322,7 +334,8 @@ def _line_height(lines) -> float:
 
 
 def _cells(line, gap: float) -> list[list]:
-    """A line's boxes (left to right) split into cells where the gap between two is at least `gap`."""
+    """A line's boxes split into cells, left to right, where the gap between two is at least `gap`."""
+    line = sorted(line, key=lambda b: b[0])
     cells = [[line[0]]]
     for box in line[1:]:
         if box[0] - max(b[2] for b in cells[-1]) >= gap:
@@ -336,9 +349,18 @@ def _near(x: float, starts) -> bool:
     return any(abs(x - s) <= _UNRULED_ALIGN for s in starts)
 
 
-def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH) -> list[tuple[int, int]]:
-    """(first, end) line indexes of runs of lines set in aligned cells: candidate tables."""
+def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH, tops=None, adjacent=None,
+                dividers=()) -> list[tuple[int, int]]:
+    """(first, end) line indexes of runs of lines set in aligned cells: candidate tables.
+
+    `tops[i]` is (top of the first, top of the last) text line of `lines[i]`, which may be several text
+    lines (a row between rules); by default each is one line, at its highest box. A line `adjacent` to
+    the one above (a rule between them bounds both rows) follows it however tall the rows are. Cells
+    split by a vertical rule (`dividers`) that also splits the line above are in its columns, however
+    they are aligned (centred cells start at different x)."""
     gap, pitch = _UNRULED_CELL_GAP * height, pitch * height
+    if tops is None:
+        tops = [(max(b[3] for b in line),) * 2 for line in lines]
     runs: list[tuple[int, int]] = []
     i = 0
     while i < len(lines):
@@ -351,13 +373,13 @@ def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH) -> list[tup
         split, j = 1, i + 1
         while j < len(lines):
             line = lines[j]
-            if max(b[3] for b in lines[j - 1]) - max(b[3] for b in line) > pitch:
+            if tops[j - 1][1] - tops[j][0] > pitch and not (adjacent and adjacent[j]):
                 break
             more = _cells(line, gap)
-            if len(more) >= 2 and _near(more[1][0][0], starts):
+            if len(more) >= 2 and (_near(more[1][0][0], starts) or _divided(dividers, lines[j - 1], line)):
                 split += 1
                 starts += [c[0][0] for c in more[1:] if not _near(c[0][0], starts)]
-            elif len(more) == 1 and line[0][0] > left + _UNRULED_ALIGN and _near(line[0][0], starts):
+            elif len(more) == 1 and more[0][0][0] > left + _UNRULED_ALIGN and _near(more[0][0][0], starts):
                 pass  # a cell's text going on under it
             else:
                 break
@@ -370,11 +392,32 @@ def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH) -> list[tup
     return runs
 
 
-def may_hold_unruled_table(boxes) -> bool:
-    """Cheap check on a page's text-run boxes: are some lines set in aligned cells (worth reading word by word)?"""
+def _divided(dividers, upper, lower) -> bool:
+    """Whether a vertical rule runs down past both lines' boxes with boxes of each on both its sides."""
+    tol = _RULE_TOLERANCE
+    bottom, top = min(b[1] for b in lower), max(b[3] for b in upper)
+    return any(y0 - tol <= bottom and top <= y1 + tol
+               and all(any(b[2] <= x + tol for b in line) and any(b[0] >= x - tol for b in line) for line in (upper, lower))
+               for x, y0, y1 in dividers)
+
+
+def may_hold_unruled_table(boxes, rules=(), dividers=()) -> bool:
+    """Cheap check on a page's text-run boxes: are some lines set in aligned cells (worth reading word by
+    word)? `rules` and `dividers` as for `unruled_tables`."""
     lines = _box_lines([b for b in boxes if b[2] > b[0] and b[3] > b[1]])
+    if not lines:
+        return False
+    height = _line_height(lines)
+    units, marks = _row_units(lines, rules, height, dividers)
+    units, tops = _flat_units(units)
     # text-run boxes are as high as their glyphs (digits are lower than a line): lines may lie further apart
-    return bool(lines) and bool(_table_runs(lines, _line_height(lines), 1.5 * _UNRULED_PITCH))
+    return bool(_table_runs(units, height, 1.5 * _UNRULED_PITCH, tops, _adjacent(marks), dividers))
+
+
+def _flat_units(units) -> tuple[list[list], list[tuple[float, float]]]:
+    """Each row's boxes as one list, and (top of its first line, top of its last line)."""
+    return ([[b for line in unit for b in line] for unit in units],
+            [(max(b[3] for b in unit[0]), max(b[3] for b in unit[-1])) for unit in units])
 
 
 def _rivers(words, lo: float, hi: float, width: float) -> list[tuple[float, float]]:
@@ -396,13 +439,113 @@ def _row(words, bounds: list[float]) -> list[str]:
     return [" ".join(c) for c in cells]
 
 
-def unruled_tables(words) -> list[UnruledTable]:
-    """Tables set without rules among a page's `Word`s, top to bottom.
+def page_rules(boxes) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """The horizontal rules (y, x0, x1) and the vertical ones (x, y0, y1) among the bounding boxes
+    `(left, bottom, right, top)` of a page's drawn paths: thin lines, and the edges of rectangles (shaded
+    rows or cells), collinear pieces joined."""
+    rows: list[tuple[float, float, float]] = []
+    columns: list[tuple[float, float, float]] = []
+    for left, bottom, right, top in boxes:
+        width, height = right - left, top - bottom
+        if height <= _RULE_MAX_THICKNESS and width >= _RULE_MIN_LENGTH:
+            rows.append(((bottom + top) / 2, left, right))
+        elif width <= _RULE_MAX_THICKNESS and height >= _RULE_MIN_LENGTH:
+            columns.append(((left + right) / 2, bottom, top))
+        elif width >= _RULE_MIN_LENGTH and height >= _RULE_MIN_LENGTH:
+            rows += [(bottom, left, right), (top, left, right)]
+            columns += [(left, bottom, top), (right, bottom, top)]
+    return _joined(rows), _joined(columns)
+
+
+def _row_units(lines, rules, height: float, dividers=()) -> tuple[list[list], list]:
+    """Lines grouped into the rows that rules mark, and each row's (upper, lower) rule or None.
+
+    Consecutive lines between the same two rules, which both run under the whole line and lie at most
+    `_ROW_RULE_SPAN` line heights apart, are one row (a cell set on two lines, its neighbour centred
+    beside it) where the table is ruled between its rows (`_ruled_rows`) and at most one of the lines
+    fills every column (those the vertical `dividers` draw, else as many cells as the fullest line; the
+    other lines hold pieces of cells). Every other line is a row of its own: between
+    a header rule and a bottom rule, each line that fills the columns is a row."""
+    tol, span = _RULE_TOLERANCE, _ROW_RULE_SPAN * height
+
+    def band(line):
+        lo, hi = min(b[0] for b in line), max(b[2] for b in line)
+        middle = (min(b[1] for b in line) + max(b[3] for b in line)) / 2
+        under = [y for y, x0, x1 in rules if x0 - tol <= lo and hi <= x1 + tol]
+        above = min((y for y in under if y > middle), default=None)
+        below = max((y for y in under if y < middle), default=None)
+        if above is None or below is None or above - below > span:
+            return None
+        return above, below
+
+    found = [band(line) for line in lines] if rules else [None] * len(lines)
+    gap = _UNRULED_CELL_GAP * height
+    by_band: dict = {}
+    for line, mark in zip(lines, found):
+        if mark is not None:
+            by_band.setdefault(mark, []).append(line)
+
+    def full_lines(band) -> int:  # lines that fill every column: rows by themselves, not pieces of cells
+        members = by_band[band]
+        lo, hi = min(b[0] for line in members for b in line), max(b[2] for line in members for b in line)
+        xs = _drawn_bounds(dividers, lo, hi, band[1], band[0])
+        if xs:  # the columns the vertical rules draw
+            edges = [float("-inf"), *xs, float("inf")]
+            return sum(1 for line in members if all(any(a < (b[0] + b[2]) / 2 < z for b in line)
+                                                    for a, z in pairwise(edges)))
+        cells = [len(_cells(line, gap)) for line in members]  # else: as many cells as the band's fullest line
+        return cells.count(max(cells)) if max(cells) >= 2 else 0
+
+    ruled = {m for m in _ruled_rows(set(by_band)) if full_lines(m) <= 1}
+    units: list[list] = []
+    marks: list = []
+    for line, mark in zip(lines, found):
+        mark = mark if mark in ruled else None
+        if mark is not None and marks and mark == marks[-1]:
+            units[-1].append(line)
+        else:
+            units.append([line])
+            marks.append(mark)
+    return units, marks
+
+
+def _ruled_rows(bands: set) -> set:
+    """The (upper, lower) bands that are rows of a table ruled between every row: each in a chain of
+    `_RULED_MIN_ROWS` bands at least, each band right under the one before. A table ruled only at its
+    top, under its header and at its bottom has two bands, the second holding all its rows: those stay
+    lines."""
+    tol = _RULE_TOLERANCE
+    under = {b: [c for c in bands if c != b and abs(c[0] - b[1]) <= tol] for b in bands}
+    over = {b: [a for a in bands if b in under[a]] for b in bands}
+    down: dict = {}
+    up: dict = {}
+
+    def reach(band, step: dict, memo: dict) -> int:  # bands in the longest chain from `band` on, itself counted
+        if band not in memo:
+            memo[band] = 1 + max((reach(b, step, memo) for b in step[band]), default=0)
+        return memo[band]
+
+    return {b for b in bands if reach(b, under, down) + reach(b, over, up) - 1 >= _RULED_MIN_ROWS}
+
+
+def _adjacent(marks) -> list[bool]:
+    """For each row, whether it lies right under the row above, across the rule between them."""
+    return [i > 0 and m is not None and marks[i - 1] is not None and abs(m[0] - marks[i - 1][1]) <= _RULE_TOLERANCE
+            for i, m in enumerate(marks)]
+
+
+def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
+    """Tables set without a grid of rules among a page's `Word`s, top to bottom.
 
     A table is at least three lines whose words fall into cells separated by wide gaps, the cells
     after the first starting at the same x; its columns are the x-ranges between rivers that no word
     of those lines crosses. A line whose first column is empty continues the row above it (a cell's
-    text wrapped). Two columns at least must vary from row to row (a run of definition lines each
+    text wrapped). Where horizontal `rules` ((y, x0, x1), `page_rules`) are drawn between every row,
+    the lines between two of them are one row (`_row_units`: a cell set on two lines, its neighbour
+    centred beside it), and rows either side of a rule follow each other however tall; where vertical rules
+    (`dividers`, (x, y0, y1)) run down the rows between the columns, they are the columns' bounds instead
+    of the rivers (a space that lines up in every row of a column is then no column). Two columns at least
+    must vary from row to row (a run of definition lines each
     tagged "[Function]" at the margin is no table), and lines all in a fixed-pitch font are a code
     listing, not a table. The line just above, when it is as close as the rows are to each other and
     its words sit over two columns at least, each cell aligned with its column (left, centre or
@@ -417,16 +560,22 @@ def unruled_tables(words) -> list[UnruledTable]:
     height = _line_height(lines)
     if height <= 0:
         return []
+    units, marks = _row_units(lines, rules, height, dividers)
+    flat_units, tops = _flat_units(units)
+    adjacent = _adjacent(marks)
     tables = []
-    for first, end in _table_runs(lines, height):
-        body = [[b[4] for b in line] for line in lines[first:end]]
+    for first, end in _table_runs(flat_units, height, tops=tops, adjacent=adjacent, dividers=dividers):
+        body = [[b[4] for b in unit] for unit in flat_units[first:end]]
         flat = [w for line in body for w in line]
         lo, hi = min(w.left for w in flat), max(w.right for w in flat)
-        rivers = _rivers(flat, lo, hi, _UNRULED_RIVER * height)
-        bounds = [(a + b) / 2 for a, b in rivers]
+        bounds = _drawn_bounds(dividers, lo, hi, min(w.bottom for w in body[-1]), max(w.top for w in body[0]))
+        if not bounds:
+            bounds = [(a + b) / 2 for a, b in _rivers(flat, lo, hi, _UNRULED_RIVER * height)]
         rows: list[list[str]] = []
-        for line in body:
-            cells = _row(line, bounds)
+        for unit in units[first:end]:
+            cells = _row([b[4] for b in unit[0]], bounds)
+            for line in unit[1:]:  # the further lines of a row between rules: each cell's text goes on
+                cells = [_continued(a, b) for a, b in zip(cells, _row([b[4] for b in line], bounds))]
             if rows and not cells[0]:
                 rows[-1] = [_continued(a, b) for a, b in zip(rows[-1], cells)]
             else:
@@ -437,10 +586,10 @@ def unruled_tables(words) -> list[UnruledTable]:
         if all(w.fixed for w in flat if len(w.text) > 1):
             continue  # a code listing with aligned comments: preformatted text, not a table
         top = max(w.top for w in body[0])
-        header = _header(lines[first - 1] if first else None, body, bounds, lo, hi, height)
+        header = _header(units[first - 1] if first else None, body, bounds, lo, hi, height)
         if header is not None:
             rows.insert(0, header)
-            top = max(b[3] for b in lines[first - 1])
+            top = max(b[3] for b in flat_units[first - 1])
         bottom = min(w.bottom for w in body[-1])
         last = tables[-1] if tables else None
         if (last is not None and header is None and len(rows[0]) == len(last.rows[0])
@@ -449,6 +598,12 @@ def unruled_tables(words) -> list[UnruledTable]:
             continue
         tables.append(UnruledTable(top, bottom, rows, header is not None))
     return tables
+
+
+def _drawn_bounds(dividers, lo: float, hi: float, bottom: float, top: float) -> list[float]:
+    """The x of the vertical rules between `lo` and `hi` that run from `top` down to `bottom`, left to right."""
+    tol = _RULE_TOLERANCE
+    return sorted(x for x, y0, y1 in dividers if lo < x < hi and y0 - tol <= bottom and top <= y1 + tol)
 
 
 def _continued(cell: str, more: str) -> str:
@@ -460,13 +615,14 @@ def _continued(cell: str, more: str) -> str:
     return cell + more if cell.endswith(_LINE_END_HYPHEN) else f"{cell} {more}"
 
 
-def _header(line, body, bounds: list[float], lo: float, hi: float, height: float) -> list[str] | None:
-    if line is None:
+def _header(unit, body, bounds: list[float], lo: float, hi: float, height: float) -> list[str] | None:
+    """The header cells of the row `unit` (its lines) just above the table's `body`, or None."""
+    if unit is None:
         return None
-    words = [b[4] for b in line]
+    words = [b[4] for line in unit for b in line]
     tops = [max(w.top for w in row) for row in body]
     pitch = (tops[0] - tops[-1]) / (len(tops) - 1)
-    close = max(w.top for w in words) - tops[0] <= _UNRULED_HEADER_PITCH * max(pitch, height)
+    close = max(b[3] for b in unit[-1]) - tops[0] <= _UNRULED_HEADER_PITCH * max(pitch, height)
     inside = min(w.left for w in words) >= lo - (bounds[0] - lo) and max(w.right for w in words) <= hi + 2 * height
     cells = _row(words, bounds)
     if not (close and inside and sum(1 for c in cells if c) >= 2):

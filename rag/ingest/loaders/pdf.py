@@ -3,10 +3,11 @@
 Page text comes from pdfium (pypdfium2): its words are spaced and it marks line-end hyphens, and it
 reads a page 12-18 times faster than pypdf (`bench/pdf_extract.py`, bench/RESULTS.md). pypdf reads
 the pages pdfium fails on or finds no text on, and the whole file where pdfium cannot open it (its
-errors say what is wrong with a corrupt file) or is not installed. Ruled tables are found by
-pdfplumber, only on pages whose drawn rules form a grid, their cells read by pdfium; tables set
-without rules (most of those in typeset manuals) from where pdfium places the words
-(`rag.ingest.tables.unruled_tables`). Then `rag.ingest.layout` makes the pages read as a reader sees them: ligatures and quotes
+errors say what is wrong with a corrupt file) or is not installed. Tables set without a grid
+(most of those in typeset manuals, and those ruled between rows only) are read from where pdfium
+places the words and the rules drawn between rows and columns (`rag.ingest.tables.unruled_tables`);
+on pages whose drawn rules form a grid pdfplumber reads the tables too, its cells read by pdfium,
+and the page keeps the better reading (`rag.ingest.tables.better_table_reading`). Then `rag.ingest.layout` makes the pages read as a reader sees them: ligatures and quotes
 normalised, running headers, footers and page numbers removed, table-of-contents and index pages
 left out (a note says which), line-end hyphenation joined. The outline (bookmarks) gives each
 heading's place, so `LoadedDocument.sections` holds the heading path at each offset.
@@ -156,11 +157,16 @@ def _pdfium_title(pdf) -> str | None:
 
 
 def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
-    """(text of the page in reading order, whether its drawn rules form a table grid)."""
-    from rag.ingest.tables import rules_form_grid
+    """(text of the page in reading order, whether pdfplumber should look for tables on it: its drawn rules
+    form a grid and the words' positions gave no table. Where they gave one, pdfplumber's reading added
+    nothing: on the 79 grid pages of three PDFs (`bench/pdf_extract.py`), `better_table_reading` kept the
+    words' tables on 76, and 2 of the other 3 read the same table; it costs about 0.1 s a page.)"""
+    from rag.ingest.tables import page_rules, rules_form_grid
+    from rag.text.tables import is_table_separator
 
     page = pdf[index]
     try:
+        rules = page_rules(_path_boxes(page))
         textpage = page.get_textpage()
         try:
             text = textpage.get_text_bounded()
@@ -168,10 +174,10 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
             if lines >= _TABLE_MIN_LINES:
                 boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
                 columns = _column_text(textpage, boxes, page.get_width()) if lines >= _COLUMN_MIN_LINES else None
-                text = columns or _with_unruled_tables(textpage, boxes, text)
+                text = columns or _with_unruled_tables(textpage, boxes, text, *rules)
         finally:
             textpage.close()
-        return text, rules_form_grid(_path_boxes(page))
+        return text, rules_form_grid(*rules) and not any(map(is_table_separator, text.splitlines()))
     finally:
         page.close()
 
@@ -184,17 +190,18 @@ def _column_text(textpage, boxes, width: float) -> str | None:
     return "\n".join(" ".join(_box_text(textpage, boxes[i]) for i in line) for line in order)
 
 
-def _with_unruled_tables(textpage, boxes, text: str) -> str:
-    """The page text with its tables set without rules as Markdown (`rag.ingest.tables.unruled_tables`).
+def _with_unruled_tables(textpage, boxes, text: str, rules=(), dividers=()) -> str:
+    """The page text with its tables set without a grid of rules as Markdown (`rag.ingest.tables.unruled_tables`;
+    `rules` and `dividers`: the page's horizontal and vertical rules, which may mark rows and columns).
 
     Table-of-contents and index pages (page numbers in columns) are left as they are: they are not
     indexed as content (`rag.ingest.layout.listing_kind`).
     """
     from rag.ingest.tables import may_hold_unruled_table, unruled_tables
 
-    if not may_hold_unruled_table(boxes) or listing_kind(text.splitlines()):
+    if not may_hold_unruled_table(boxes, rules, dividers) or listing_kind(text.splitlines()):
         return text
-    tables = unruled_tables(_page_words(textpage))
+    tables = unruled_tables(_page_words(textpage), rules, dividers)
     if not tables:
         return text
     parts: list[str] = []
@@ -282,8 +289,9 @@ def _outline(pdf) -> list[tuple[int, str, int]]:
 
 
 def _with_pdfium_tables(pdf, data: bytes, texts: list[str], ruled: list[int]) -> list[str]:
-    """Page texts with ruled tables as Markdown (pdfplumber finds them), their cells read by pdfium."""
-    from rag.ingest.tables import pdf_page_text_with_tables, pdf_tables_available
+    """Page texts with the tables pdfplumber finds on the `ruled` pages as Markdown, their cells read by pdfium,
+    where that reading is the better one (`better_table_reading`)."""
+    from rag.ingest.tables import better_table_reading, pdf_page_text_with_tables, pdf_tables_available
 
     if not ruled or not pdf_tables_available():
         return texts
@@ -309,7 +317,9 @@ def _with_pdfium_tables(pdf, data: bytes, texts: list[str], ruled: list[int]) ->
         index = original[index]
         if index not in open_pages:
             page = pdf[index]
-            open_pages[index] = (page, page.get_textpage(), page.get_cropbox())
+            # the visible box as pdfium lays the page out: pdfplumber measures from its top left. (`get_cropbox`
+            # falls back to a Letter page where the box is inherited from the page tree, as many PDFs have it)
+            open_pages[index] = (page, page.get_textpage(), page.get_bbox())
         _, textpage, (crop_left, _, _, crop_top) = open_pages[index]
         x0, top, x1, bottom = bbox
         if x1 <= x0 or bottom <= top:
@@ -319,13 +329,31 @@ def _with_pdfium_tables(pdf, data: bytes, texts: list[str], ruled: list[int]) ->
 
     try:
         found = {original[i]: text for i, text in pdf_page_text_with_tables(data, ruled_pages, text_in).items()}
+        # pdfplumber's grid and the word positions (`_with_unruled_tables`) each read some tables better: the
+        # page keeps the reading that keeps its words, then the one with more table cells
+        chosen = {i: better_table_reading(_plain_text(pdf, i, open_pages), text, texts[i])
+                  for i, text in found.items()}
     except Exception:  # pdfplumber failing on a file pdfium reads: keep the plain text
         return texts
     finally:
         for page, textpage, _ in open_pages.values():
             textpage.close()
             page.close()
-    return [found.get(i, t) for i, t in enumerate(texts)]
+    return [chosen.get(i, t) for i, t in enumerate(texts)]
+
+
+def _plain_text(pdf, index: int, open_pages: dict) -> str:
+    if index in open_pages:
+        return open_pages[index][1].get_text_bounded()
+    page = pdf[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return textpage.get_text_bounded()
+        finally:
+            textpage.close()
+    finally:
+        page.close()
 
 
 def _pypdf_page(reader, index: int) -> tuple[str, str]:
