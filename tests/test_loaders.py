@@ -507,6 +507,39 @@ def test_markdown_html_docx_headings_give_sections(tmp_path):
     assert word.section_at(word.text.index("The ferry")) == "Ferries"
 
 
+
+def test_html_headings_nested_in_wrappers_still_give_sections(tmp_path):
+    """DocBook and Publican pages set each heading inside `div.titlepage > div > div`, which trafilatura drops:
+    the headings go back before the text that follows them. A sidebar's heading is not made a section, and a
+    page that starts as XML does (an `<?xml ?>` line first) is read without a parser warning."""
+    import warnings
+
+    para = "For any work with the package tool, the list of available packages needs to be updated first. " * 2
+
+    def section(number: str, title: str, text: str, inner: str = "") -> str:
+        return (f'<div class="section"><div class="titlepage"><div><div><h3 class="title"><a id="s{number}"></a>'
+                f"{number}.\u00a0{title}</h3></div></div></div><div class=\"para\">\n\t\t\t{text}</div>{inner}</div>")
+
+    page = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+            "<head><title>6.2. Package commands</title></head><body>"
+            '<div class="sphinxsidebar"><h3>Contents</h3><ul><li>Initialization</li></ul></div>'
+            '<div class="section"><div class="titlepage"><div><div><h2 class="title">6.2. Package commands</h2>'
+            f'</div></div></div><div class="para">{para}</div>'
+            + section("6.2.1", "Initialization", "Run the update command before installing anything at all. " * 3)
+            + section("6.2.2", "Installing and Removing", "Install a package with the install command and its name. " * 3)
+            + "</div></body></html>")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        doc = load_document(write(tmp_path, "apt.html", page))
+    assert doc.section_at(doc.text.index("Install a package")) == "6.2.2. Installing and Removing"
+    assert doc.section_at(doc.text.index("Run the update")) == "6.2.1. Initialization"
+    assert doc.section_at(doc.text.index("For any work")) == ""  # under the page's title only, not "Contents"
+    xhtml = '<?xml version="1.0" encoding="UTF-8"?>\n<link rel="next" href="b.html" /><p>The text of the page.</p>'
+    with warnings.catch_warnings():  # bs4 warns that this "XML" is read as HTML: it is, as a browser reads it
+        warnings.simplefilter("error")
+        assert load_document(write(tmp_path, "b.html", xhtml)).text == "The text of the page."
+
+
 # --------------------------------------------------------------------------- properties
 
 

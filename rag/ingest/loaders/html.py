@@ -23,24 +23,83 @@ def load_html(path: Path, html: str) -> LoadedDocument:
     soup = _parse_html(html)
     title = _html_title(soup)
     url = _html_url(soup)
-    headings = [(int(h.name[1]), h.get_text(" ", strip=True)) for h in soup.find_all(_HEADING_TAGS)]
+    found = [(int(h.name[1]), h.get_text(" ", strip=True), [] if _in_furniture(h) else _words_after(h))
+             for h in soup.find_all(_HEADING_TAGS)]
     # the heading that repeats the page title adds nothing to a section path: the title is shown anyway
     title_key = heading_key(title or "")
-    headings = [(level, h) for level, h in headings if not (title_key and heading_key(h)
-                                                              and title_key.startswith(heading_key(h)))]
+    found = [(level, h, after) for level, h, after in found
+             if not (title_key and heading_key(h) and title_key.startswith(heading_key(h)))]
     html, soup, tables = _html_with_table_placeholders(html, soup)
     text = normalise_text(_with_html_tables(_html_main_text(html, soup), tables))
     if not text:
         raise EmptyDocumentError(str(path), "no readable text in HTML page")
-    # headings the extractor kept as lines (navigation headings it dropped are not found)
-    sections = section_paths(locate_headings(text, headings))
+    text = _with_headings(text, found)
+    # headings the extractor kept as lines, or that were put back (navigation headings it dropped are not found)
+    sections = section_paths(locate_headings(text, [(level, h) for level, h, _ in found]))
     return LoadedDocument(text=text, title=title or path.stem, url=url, sections=sections)
 
 
-def _parse_html(html: str):
-    """Parse HTML with BeautifulSoup, using lxml when available."""
-    from bs4 import BeautifulSoup
+_PLACING_WORDS = 8  # words of the text that follows a heading on the page, found in the main text, place it
 
+
+def _in_furniture(tag) -> bool:
+    """Whether `tag` sits in the page's furniture: navigation, a sidebar, a header or footer, a banner."""
+    for parent in tag.parents:
+        if parent.name in _HTML_JUNK_TAGS or parent.get("role") in _FURNITURE_ROLES or _has_junk_attr(parent):
+            return True
+    return False
+
+
+_FURNITURE_ROLES = ("navigation", "banner", "contentinfo", "complementary")
+
+
+def _words_after(heading) -> list[str]:
+    """The first words of the page's text after `heading` (not in a script or style)."""
+    from bs4 import NavigableString
+
+    words: list[str] = []
+    inside = set(map(id, heading.descendants))
+    for node in heading.next_elements:  # lazily: a long page has many headings
+        if not isinstance(node, NavigableString) or id(node) in inside or node.parent is None \
+                or node.parent.name in ("script", "style"):
+            continue
+        words += node.split()
+        if len(words) >= _PLACING_WORDS:
+            break
+    return words[:_PLACING_WORDS]
+
+
+def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str:
+    """`text` with the page's headings that the extractor dropped put back as lines of their own.
+
+    trafilatura drops a heading nested a few elements below its section (DocBook and Publican pages set each
+    `<h3>` inside `div.titlepage > div > div`), so the text keeps no section at all. A dropped heading goes
+    back right before the words that follow it on the page, where those words open a line of the text
+    (after the heading put back before it); one whose words are not found so stays out."""
+    have = {heading_key(line) for line in text.split("\n")}
+    at = 0
+    for _, heading, after in headings:
+        heading = " ".join(heading.split())
+        if not heading_key(heading) or heading_key(heading) in have or len(after) < 2:
+            continue
+        # the words open a line (a paragraph): a sidebar heading whose link text recurs inside a sentence is not placed
+        found = re.compile(r"^[ \t]*" + r"\s+".join(re.escape(w) for w in after), re.MULTILINE).search(text, at)
+        if found is None:
+            continue
+        text = f"{text[:found.start()]}{heading}\n{text[found.start():]}"
+        at = found.start() + len(heading) + 1
+    return text
+
+
+def _parse_html(html: str):
+    """Parse HTML with BeautifulSoup, using lxml when available. XHTML pages (an `<?xml ?>` line first) are
+    read as HTML too, as browsers read them, without bs4's warning about it."""
+    import warnings
+
+    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
+
+    # one filter for the process (catch_warnings would swap the filters of every thread while it parses)
+    warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
     try:
         return BeautifulSoup(html, "lxml")
     except Exception:  # bs4.FeatureNotFound when lxml is missing
@@ -101,7 +160,7 @@ def _html_fallback_text(soup) -> str:
     """Visible text of the page minus scripts, styles, navigation, footers, forms and banners."""
     for tag in soup.find_all(_HTML_JUNK_TAGS):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": ["navigation", "banner", "contentinfo", "complementary"]}):
+    for tag in soup.find_all(attrs={"role": list(_FURNITURE_ROLES)}):
         tag.decompose()
     for tag in soup.find_all(_has_junk_attr):
         tag.decompose()
