@@ -397,6 +397,36 @@ def test_interleaved_two_columns_read_in_order(tmp_path):
     assert order == sorted(order), text
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="prints the page with Debian's chromium")
+def test_a_browser_printed_two_column_page_reads_column_by_column(tmp_path):
+    """A browser sets two columns of prose ragged-right (not justified), each glyph a box of its own: the
+    columns are not taken for a two-column table (whose rows would read across both), so the page reads
+    column by column, its title over both columns whole."""
+    import re
+    import subprocess
+
+    paragraphs = "".join(
+        f"<h2>{i} The {topic}</h2>" + "".join(
+            f"<p>Paragraph {i}.{j} about the {topic}. "
+            + " ".join(f"The {topic} record {i}{j}{k} was kept in the ledger for {1900 + 7 * i + j + k}." for k in range(5))
+            + "</p>" for j in (1, 2, 3))
+        for i, topic in enumerate(["harbour", "ferry", "lighthouse", "tide", "pier", "dock", "crane", "warehouse"], 1))
+    page = tmp_path / "report.html"
+    page.write_text("<html><head><style>body{font-family:serif;font-size:10pt;margin:30px} .cols{column-count:2;"
+                    "column-gap:28px}</style></head><body><h1>Annual report of the harbour board</h1>"
+                    f"<div class='cols'>{paragraphs}</div></body></html>")
+    pdf = tmp_path / "report.pdf"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf}", str(page)], capture_output=True, timeout=120, check=True)
+    text = load_document(pdf).text
+    assert text.startswith("Annual report of the harbour board\n"), text[:200]
+    assert re.findall(r"Paragraph (\d\.\d)", text) == [f"{i}.{j}" for i in range(1, 9) for j in (1, 2, 3)]
+    assert "|" not in text and "The harbour record 111 was kept" in " ".join(text.split())
+
+
 def test_ingested_chunks_carry_section_and_page(fake_settings, manual):
     from rag.index.retrieve import index_text
     from rag.serve.api import DocQA

@@ -439,3 +439,24 @@ def test_rows_between_a_header_rule_and_a_bottom_rule_stay_rows():
     dividers = [(150.0, 630.0, 683.0), (210.0, 630.0, 683.0)]
     [table] = unruled_tables(words, rules, dividers)
     assert table.rows[-4:] == [list(row) for row in body]
+
+
+def test_two_columns_of_running_text_are_not_a_table():
+    """Two columns of prose side by side, ragged-right: each line fills its column and holds many words, in
+    both columns. A table always has a column of short cells."""
+    from rag.ingest.tables import unruled_tables
+
+    left = ["the harbour record number was kept in the", "ledger for the year and the harbour record",
+            "number was kept in the ledger for the year", "so the harbour board could read it later on",
+            "and the ledger was kept in the harbour office"]
+    right = ["the crane record number was kept in a book", "for the year and the crane record number",
+             "was kept in the ledger for the next year", "so the crane operators could read it again",
+             "and the book was kept in the crane office"]
+    words = []
+    for i, (a, b) in enumerate(zip(left, right)):
+        words += _line(700 - 13 * i, [(72, a), (320, b)])
+    assert unruled_tables(words) == []
+    keyed = []
+    for i, b in enumerate(right):  # the same text beside short keys: a table
+        keyed += _line(700 - 13 * i, [(72, f"K{i}"), (320, b)])
+    assert len(unruled_tables(keyed)) == 1

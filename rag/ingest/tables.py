@@ -293,6 +293,8 @@ _UNRULED_PITCH = 1.8  # a table's lines lie at most this many line heights apart
 _UNRULED_HEADER_PITCH = 1.6  # the header lies at most this many body pitches above the first row
 _ROW_RULE_SPAN = 12.0  # line heights: two rules at most this far apart, with lines between them, bound one row
 _RULED_MIN_ROWS = 3  # bands one under the other, at least, for a table ruled between its rows
+_PROSE_FILL = 0.85  # a column whose lines mostly fill this share of its width, and
+_PROSE_WORDS = 4  # hold this many words (the median line), is running text
 _LINE_END_HYPHEN = "\x02"  # pdfium's mark for a hyphen it found at the end of a line
 
 
@@ -585,6 +587,8 @@ def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
             continue  # one column saying something: a list, or definitions each tagged "[Function]"
         if all(w.fixed for w in flat if len(w.text) > 1):
             continue  # a code listing with aligned comments: preformatted text, not a table
+        if _prose_columns([[b[4] for b in line] for unit in units[first:end] for line in unit], bounds):
+            continue  # two columns of running text, set ragged-right (a browser's print): not a table
         top = max(w.top for w in body[0])
         header = _header(units[first - 1] if first else None, body, bounds, lo, hi, height)
         if header is not None:
@@ -598,6 +602,23 @@ def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
             continue
         tables.append(UnruledTable(top, bottom, rows, header is not None))
     return tables
+
+
+def _prose_columns(lines, bounds: list[float]) -> bool:
+    """Whether every column is running text: half its lines or more fill `_PROSE_FILL` of its width, and
+    its lines hold `_PROSE_WORDS` words or more (the median). A table has a column of short cells (names,
+    values, keys), however full its descriptions are."""
+    for k in range(len(bounds) + 1):
+        parts = [part for part in ([w for w in line if _column(w, bounds) == k] for line in lines) if part]
+        if len(parts) < _UNRULED_MIN_ROWS:
+            return False
+        spans = [(min(w.left for w in part), max(w.right for w in part)) for part in parts]
+        width = max(r for _, r in spans) - min(left for left, _ in spans)
+        full = sum(1 for left, r in spans if r - left >= _PROSE_FILL * width)
+        words = sorted(len(part) for part in parts)
+        if width <= 0 or 2 * full < len(spans) or words[len(words) // 2] < _PROSE_WORDS:
+            return False
+    return True
 
 
 def _drawn_bounds(dividers, lo: float, hi: float, bottom: float, top: float) -> list[float]:
