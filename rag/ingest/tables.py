@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from itertools import pairwise
 from dataclasses import dataclass
+from itertools import pairwise
 
 _MAX_CELL_CHARS = 300  # an HTML "table" with longer cells is page layout, not data
 _PDF_PATH_OPS = re.compile(rb"\s(?:re|l)\s")  # rectangles and lines: ruled tables draw many
