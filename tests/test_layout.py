@@ -272,8 +272,9 @@ def _encode(s: str) -> bytes:
     return b"".join(b"\x80" if ch == "ﬁ" else ch.encode("cp1252") for ch in _esc(s))
 
 
-def typeset_pdf(pages: list[list[tuple[float, float, str]]], outline=(), width: int = 612, height: int = 792) -> bytes:
-    """A PDF of positioned Helvetica lines `(x, y, text)` per page, with an outline `(level, title, page index)`.
+def typeset_pdf(pages: list[list[tuple]], outline=(), width: int = 612, height: int = 792) -> bytes:
+    """A PDF of positioned Helvetica lines `(x, y, text)` or `(x, y, text, font size)` (10 by default) per page,
+    with an outline `(level, title, page index)`.
 
     "ﬁ" is written as byte 0x80, the `fi` ligature glyph (its ToUnicode maps it to U+FB01).
     """
@@ -288,7 +289,8 @@ def typeset_pdf(pages: list[list[tuple[float, float, str]]], outline=(), width: 
                   b"/WinAnsiEncoding /Differences [128 /fi] >> /ToUnicode %d 0 R >>" % tounicode)
     objs[2] = ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{3 + 2 * i} 0 R" for i in range(n)), n)).encode()
     for i, lines in enumerate(pages):
-        stream = b"\n".join(b"BT /F1 10 Tf 1 0 0 1 %g %g Tm (%s) Tj ET" % (x, y, _encode(t)) for x, y, t in lines)
+        stream = b"\n".join(b"BT /F1 %g Tf 1 0 0 1 %g %g Tm (%s) Tj ET" % (line[3] if len(line) > 3 else 10, line[0], line[1],
+                                                                            _encode(line[2])) for line in lines)
         objs[3 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] /Resources << /Font << "
                            f"/F1 {font} 0 R >> >> /Contents {4 + 2 * i} 0 R >>").encode()
         objs[4 + 2 * i] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
@@ -395,6 +397,24 @@ def test_interleaved_two_columns_read_in_order(tmp_path):
     text = load_document(path).text
     order = [text.index(line) for line in left + right]
     assert order == sorted(order), text
+
+
+def test_a_pdf_without_bookmarks_takes_its_sections_from_larger_type(tmp_path):
+    """No outline (a browser's print, a word processor's export without bookmarks): lines set larger than
+    the body text are the headings, the largest level 1; the title alone at the top of page 1 is none."""
+    body = "The gateway forwards packets between the two networks every day."
+    first = [(72, 740, "Harbour Network Handbook", 24), (72, 700, "1 Networking", 16)]
+    first += [(72, 680 - 14 * i, f"{body} Line {i}.") for i in range(4)]
+    first += [(72, 600, "1.1 Configuring the network", 13)]
+    first += [(72, 580 - 14 * i, f"Set the address of the gateway first. Step {i}.") for i in range(4)]
+    second = [(72, 740, "2 Firewalls", 16)] + [(72, 720 - 14 * i, f"Firewalls block traffic. Rule {i}.") for i in range(4)]
+    path = tmp_path / "handbook.pdf"
+    path.write_bytes(typeset_pdf([first, second]))
+    doc = load_document(path)
+    assert doc.section_at(doc.text.index("Set the address")) == "1 Networking › 1.1 Configuring the network"
+    assert doc.section_at(doc.text.index("Firewalls block")) == "2 Firewalls"
+    assert doc.section_at(doc.text.index("The gateway forwards")) == "1 Networking"
+    assert all("Handbook" not in label for _, label in doc.sections)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -22,11 +22,12 @@ from __future__ import annotations
 import ctypes
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.core.errors import DocumentError, EmptyDocumentError
-from rag.ingest.layout import clean_pages, column_order, listing_kind, place_headings, section_paths
+from rag.ingest.layout import clean_pages, column_order, heading_key, listing_kind, place_headings, section_paths
 from rag.ingest.loaders.base import (
     MAX_TITLE_CHARS,
     LoadedDocument,
@@ -141,8 +142,8 @@ def _pdfium_extract(path: Path, data: bytes) -> _Extracted | None:
                 if grid and text.strip():
                     ruled.append(index)
             texts = _with_pdfium_tables(pdf, data, texts, ruled)
-            outline = _outline(pdf)
             title = _pdfium_title(pdf)
+            outline = _outline(pdf) or _font_outline(pdf, title)
         finally:
             pdf.close()
     return _Extracted(texts, failures, outline, title)
@@ -286,6 +287,67 @@ def _outline(pdf) -> list[tuple[int, str, int]]:
     except Exception:  # a broken outline costs the sections, not the text
         return out
     return out
+
+
+def _font_outline(pdf, title: str | None = None) -> list[tuple[int, str, int]]:
+    """For a PDF without bookmarks (a browser's print, a word processor's export): its headings as an outline,
+    (level, title, 0-based page index), from the font sizes of its lines.
+
+    A heading is a short line (at most `_HEADING_MAX_WORDS` words, some letters, not a sentence ending in a
+    full stop unless numbered) set `_HEADING_SIZE` times the body text's size or larger (the size most of the
+    document's characters have); the largest size is level 1, the next level 2, and so on. A line that is the
+    document's title (its metadata title, or the one line set largest of all, on the first page) is no
+    heading: the title is shown anyway."""
+    import pypdfium2.raw as raw
+
+    lines: list[tuple[int, str, float]] = []  # (page index, text, largest font size)
+    sizes: Counter[float] = Counter()
+    try:
+        for index in range(len(pdf)):
+            page = pdf[index]
+            textpage = page.get_textpage()
+            try:
+                chars: list[str] = []
+                largest = 0.0
+                for i in range(raw.FPDFText_CountChars(textpage.raw)):
+                    code = raw.FPDFText_GetUnicode(textpage.raw, i)
+                    char = chr(code) if 0 < code < 0x110000 else ""
+                    if char in ("\n", "\r"):
+                        if chars and largest:
+                            lines.append((index, "".join(chars), largest))
+                        chars, largest = [], 0.0
+                        continue
+                    chars.append(char)
+                    if char.strip():
+                        size = round(raw.FPDFText_GetFontSize(textpage.raw, i) * 2) / 2  # half points
+                        sizes[size] += 1
+                        largest = max(largest, size)
+                if chars and largest:
+                    lines.append((index, "".join(chars), largest))
+            finally:
+                textpage.close()
+                page.close()
+    except Exception:  # an unreadable page costs the headings, not the text
+        return []
+    if not sizes:
+        return []
+    body = sizes.most_common(1)[0][0]
+    title_key = heading_key(title or "")
+    found = [(index, " ".join(text.split()), size) for index, text, size in lines if size >= _HEADING_SIZE * body]
+    found = [(index, text, size) for index, text, size in found
+             if _HEADING_WORD.search(text) and len(text.split()) <= _HEADING_MAX_WORDS
+             and (not text.endswith(".") or _NUMBERED_HEADING.match(text)) and heading_key(text) != title_key]
+    top = [(index, size) for index, _, size in found if size == max((s for *_, s in found), default=0)]
+    if len(top) == 1 and top[0][0] == 0:  # one line the largest of all, on the first page: the document's title
+        found = [line for line in found if line[2] != top[0][1]]
+    levels = {size: level for level, size in enumerate(sorted({size for *_, size in found}, reverse=True), 1)}
+    return [(levels[size], text, index) for index, text, size in found]
+
+
+_HEADING_SIZE = 1.15  # times the body text's font size, at least
+_HEADING_MAX_WORDS = 15
+_HEADING_WORD = re.compile(r"[^\W\d_]{2}")
+_NUMBERED_HEADING = re.compile(r"^(?:\d+\.)+\d*\s+\S")
 
 
 def _with_pdfium_tables(pdf, data: bytes, texts: list[str], ruled: list[int]) -> list[str]:
