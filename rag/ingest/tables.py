@@ -18,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 
+from rag.text.tables import is_table_row, is_table_separator, row_cells
+
 _MAX_CELL_CHARS = 300  # an HTML "table" with longer cells is page layout, not data
 _PDF_PATH_OPS = re.compile(rb"\s(?:re|l)\s")  # rectangles and lines: ruled tables draw many
 _PDF_MIN_PATH_OPS = 4
@@ -254,8 +256,8 @@ def better_table_reading(plain: str, gridded: str, positioned: str) -> str:
         return sum(((counts - words) + (words - counts)).values())
 
     def cells(text: str) -> int:
-        return sum(1 for line in text.splitlines() if line.startswith("|") and not line.startswith("| ---")
-                   for cell in line.strip().strip("|").split(" | ") if cell.strip())
+        return sum(1 for line in text.splitlines() if is_table_row(line) and not is_table_separator(line)
+                   for cell in row_cells(line) if cell)
 
     def key(text: str) -> tuple[int, int]:
         return -lost_or_added(text), cells(text)
