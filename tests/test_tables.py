@@ -105,17 +105,20 @@ def html_file(path: Path) -> Path:
     return path
 
 
-def _pdf(streams: list[str]) -> bytes:
-    """A PDF whose pages draw the given content streams (Helvetica as /F1, Courier as /F2)."""
+def _pdf(streams: list[str], *, inherited: tuple[int, int] | None = None) -> bytes:
+    """A PDF whose pages draw the given content streams (Helvetica as /F1, Courier as /F2), each page 612 x 792
+    points, or of size `inherited` given once in the page tree (a page without a MediaBox of its own)."""
     n = len(streams)
     font_id = 3 + 2 * n
+    tree_box = f" /MediaBox [0 0 {inherited[0]} {inherited[1]}]" if inherited else ""
+    page_box = "" if inherited else " /MediaBox [0 0 612 792]"
     objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>",
-               2: ("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(f"{3 + 2 * i} 0 R" for i in range(n)), n)).encode(),
+               2: ("<< /Type /Pages%s /Kids [%s] /Count %d >>" % (tree_box, " ".join(f"{3 + 2 * i} 0 R" for i in range(n)), n)).encode(),
                font_id: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
                font_id + 1: b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier /Encoding /WinAnsiEncoding >>"}
     for i, stream in enumerate(streams):
         data = stream.encode("latin-1")
-        objects[3 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << "
+        objects[3 + 2 * i] = (f"<< /Type /Page /Parent 2 0 R{page_box} /Resources << /Font << "
                               f"/F1 {font_id} 0 R /F2 {font_id + 1} 0 R >> >> /Contents {4 + 2 * i} 0 R >>").encode()
         objects[4 + 2 * i] = b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
     out = io.BytesIO()
@@ -383,25 +386,11 @@ def test_grid_cells_are_read_where_they_are_on_a_page_whose_size_is_inherited():
 
     from rag.ingest.loaders import pdf as pdf_loader
 
-    data = _pdf([ruled_table_page([HEADER, *ROWS[:4]], top=780)])
-    data = data.replace(b" /MediaBox [0 0 612 792]", b"").replace(b"/Type /Pages ", b"/Type /Pages /MediaBox [0 0 595 842] ")
-    data = _fix_xref(data)
+    data = _pdf([ruled_table_page([HEADER, *ROWS[:4]], top=780)], inherited=(595, 842))
     pdf = pdfium.PdfDocument(data)
     assert pdf[0].get_size() == (595, 842)
     [text] = pdf_loader._with_pdfium_tables(pdf, data, [""], [0])  # no other reading: pdfplumber's stands
     assert HEADER_MD in text and "| " + " | ".join(ROWS[3]) + " |" in text, text
-
-
-def _fix_xref(data: bytes) -> bytes:
-    """The PDF with its cross-reference table rebuilt after objects were edited in place."""
-    import re as _re
-
-    body = data[:data.index(b"xref\n")]
-    offsets = {int(m.group(1)): m.start() for m in _re.finditer(rb"(?m)^(\d+) 0 obj", body)}
-    size = max(offsets) + 1
-    out = body + b"xref\n0 %d\n0000000000 65535 f \n" % size
-    out += b"".join(b"%010d 00000 n \n" % offsets[k] for k in range(1, size))
-    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, len(body))
 
 
 def test_the_reading_that_keeps_the_page_words_and_more_cells_is_kept():

@@ -353,18 +353,26 @@ def _near(x: float, starts) -> bool:
     return any(abs(x - s) <= _UNRULED_ALIGN for s in starts)
 
 
-def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH, tops=None, adjacent=None,
-                dividers=()) -> list[tuple[int, int]]:
+def _row_runs(lines, height: float, rules, dividers, pitch: float = _UNRULED_PITCH):
+    """The rows of `lines` as the rules mark them (`_row_units`), each row's boxes as one list, and the
+    (first, end) row indexes of runs of rows set in aligned cells (`_table_runs`): candidate tables."""
+    units, marks = _row_units(lines, rules, height, dividers)
+    rows = [[b for line in unit for b in line] for unit in units]
+    tops = [(max(b[3] for b in unit[0]), max(b[3] for b in unit[-1])) for unit in units]
+    adjacent = [i > 0 and m is not None and marks[i - 1] is not None and abs(m[0] - marks[i - 1][1]) <= _RULE_TOLERANCE
+                for i, m in enumerate(marks)]
+    return units, rows, _table_runs(rows, height, pitch, tops, adjacent, dividers)
+
+
+def _table_runs(lines, height: float, pitch: float, tops, adjacent, dividers) -> list[tuple[int, int]]:
     """(first, end) line indexes of runs of lines set in aligned cells: candidate tables.
 
     `tops[i]` is (top of the first, top of the last) text line of `lines[i]`, which may be several text
-    lines (a row between rules); by default each is one line, at its highest box. A line `adjacent` to
-    the one above (a rule between them bounds both rows) follows it however tall the rows are. Cells
-    split by a vertical rule (`dividers`) that also splits the line above are in its columns, however
-    they are aligned (centred cells start at different x)."""
+    lines (a row between rules). A line `adjacent` to the one above (a rule between them bounds both
+    rows) follows it however tall the rows are. Cells split by a vertical rule (`dividers`) that also
+    splits the line above are in its columns, however they are aligned (centred cells start at
+    different x)."""
     gap, pitch = _UNRULED_CELL_GAP * height, pitch * height
-    if tops is None:
-        tops = [(max(b[3] for b in line),) * 2 for line in lines]
     runs: list[tuple[int, int]] = []
     i = 0
     while i < len(lines):
@@ -377,7 +385,7 @@ def _table_runs(lines, height: float, pitch: float = _UNRULED_PITCH, tops=None, 
         split, j = 1, i + 1
         while j < len(lines):
             line = lines[j]
-            if tops[j - 1][1] - tops[j][0] > pitch and not (adjacent and adjacent[j]):
+            if tops[j - 1][1] - tops[j][0] > pitch and not adjacent[j]:
                 break
             more = _cells(line, gap)
             if len(more) >= 2 and (_near(more[1][0][0], starts) or _divided(dividers, lines[j - 1], line)):
@@ -411,17 +419,8 @@ def may_hold_unruled_table(boxes, rules=(), dividers=()) -> bool:
     lines = _box_lines([b for b in boxes if b[2] > b[0] and b[3] > b[1]])
     if not lines:
         return False
-    height = _line_height(lines)
-    units, marks = _row_units(lines, rules, height, dividers)
-    units, tops = _flat_units(units)
     # text-run boxes are as high as their glyphs (digits are lower than a line): lines may lie further apart
-    return bool(_table_runs(units, height, 1.5 * _UNRULED_PITCH, tops, _adjacent(marks), dividers))
-
-
-def _flat_units(units) -> tuple[list[list], list[tuple[float, float]]]:
-    """Each row's boxes as one list, and (top of its first line, top of its last line)."""
-    return ([[b for line in unit for b in line] for unit in units],
-            [(max(b[3] for b in unit[0]), max(b[3] for b in unit[-1])) for unit in units])
+    return bool(_row_runs(lines, _line_height(lines), rules, dividers, 1.5 * _UNRULED_PITCH)[2])
 
 
 def _rivers(words, lo: float, hi: float, width: float) -> list[tuple[float, float]]:
@@ -532,12 +531,6 @@ def _ruled_rows(bands: set) -> set:
     return {b for b in bands if reach(b, under, down) + reach(b, over, up) - 1 >= _RULED_MIN_ROWS}
 
 
-def _adjacent(marks) -> list[bool]:
-    """For each row, whether it lies right under the row above, across the rule between them."""
-    return [i > 0 and m is not None and marks[i - 1] is not None and abs(m[0] - marks[i - 1][1]) <= _RULE_TOLERANCE
-            for i, m in enumerate(marks)]
-
-
 def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
     """Tables set without a grid of rules among a page's `Word`s, top to bottom.
 
@@ -564,11 +557,9 @@ def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
     height = _line_height(lines)
     if height <= 0:
         return []
-    units, marks = _row_units(lines, rules, height, dividers)
-    flat_units, tops = _flat_units(units)
-    adjacent = _adjacent(marks)
+    units, flat_units, runs = _row_runs(lines, height, rules, dividers)
     tables = []
-    for first, end in _table_runs(flat_units, height, tops=tops, adjacent=adjacent, dividers=dividers):
+    for first, end in runs:
         body = [[b[4] for b in unit] for unit in flat_units[first:end]]
         flat = [w for line in body for w in line]
         lo, hi = min(w.left for w in flat), max(w.right for w in flat)
