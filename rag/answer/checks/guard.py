@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from rag.text.tables import markdown_tables, table_of
 from rag.text.words import is_yes_no
 
 # sentence ends, line breaks, and any fence-like tag (what a document may use to fake a boundary)
@@ -39,6 +40,25 @@ def segments(text: str) -> list[str]:
     return [s.strip() for s in _CUTS.split(text) if s and s.strip()]
 
 
+def stretches(text: str) -> list[str]:
+    """The `segments` of `text` as the check reads them: a row of a Markdown table with its table's header (a
+    row's cells take their meaning from the column names: `| < | little-endian | none |` under
+    `| Character | Byte order | Alignment |` answers a question about alignment)."""
+    tables = markdown_tables(text)
+    out: list[str] = []
+    pos = 0
+    for cut in [*_CUTS.finditer(text), None]:
+        end = cut.start() if cut else len(text)
+        piece = text[pos:end].strip()
+        if piece:
+            table = table_of(tables, pos + len(text[pos:end]) - len(text[pos:end].lstrip()))
+            out.append(f"{table.header}\n{piece}" if table else piece)
+        if cut is None:
+            break
+        pos = cut.end()
+    return out
+
+
 def off_topic_answer(question: str, short: str, passages: Iterable[str]) -> str:
     """Why the short answer cannot be an answer to `question` (see module docstring), or ""."""
     from rag.text.tokens import content_tokens
@@ -46,7 +66,7 @@ def off_topic_answer(question: str, short: str, passages: Iterable[str]) -> str:
     wanted, said = content_tokens(question), content_tokens(short)
     if not wanted or not said or is_yes_no(short):
         return ""
-    pieces = [(content_tokens(s), s) for text in passages for s in segments(text)]
+    pieces = [(content_tokens(s), s) for text in passages for s in stretches(text)]
     scored = [(len(said & toks), toks) for toks, _ in pieces]
     best = max((n for n, _ in scored), default=0)
     if best == 0:
