@@ -17,6 +17,9 @@ Prints (Markdown):
    unanswerable questions;
 3. the fitted weights and the threshold (`--write` stores them in rag/answer/calibration.json).
 
+With `--stored` nothing is fitted: the ablation judges the calibration that ships (its weights and threshold)
+on the runs given, e.g. to see what a change to a check does to the answers users get.
+
 Labels: an answer is right when the question is answerable and its short answer is an exact match or has
 token F1 >= 0.8 with a gold answer (a list: every required item named); any answer to an unanswerable
 question is wrong. A question the model declined is an abstention whatever the gate.
@@ -29,7 +32,7 @@ import json
 import sys
 from pathlib import Path
 
-from rag.answer.confidence import FEATURES, Calibration, fit, threshold_for_precision
+from rag.answer.confidence import FEATURES, Calibration, fit, load_calibration, threshold_for_precision
 from rag.answer.context import Passage
 from rag.answer.flow import CHECKS, REPAIRS, read_reply
 from rag.core.config import load_settings
@@ -129,21 +132,8 @@ def fmt(o: dict) -> str:
     return f"{o['right']}/{o['wrong']} p={o['precision']:.2f} cov={o['coverage']:.2f} ua={un} f1={o['f1_answered']:.2f}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="rag eval --out JSON files of dev runs")
-    parser.add_argument("--vetoes", default="relevance,off_topic",
-                        help="comma-separated checks kept as vetoes (relevance: the gate of `answer.min_relevance`)")
-    parser.add_argument("--objective", choices=("net", "precision"), default="net",
-                        help="how the threshold is chosen: most right minus wrong answers (default), or the "
-                             "lowest with answered precision >= 0.90")
-    parser.add_argument("--write", action="store_true", help="store the fit in rag/answer/calibration.json")
-    args = parser.parse_args(argv)
-    cfg = load_settings().answer
-    vetoes = {v for v in args.vetoes.split(",") if v}
-    rows = {p.stem: load_rows(p) for p in args.runs}
-    sets = {name: examples(r, cfg) for name, r in rows.items()}
-
+def _fit_and_judge(sets: dict[str, list[dict]], vetoes: set[str], args) -> tuple[Calibration, float]:
+    """Print the leave-one-dataset-out table, then fit on all the sets: the calibration and its threshold."""
     print("## Leave one dataset out (fitted on the others, threshold chosen on the others)\n")
     print("| held out | answered right/wrong, precision, coverage, unanswerable abstained, F1 answered |")
     print("|---|---|")
@@ -161,9 +151,40 @@ def main(argv: list[str] | None = None) -> int:
     calib.fitted_on = {"runs": [p.name for p in args.runs], "vetoes": sorted(vetoes),
                        "examples": sum(len(v) for v in sets.values()), "objective": args.objective,
                        "command": "python evals/calibrate.py " + " ".join(p.name for p in args.runs) + " --write"}
+    return calib, threshold
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="rag eval --out JSON files of dev runs")
+    parser.add_argument("--vetoes", default="relevance,off_topic",
+                        help="comma-separated checks kept as vetoes (relevance: the gate of `answer.min_relevance`)")
+    parser.add_argument("--objective", choices=("net", "precision"), default="net",
+                        help="how the threshold is chosen: most right minus wrong answers (default), or the "
+                             "lowest with answered precision >= 0.90")
+    parser.add_argument("--write", action="store_true", help="store the fit in rag/answer/calibration.json")
+    parser.add_argument("--stored", action="store_true",
+                        help="no fit: the ablation of the stored calibration (rag/answer/calibration.json) at its "
+                             "threshold, i.e. of what ships, on these runs")
+    args = parser.parse_args(argv)
+    if args.stored and args.write:
+        parser.error("--stored judges the stored calibration; it fits nothing to --write")
+    cfg = load_settings().answer
+    vetoes = {v for v in args.vetoes.split(",") if v}
+    rows = {p.stem: load_rows(p) for p in args.runs}
+    sets = {name: examples(r, cfg) for name, r in rows.items()}
+
+    if args.stored:
+        calib = load_calibration()
+        if calib is None:
+            parser.error("no stored calibration: fit one first (--write)")
+        threshold, fitted = calib.threshold, "the stored calibration"
+    else:
+        calib, threshold = _fit_and_judge(sets, vetoes, args)
+        fitted = "confidence fitted on all"
 
     names = list(sets)
-    print(f"\n## Ablation (confidence fitted on all, threshold {threshold:.3f}; cells: "
+    print(f"\n## Ablation ({fitted}, threshold {threshold:.3f}; cells: "
           "right/wrong answered, precision, coverage of answerable, unanswerable abstained, F1 answered)\n")
     print("| configuration | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
