@@ -417,6 +417,26 @@ def test_a_pdf_without_bookmarks_takes_its_sections_from_larger_type(tmp_path):
     assert all("Handbook" not in label for _, label in doc.sections)
 
 
+def test_the_title_block_above_the_first_text_gives_no_headings(tmp_path):
+    """Authors, affiliation and date set large under the title (a report's or a LaTeX article's title block)
+    are no sections; the heading right above the first running text is, and so is the larger one right above
+    that (a chapter over its first section), whether the title block has a page of its own or not."""
+    body = "The gateway forwards packets between the two networks every day."
+    block = [(72, 740, "Harbour Network Handbook", 24), (72, 700, "Anna Berg and Tomas Lind", 13),
+             (72, 684, "Harbour Authority, Operations Department", 13), (72, 668, "March 2024", 13)]
+    chapter = [(72, 600, "1 Networking", 16), (72, 580, "1.1 Configuring the network", 13)]
+    chapter += [(72, 560 - 14 * i, f"{body} Line {i}.") for i in range(4)]
+    chapter += [(72, 480, "1.2 Addresses", 13)] + [(72, 460 - 14 * i, f"Each host has one address. {i}.") for i in range(4)]
+    for pages in ([block + chapter], [block, [(x, y + 100, text, *size) for x, y, text, *size in chapter]]):
+        path = tmp_path / "handbook.pdf"
+        path.write_bytes(typeset_pdf(pages))
+        doc = load_document(path)
+        labels = [label for _, label in doc.sections]
+        assert doc.section_at(doc.text.index("The gateway forwards")) == "1 Networking › 1.1 Configuring the network"
+        assert doc.section_at(doc.text.index("Each host")) == "1 Networking › 1.2 Addresses"
+        assert not any(name in label for label in labels for name in ("Berg", "Department", "March", "Handbook"))
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 

@@ -333,15 +333,37 @@ def _font_outline(pdf, title: str | None = None) -> list[tuple[int, str, int]]:
         return []
     body = sizes.most_common(1)[0][0]
     title_key = heading_key(title or "")
-    found = [(index, " ".join(text.split()), size) for index, text, size in lines if size >= _HEADING_SIZE * body]
-    found = [(index, text, size) for index, text, size in found
+    found = [(at, index, " ".join(text.split()), size) for at, (index, text, size) in enumerate(lines)
+             if size >= _HEADING_SIZE * body]
+    titled = {at for at, _, text, _ in found if heading_key(text) == title_key}
+    found = [(at, index, text, size) for at, index, text, size in found
              if _HEADING_WORD.search(text) and len(text.split()) <= _HEADING_MAX_WORDS
-             and (not text.endswith(".") or _NUMBERED_HEADING.match(text)) and heading_key(text) != title_key]
-    top = [(index, size) for index, _, size in found if size == max((s for *_, s in found), default=0)]
-    if len(top) == 1 and top[0][0] == 0:  # one line the largest of all, on the first page: the document's title
-        found = [line for line in found if line[2] != top[0][1]]
+             and (not text.endswith(".") or _NUMBERED_HEADING.match(text)) and at not in titled]
+    top = [(at, index, size) for at, index, _, size in found if size == max((s for *_, s in found), default=0)]
+    if len(top) == 1 and top[0][1] == 0:  # one line the largest of all, on the first page: the document's title
+        titled.add(top[0][0])
+        found = [line for line in found if line[0] != top[0][0]]
+    found = _without_title_block(found, lines, titled)
     levels = {size: level for level, size in enumerate(sorted({size for *_, size in found}, reverse=True), 1)}
-    return [(levels[size], text, index) for index, text, size in found]
+    return [(levels[size], text, index) for _, index, text, size in found]
+
+
+def _without_title_block(found: list[tuple[int, int, str, float]], lines: list[tuple[int, str, float]],
+                         titled: set[int]) -> list[tuple[int, int, str, float]]:
+    """`found` (line number, page index, text, size) less the title block: the large lines above the document's
+    first line of running text (authors, affiliations, a date) are no headings, except the heading set right
+    above that text and, right above it, each larger one that opens it in turn (`1 Introduction` over
+    `1.1 Scope`)."""
+    heads = {line[0] for line in found}
+    first = next((at for at, (_, text, _) in enumerate(lines)
+                  if at not in heads and at not in titled and len(text.split()) >= 4), len(lines))
+    above = [line for line in found if line[0] < first]
+    kept: list[tuple[int, int, str, float]] = []
+    for line in reversed(above):  # up from the running text: each kept line set larger than the one below
+        if line[0] != (kept[-1][0] if kept else first) - 1 or (kept and line[3] <= kept[-1][3]):
+            break
+        kept.append(line)
+    return [line for line in found if line[0] >= first or line in kept]
 
 
 _HEADING_SIZE = 1.15  # times the body text's font size, at least
