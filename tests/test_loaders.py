@@ -540,6 +540,38 @@ def test_html_headings_nested_in_wrappers_still_give_sections(tmp_path):
         assert load_document(write(tmp_path, "b.html", xhtml)).text == "The text of the page."
 
 
+def test_html_text_reads_as_a_browser_shows_it(tmp_path):
+    """A paragraph whose source lines are wrapped and indented (DocBook, Sphinx) reads as one line, while
+    preformatted text keeps its lines; a heading whose first words come from inline elements
+    (`<code>smallint</code>, integer`) still goes back before them; a note box's "Note" is no section, so the
+    text after the box stays under its section, and a section that opens with a note box keeps its heading."""
+
+    def section(number: str, title: str, body: str) -> str:
+        return (f'<div class="sect2"><div class="titlepage"><div><div><h3 class="title">{number}.\u00a0{title}</h3>'
+                f"</div></div></div>{body}</div>")
+
+    note = '<div class="note"><h3 class="title">Note</h3><p>\n     Values outside the range\n     are refused.\n    </p></div>'
+    page = ("<html><head><title>8.1. Numeric Types</title></head><body><div class=\"sect1\"><div class=\"titlepage\">"
+            "<div><div><h2 class=\"title\">8.1. Numeric Types</h2></div></div></div>"
+            "<p>\n     Numeric types consist of integers and\n     decimals of several sizes.\n    </p>"
+            + section("8.1.1", "Integer Types", "<p>\n     The types <code>smallint</code>, <code>integer</code>, and\n"
+                      "     <code>bigint</code> store whole numbers of various ranges.\n    </p>" + note
+                      + "<p>\n     The type integer is the common choice for most columns.\n    </p>"
+                        "<pre>CREATE TABLE t (\n    id integer\n);</pre>")
+            + section("8.1.2", "Serial Types", note.replace("Values", "Serial values")
+                      + "<p>\n     The serial types are notational conveniences for identifiers.\n    </p>")
+            + "</div></body></html>")
+    doc = load_document(write(tmp_path, "numeric.html", page))
+    lines = doc.text.split("\n")
+    assert "Numeric types consist of integers and decimals of several sizes." in lines
+    assert "The types smallint, integer, and bigint store whole numbers of various ranges." in lines
+    assert "    id integer" in lines  # preformatted: its line and indentation kept
+    assert doc.section_at(doc.text.index("The types smallint")) == "8.1.1. Integer Types"
+    assert doc.section_at(doc.text.index("The type integer is")) == "8.1.1. Integer Types"  # after the note box
+    assert doc.section_at(doc.text.index("The serial types")) == "8.1.2. Serial Types"
+    assert all("Note" not in label for _, label in doc.sections)
+
+
 # --------------------------------------------------------------------------- properties
 
 

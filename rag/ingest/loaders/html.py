@@ -24,12 +24,12 @@ def load_html(path: Path, html: str) -> LoadedDocument:
     title = _html_title(soup)
     url = _html_url(soup)
     found = [(int(h.name[1]), h.get_text(" ", strip=True), [] if _in_furniture(h) else _words_after(h))
-             for h in soup.find_all(_HEADING_TAGS)]
+             for h in soup.find_all(_HEADING_TAGS) if not _in_admonition(h)]
     # the heading that repeats the page title adds nothing to a section path: the title is shown anyway
     title_key = heading_key(title or "")
     found = [(level, h, after) for level, h, after in found
              if not (title_key and heading_key(h) and title_key.startswith(heading_key(h)))]
-    html, soup, tables = _html_with_table_placeholders(html, soup)
+    html, soup, tables = _prepared(html)
     text = normalise_text(_with_html_tables(_html_main_text(html, soup), tables))
     if not text:
         raise EmptyDocumentError(str(path), "no readable text in HTML page")
@@ -51,6 +51,14 @@ def _in_furniture(tag) -> bool:
 
 
 _FURNITURE_ROLES = ("navigation", "banner", "contentinfo", "complementary")
+# the boxes DocBook (and the generators built on it) set beside the text, each under a heading of its kind
+_ADMONITIONS = frozenset({"note", "tip", "warning", "caution", "important", "admonition"})
+
+
+def _in_admonition(tag) -> bool:
+    """Whether `tag` sits in a note, tip or warning box: its heading ("Note") names the box, not a section."""
+    return any(_ADMONITIONS.intersection(parent.get("class") or ()) for parent in tag.parents
+               if parent.name in ("div", "aside", "section"))
 
 
 def _words_after(heading) -> list[str]:
@@ -61,12 +69,15 @@ def _words_after(heading) -> list[str]:
     inside = set(map(id, heading.descendants))
     for node in heading.next_elements:  # lazily: a long page has many headings
         if not isinstance(node, NavigableString) or id(node) in inside or node.parent is None \
-                or node.parent.name in ("script", "style"):
-            continue
+                or node.parent.name in ("script", "style") or _in_admonition(node) and node.find_parent(_HEADING_TAGS):
+            continue  # nor the "Note" over a box that opens the section: extractors drop it
         words += node.split()
         if len(words) >= _PLACING_WORDS:
             break
     return words[:_PLACING_WORDS]
+
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str:
@@ -82,8 +93,10 @@ def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str
         heading = " ".join(heading.split())
         if not heading_key(heading) or heading_key(heading) in have or len(after) < 2:
             continue
-        # the words open a line (a paragraph): a sidebar heading whose link text recurs inside a sentence is not placed
-        found = re.compile(r"^[ \t]*" + r"\s+".join(re.escape(w) for w in after), re.MULTILINE).search(text, at)
+        # the words open a line (a paragraph): a sidebar heading whose link text recurs inside a sentence is not placed;
+        # a word and the punctuation after it may come from two elements (`<code>smallint</code>, integer`)
+        tokens = [t for w in after for t in _TOKEN.findall(w)]
+        found = re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
         if found is None:
             continue
         text = f"{text[:found.start()]}{heading}\n{text[found.start():]}"
@@ -177,15 +190,54 @@ def _has_junk_attr(tag) -> bool:
     return bool(names.strip()) and bool(_HTML_JUNK_ATTR.search(names.lower()))
 
 
-def _html_with_table_placeholders(html: str, soup):
-    """Swap data tables for placeholders before text extraction; returns (html, soup, placeholder -> table)."""
+def _prepared(html: str):
+    """The page as the extractors read it: (html, soup, placeholder -> table). A copy (title, URL and headings
+    came from the original) whose text runs are spaced as a browser shows them, and whose data tables are
+    placeholders (`rag.ingest.tables.replace_html_tables`)."""
     from rag.ingest.tables import replace_html_tables
 
-    if soup.find("table") is None:
-        return html, soup, {}
-    working = _parse_html(html)  # the extractors read this copy; title and URL came from the original
-    tables = replace_html_tables(working)
-    return (str(working), working, tables) if tables else (html, soup, {})
+    working = _parse_html(html)
+    _collapse_whitespace(working)
+    tables = replace_html_tables(working) if working.find("table") is not None else {}
+    return str(working), working, tables
+
+
+_PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
+
+
+def _collapse_whitespace(soup) -> None:
+    """Each run of spaces, tabs and line breaks in the page's text made one space, as a browser renders it:
+    a paragraph whose source lines were wrapped at 80 columns (DocBook, Sphinx) reads as one line, not as
+    lines indented by the source's nesting. Preformatted text keeps its lines."""
+    from bs4 import Comment, NavigableString
+
+    for node in list(soup.find_all(string=True)):
+        if not isinstance(node, NavigableString) or isinstance(node, Comment):
+            continue
+        if any(parent.name in _PREFORMATTED for parent in node.parents):
+            continue
+        spaced = _SPACES.sub(" ", str(node))
+        if _block_edge(node.previous_sibling, node.parent):  # a block starts or ends before it: no space shown
+            spaced = spaced.lstrip(" ")
+        if _block_edge(node.next_sibling, node.parent):
+            spaced = spaced.rstrip(" ")
+        if spaced != node:
+            node.replace_with(NavigableString(spaced))
+
+
+def _block_edge(sibling, parent) -> bool:
+    """Whether a text node whose neighbour on one side is `sibling` touches a block's edge on that side."""
+    from bs4 import Tag
+
+    if sibling is None:
+        return parent is not None and parent.name in _BLOCKS
+    return isinstance(sibling, Tag) and sibling.name in _BLOCKS
+
+
+_SPACES = re.compile(r"[ \t\r\n\f]+")
+_BLOCKS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "caption", "figcaption",
+                     "figure", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "main", "body",
+                     "br", "hr", "pre"})
 
 
 def _with_html_tables(text: str, tables: dict[str, str]) -> str:
