@@ -152,6 +152,33 @@ def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path):
 
 
 @needs_ocr
+def test_blank_pages_among_text_pages_cost_no_ocr(tmp_path, monkeypatch):
+    """A book's empty versos draw nothing: they are neither rendered nor read, while a scanned page among them
+    still is (a manual of 1,158 pages with 24 blank ones spent 15 of its 22 s of parsing on them)."""
+    from pypdf import PdfReader, PdfWriter
+
+    import rag.ingest.ocr
+    from tests.test_loaders import make_pdf
+
+    read: list[int] = []
+    real = rag.ingest.ocr.ocr_image
+    monkeypatch.setattr(rag.ingest.ocr, "ocr_image", lambda image: read.append(1) or real(image))
+    writer = PdfWriter()
+    for data in (make_pdf([["This page has a real text layer about tides."]]), _blank_pdf(), image_pdf(PAGES[1:]),
+                 _blank_pdf()):
+        for page in PdfReader(io.BytesIO(data)).pages:
+            writer.add_page(page)
+    buf = io.BytesIO()
+    writer.write(buf)
+    path = tmp_path / "book.pdf"
+    path.write_bytes(buf.getvalue())
+    doc = load_document(path)
+    assert len(read) == 1 and doc.ocr_pages == {3} and "Gull Island" in doc.text
+    assert [p for p, _, _ in doc.pages] == [1, 3]  # the blank pages hold no text, and are not said to be scans
+    assert not any("OCR" in note or "scan" in note for note in doc.notes)
+
+
+@needs_ocr
 @pytest.mark.parametrize("suffix,fmt", [(".png", "PNG"), (".jpg", "JPEG")])
 def test_images_are_read(fake_settings, tmp_path, suffix, fmt):
     image = page_image(IMAGE_LINES, width=1200, height=400)

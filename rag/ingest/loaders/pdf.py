@@ -54,7 +54,10 @@ def load_pdf(path: Path, data: bytes, ocr=None) -> LoadedDocument:
         raise EmptyDocumentError(str(path), "PDF has no pages")
     if len(extracted.failures) == n_pages:
         raise DocumentError(str(path), f"corrupt PDF: no page could be read ({extracted.failures[0]})")
-    page_texts, ocr_pages, notes = _with_pdf_ocr(data, extracted.texts, ocr)
+    # blank pages (a book's empty versos) among pages with text cost no OCR; a file of blank pages only is
+    # read as a scan would be, so that the user is told what OCR made of it
+    blank = extracted.blank if any(t.strip() for t in extracted.texts) else frozenset()
+    page_texts, ocr_pages, notes = _with_pdf_ocr(data, extracted.texts, ocr, skip=blank)
     cleaned = clean_pages(page_texts)
     text, pages = _join_pages([normalise_text(t) for t in cleaned.texts])
     if not text:
@@ -72,6 +75,7 @@ class _Extracted:
     failures: list[str] = field(default_factory=list)  # why pages could not be read
     outline: list[tuple[int, str, int]] = field(default_factory=list)  # (level, title, 0-based page index)
     title: str | None = None  # from the document information
+    blank: frozenset[int] = frozenset()  # 0-based indices of pages with no content at all
 
 
 def _open_pdf(path: Path, data: bytes, *, quiet: bool = False):
@@ -126,13 +130,16 @@ def _pdfium_extract(path: Path, data: bytes) -> _Extracted | None:
             failures: list[str] = []
             ruled: list[int] = []
             pypdf: list = []  # opened on the first page that needs it; [None] when it cannot open the file
+            blank: set[int] = set()
             for index in range(len(pdf)):
                 broken = ""
                 try:
                     text, grid = _pdfium_page(pdf, index)
                 except Exception as exc:  # one broken page should not cost the rest of the document
                     text, grid, broken = "", False, short_cause(exc)
-                if not text.strip():  # pdfium failed or found nothing: pypdf may still read it
+                if not text.strip() and not broken and _draws_nothing(pdf, index):
+                    blank.add(index)  # a blank page (a book's empty verso): nothing for pypdf or OCR to read
+                elif not text.strip():  # pdfium failed or found nothing: pypdf may still read it
                     if not pypdf:
                         pypdf.append(_open_pdf(path, data, quiet=True))
                     text, failed = _pypdf_page(pypdf[0], index) if pypdf[0] is not None else ("", broken)
@@ -146,7 +153,21 @@ def _pdfium_extract(path: Path, data: bytes) -> _Extracted | None:
             outline = _outline(pdf) or _font_outline(pdf, title)
         finally:
             pdf.close()
-    return _Extracted(texts, failures, outline, title)
+    return _Extracted(texts, failures, outline, title, frozenset(blank))
+
+
+def _draws_nothing(pdf, index: int) -> bool:
+    """Whether page `index` has no content at all: no text, image, drawing or form object."""
+    import pypdfium2.raw as raw
+
+    try:
+        page = pdf[index]
+    except Exception:  # unreadable: not known to be blank
+        return False
+    try:
+        return raw.FPDFPage_CountObjects(page.raw) == 0
+    finally:
+        page.close()
 
 
 def _pdfium_title(pdf) -> str | None:
@@ -525,8 +546,10 @@ def _with_pdf_tables(reader, data: bytes, page_texts: list[str]) -> list[str]:
     return [normalise_text(found[i]) if i in found else t for i, t in enumerate(page_texts)]
 
 
-def _with_pdf_ocr(data: bytes, page_texts: list[str], ocr) -> tuple[list[str], list[int], list[str]]:
-    """OCR the pages with no (or almost no) text layer; returns (texts, OCR'd page numbers, notes)."""
+def _with_pdf_ocr(data: bytes, page_texts: list[str], ocr, skip: frozenset[int] = frozenset()
+                  ) -> tuple[list[str], list[int], list[str]]:
+    """OCR the pages with no (or almost no) text layer, but those in `skip` (blank pages: nothing to read);
+    returns (texts, OCR'd page numbers, notes)."""
     from rag.ingest.ocr import (
         OCR_EXTRA_HINT,
         OcrUnavailable,
@@ -536,7 +559,7 @@ def _with_pdf_ocr(data: bytes, page_texts: list[str], ocr) -> tuple[list[str], l
     )
 
     enabled, dpi, min_chars = ocr_options(ocr)
-    scanned = [i for i, t in enumerate(page_texts) if len("".join(t.split())) < min_chars]
+    scanned = [i for i, t in enumerate(page_texts) if len("".join(t.split())) < min_chars and i not in skip]
     if not scanned:
         return page_texts, [], []
     numbers = ", ".join(str(i + 1) for i in scanned)
