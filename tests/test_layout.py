@@ -124,6 +124,26 @@ def test_an_index_read_as_a_table_is_still_an_index():
     assert listing_kind(numbers) == "", "a table of numbers stays a table"
 
 
+def test_an_index_whose_page_numbers_are_read_apart_is_still_an_index():
+    """Texinfo sets an index's page numbers in a column that the text layer reads apart from the entries: the
+    lines end in dot leaders alone, or name only a symbol (`!=`). Such pages, and the next page of the index
+    (single letters and stray commas between its entries), are not indexed; a page of prose with a few
+    dotted lines is."""
+    from rag.ingest.layout import listing_pages
+
+    entries = ["! . . . . . . . . . . . . . 166, 167", "!= . . . . . . . . . . . . . 164", "pbaspect . . . . . . . . . . .",
+               "pcg . . . . . . . . . . . . . .", "pchip . . . . . . . . . . . . .", "pclose . . . . . . . . . . . . ."]
+    assert listing_kind(["Operator Index", "!", *entries]) == "index"
+    after = ["G", "GEPBALANCE . . . . . . . . . . .", "gradient_function . . . . . . . .", "H", "hess_matrix", "HESS",
+             "I", "ifourier . . . . . . . . . . . 18", ", , ,", "imag 25 28 29"]
+    prose = ["The ferry leaves at nine and returns at five.", "Fill in the form . . . . . . .",
+             "Tickets are sold on board.", "Children under five travel free.", "Dogs must be kept on a lead.",
+             "The crossing takes forty minutes."]
+    found = listing_pages([["Opening hours of the office are posted."] * 6, ["Operator Index", "!", *entries],
+                           after, prose])
+    assert found == {1: "index", 2: "index"}
+
+
 def test_a_table_of_numbers_is_not_a_listing():
     table = ["Year Ferries", "2019 12", "2020 9", "2021 11", "2022 14", "2023 15"]
     assert listing_kind(table) == ""

@@ -182,6 +182,8 @@ _NUMBER_LIST = r"(?:\d{1,4}|" + _ROMAN + r")(?:\s*[-–]\s*\d{1,4})?(?:\s*,\s*\d
 _ENDS_IN_PAGE = re.compile(r"[\s.,]" + _NUMBER_LIST + r"\s*$", re.IGNORECASE)  # after some words (checked apart)
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _LEADERS = re.compile(r"(?:\.\s?){4,}\s*" + _NUMBER_LIST + r"\s*$", re.IGNORECASE)
+# a line that ends in a dot leader, its page number read apart from it (set in a column of its own)
+_BARE_LEADER = re.compile(r"(?:\.\s?){4,}\s*$")
 _COMMA_LIST = re.compile(r",\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?\s*$")
 _LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,3}(contents|index)\b(?:\s+[\w.]+){0,3}$", re.IGNORECASE)
 _LISTING_MIN_LINES = 5
@@ -203,15 +205,18 @@ def _entries(lines: Sequence[str]) -> list[str]:
     return out
 
 
-def _listing_shares(lines: Sequence[str]) -> tuple[int, float, float, float]:
+def _listing_shares(lines: Sequence[str]) -> tuple[int, float, float, float, float]:
+    """(entries, and the shares of them that end in a page number, in a dot leader and page number, in a
+    comma and page number, in a dot leader whatever follows it)."""
     filled = _entries(lines)
     if not filled:
-        return 0, 0.0, 0.0, 0.0
+        return 0, 0.0, 0.0, 0.0, 0.0
     n = len(filled)
     numbered = sum(bool(_HAS_LETTER.search(line) and _ENDS_IN_PAGE.search(line)) for line in filled)
     leaders = sum(bool(_LEADERS.search(line)) for line in filled)
     commas = sum(bool(_COMMA_LIST.search(line)) for line in filled)
-    return n, numbered / n, leaders / n, commas / n
+    led = sum(bool(_LEADERS.search(line) or _BARE_LEADER.search(line)) for line in filled)
+    return n, numbered / n, leaders / n, commas / n, led / n
 
 
 def listing_kind(lines: Sequence[str], hint_lines: Sequence[str] = ()) -> str:
@@ -219,14 +224,15 @@ def listing_kind(lines: Sequence[str], hint_lines: Sequence[str] = ()) -> str:
 
     A listing page has at least 5 lines, and either dot leaders on a quarter of them with half
     ending in page numbers, or 70% ending in page numbers under a "Contents"/"Index" title (in
-    `lines` or `hint_lines`, e.g. the running header removed from it). A table whose last column
-    holds numbers has neither leaders nor such a title.
+    `lines` or `hint_lines`, e.g. the running header removed from it), or dot leaders ending half of
+    them (their page numbers set in a column the text layer reads apart, or entries that are only
+    symbols). A table whose last column holds numbers has neither leaders nor such a title.
     """
-    n, numbered, leaders, commas = _listing_shares(lines)
+    n, numbered, leaders, commas, led = _listing_shares(lines)
     if n < _LISTING_MIN_LINES:
         return ""
     titles = [m.group(1).lower() for line in [*lines, *hint_lines] if (m := _LISTING_TITLE.match(line.strip()))]
-    if not ((leaders >= 0.25 and numbered >= 0.5) or (titles and numbered >= 0.7)):
+    if not ((leaders >= 0.25 and numbered >= 0.5) or (titles and numbered >= 0.7) or led >= 0.5):
         return ""
     return _name_listing(lines, titles, commas)
 
@@ -242,18 +248,21 @@ def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]]
     """0-based page index -> listing kind, for the table-of-contents and index pages of a document.
 
     A short page (fewer than 5 lines, the end of a listing) mostly of lines ending in page numbers
-    counts too when the page before it is a listing. When every page with text would be a listing,
+    counts too when the page before it is a listing, and so does a page with dot leaders on a quarter of its
+    lines after an index page (single letters and stray commas between them). When every page with text would be a listing,
     none is: a document that is only a list is its own content.
     """
     found: dict[int, str] = {}
     for index, lines in enumerate(pages):
         kind = listing_kind(lines, hints[index] if index < len(hints) else ())
-        if kind:
-            found[index] = kind
+        if kind:  # a listing right after an index page runs that index on (no contents follow an index)
+            found[index] = "index" if found.get(index - 1) == "index" else kind
         elif index - 1 in found:
-            n, numbered, _, _ = _listing_shares(lines)
+            n, numbered, *_, led = _listing_shares(lines)
             if 0 < n < _LISTING_MIN_LINES and numbered >= 0.6:
                 found[index] = found[index - 1]
+            elif found[index - 1] == "index" and led >= 0.25:  # an index runs on: a quarter of its lines led
+                found[index] = "index"
     with_text = [i for i, lines in enumerate(pages) if any(line.strip() for line in lines)]
     if with_text and all(i in found for i in with_text):
         return {}
