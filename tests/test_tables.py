@@ -277,6 +277,27 @@ def test_unruled_table_finds_a_third_column_run_together_with_the_second():
     assert ["hypergeometric", "hyper", "m, n, k"] in table.rows
 
 
+def test_a_header_set_again_below_a_caption_starts_a_table_of_its_own():
+    """Tables stacked under captions ("Motion", "Process"), each with the same header: each is a table of its
+    own, whose header is its first row, and the captions between them stay text, not cells or lost."""
+    from rag.ingest.tables import unruled_tables
+
+    groups = {"Motion": [("M-C-a", "Go to the beginning of the form."), ("M-C-e", "Go to the end of the form."),
+                         ("M-C-b", "Go to the beginning of the sexp.")],
+              "Process": [("C-c C-p", "Start a Maxima process."), ("C-c C-r", "Send the region to the process."),
+                          ("C-c C-k", "Kill the Maxima process.")]}
+    words, y = [], 700
+    for caption, rows in groups.items():
+        words += _line(y, [(72, caption)])
+        words += _line(y - 12, [(80, "Key"), (240, "Description")])
+        for i, (key, text) in enumerate(rows):
+            words += _line(y - 24 - 12 * i, [(80, key), (240, text)])
+        y -= 24 + 12 * len(rows)
+    tables = unruled_tables(words)
+    assert [t.rows[0] for t in tables] == [["Key", "Description"]] * 2
+    assert [t.rows[1:] for t in tables] == [[list(r) for r in rows] for rows in groups.values()]
+
+
 def test_prose_lists_and_code_listings_are_not_tables():
     from rag.ingest.tables import unruled_tables
 

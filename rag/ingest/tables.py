@@ -548,7 +548,8 @@ def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
     its words sit over two columns at least, each cell aligned with its column (left, centre or
     right), is the header; otherwise the first row stands in for it (as for tables whose header was
     set like a row). A table that follows the one above it closely, with as many columns and no
-    header of its own, continues it (its rows spread apart at a taller row).
+    header of its own, continues it (its rows spread apart at a taller row), unless its first row is
+    the first row of that table set again (tables stacked under captions, each with the same header).
     """
     words = [w for w in words if w.right > w.left and w.top > w.bottom and w.text.strip()]
     if not words:
@@ -589,8 +590,9 @@ def unruled_tables(words, rules=(), dividers=()) -> list[UnruledTable]:
             top = max(b[3] for b in flat_units[first - 1])
         bottom = min(w.bottom for w in body[-1])
         last = tables[-1] if tables else None
-        if (last is not None and header is None and len(rows[0]) == len(last.rows[0])
-                and last.bottom - top <= _UNRULED_PITCH * height):  # one table, its run broken by an odd row
+        # one table, its run broken by an odd row; not when this run opens with that table's header set again
+        if (last is not None and header is None and len(rows[0]) == len(last.rows[0]) and rows[0] != last.rows[0]
+                and last.bottom - top <= _UNRULED_PITCH * height):
             tables[-1] = UnruledTable(last.top, bottom, last.rows + rows, last.header)
             continue
         tables.append(UnruledTable(top, bottom, rows, header is not None))
