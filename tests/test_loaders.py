@@ -543,7 +543,8 @@ def test_html_headings_nested_in_wrappers_still_give_sections(tmp_path):
 def test_html_text_reads_as_a_browser_shows_it(tmp_path):
     """A paragraph whose source lines are wrapped and indented (DocBook, Sphinx) reads as one line, while
     preformatted text keeps its lines; a heading whose first words come from inline elements
-    (`<code>smallint</code>, integer`) still goes back before them; a note box's "Note" is no section, so the
+    (`<code>smallint</code>, integer`) still goes back before them, and markup nested in inline code keeps its
+    place; a note box's "Note" is no section, so the
     text after the box stays under its section, and a section that opens with a note box keeps its heading."""
 
     def section(number: str, title: str, body: str) -> str:
@@ -557,6 +558,8 @@ def test_html_text_reads_as_a_browser_shows_it(tmp_path):
             + section("8.1.1", "Integer Types", "<p>\n     The types <code>smallint</code>, <code>integer</code>, and\n"
                       "     <code>bigint</code> store whole numbers of various ranges.\n    </p>" + note
                       + "<p>\n     The type integer is the common choice for most columns.\n    </p>"
+                        '<p>The notation <code class="type">float(<em class="replaceable"><code>p</code></em>)</code>'
+                        " gives the precision in binary digits.</p>"
                         "<pre>CREATE TABLE t (\n    id integer\n);</pre>")
             + section("8.1.2", "Serial Types", note.replace("Values", "Serial values")
                       + "<p>\n     The serial types are notational conveniences for identifiers.\n    </p>")
@@ -566,6 +569,7 @@ def test_html_text_reads_as_a_browser_shows_it(tmp_path):
     assert "Numeric types consist of integers and decimals of several sizes." in lines
     assert "The types smallint, integer, and bigint store whole numbers of various ranges." in lines
     assert "    id integer" in lines  # preformatted: its line and indentation kept
+    assert "The notation float(p) gives the precision in binary digits." in lines  # markup nested in code
     assert doc.section_at(doc.text.index("The types smallint")) == "8.1.1. Integer Types"
     assert doc.section_at(doc.text.index("The type integer is")) == "8.1.1. Integer Types"  # after the note box
     assert doc.section_at(doc.text.index("The serial types")) == "8.1.2. Serial Types"

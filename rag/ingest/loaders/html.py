@@ -198,11 +198,21 @@ def _prepared(html: str):
 
     working = _parse_html(html)
     _collapse_whitespace(working)
+    _flatten_code(working)
     tables = replace_html_tables(working) if working.find("table") is not None else {}
     return str(working), working, tables
 
 
 _PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
+_CODE = ("code", "tt", "kbd", "samp")
+
+
+def _flatten_code(soup) -> None:
+    """Inline code as plain text inside its tag: trafilatura drops or misplaces the text of markup nested in
+    it (DocBook's `<code>float(<em><code>p</code></em>)</code>` came out as "float(" ... "p)p")."""
+    for tag in soup.find_all(_CODE):
+        for inner in tag.find_all(True):
+            inner.unwrap()
 
 
 def _collapse_whitespace(soup) -> None:
