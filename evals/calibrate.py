@@ -32,7 +32,13 @@ import json
 import sys
 from pathlib import Path
 
-from rag.answer.confidence import FEATURES, Calibration, fit, load_calibration, threshold_for_precision
+from rag.answer.confidence import (
+    FEATURES,
+    Calibration,
+    fit,
+    load_calibration,
+    threshold_for_precision,
+)
 from rag.answer.context import Passage
 from rag.answer.flow import CHECKS, REPAIRS, read_reply
 from rag.core.config import load_settings

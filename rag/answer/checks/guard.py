@@ -9,8 +9,9 @@ what the prompt's fences and wording do not:
 - `off_topic_answer`: the short answer must come from a stretch of a passage
   that mentions what was asked. Passages are cut at sentence ends, line breaks
   and fence-like tags (a document's `</passage>` glues its instruction to a
-  real sentence), and the stretches that hold the most of the answer's words
-  must share a content word with the question.
+  real sentence), a table row read with its table's header, and the stretches
+  that hold the most of the answer's words must share a content word with the
+  question.
 - `rewrite_drifted`: a follow-up's standalone rewrite must keep most of the
   follow-up's own content words; a rewrite that swaps the question for another
   (one an earlier answer asked for) is not used.
@@ -35,23 +36,18 @@ _CUTS = re.compile(r"(?<=[.!?])\s+|\n+|[<\uFF1C\uFE64\u2039\u3008]\s*[/\uFF0F]?\
                    r"|&lt;\s*/?\s*\w+[^>\uFF1E]{0,80}[>\uFF1E]")
 
 
-def segments(text: str) -> list[str]:
-    """`text` cut at sentence ends, line breaks and tags; empty pieces dropped."""
-    return [s.strip() for s in _CUTS.split(text) if s and s.strip()]
-
-
 def stretches(text: str) -> list[str]:
-    """The `segments` of `text` as the check reads them: a row of a Markdown table with its table's header (a
-    row's cells take their meaning from the column names: `| < | little-endian | none |` under
-    `| Character | Byte order | Alignment |` answers a question about alignment)."""
+    """`text` cut at sentence ends, line breaks and tags (empty pieces dropped), a row of a Markdown table read
+    with its table's header: a row's cells take their meaning from the column names (`| < | little-endian |
+    none |` under `| Character | Byte order | Alignment |` answers a question about alignment)."""
     tables = markdown_tables(text)
     out: list[str] = []
     pos = 0
     for cut in [*_CUTS.finditer(text), None]:
         end = cut.start() if cut else len(text)
-        piece = text[pos:end].strip()
-        if piece:
-            table = table_of(tables, pos + len(text[pos:end]) - len(text[pos:end].lstrip()))
+        raw = text[pos:end]
+        if piece := raw.strip():
+            table = table_of(tables, pos + len(raw) - len(raw.lstrip()))  # the table whose row this is, if any
             out.append(f"{table.header}\n{piece}" if table else piece)
         if cut is None:
             break

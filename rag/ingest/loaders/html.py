@@ -69,7 +69,7 @@ def _words_after(heading) -> list[str]:
     inside = set(map(id, heading.descendants))
     for node in heading.next_elements:  # lazily: a long page has many headings
         if not isinstance(node, NavigableString) or id(node) in inside or node.parent is None \
-                or node.parent.name in ("script", "style") or _in_admonition(node) and node.find_parent(_HEADING_TAGS):
+                or node.parent.name in ("script", "style") or (_in_admonition(node) and node.find_parent(_HEADING_TAGS)):
             continue  # nor the "Note" over a box that opens the section: extractors drop it
         words += node.split()
         if len(words) >= _PLACING_WORDS:

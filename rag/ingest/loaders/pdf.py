@@ -158,11 +158,11 @@ def _pdfium_extract(path: Path, data: bytes) -> _Extracted | None:
 
 def _draws_nothing(pdf, index: int) -> bool:
     """Whether page `index` has no content at all: no text, image, drawing or form object."""
-    import pypdfium2.raw as raw
+    from pypdfium2 import raw
 
     try:
         page = pdf[index]
-    except Exception:  # unreadable: not known to be blank
+    except Exception:  # noqa: BLE001 -- unreadable: not known to be blank
         return False
     try:
         return raw.FPDFPage_CountObjects(page.raw) == 0
