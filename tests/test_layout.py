@@ -142,6 +142,10 @@ def test_an_index_whose_page_numbers_are_read_apart_is_still_an_index():
     found = listing_pages([["Opening hours of the office are posted."] * 6, ["Operator Index", "!", *entries],
                            after, prose])
     assert found == {1: "index", 2: "index"}
+    # a blank verso inside the index is part of its run (one note), not a break in it
+    found = listing_pages([["Opening hours of the office are posted."] * 6, ["Operator Index", "!", *entries], [],
+                           ["Function Index", *entries[2:], *entries[2:]]])
+    assert listing_notes(found) == ["pages 2–4: index, not indexed"]
 
 
 def test_a_table_of_numbers_is_not_a_listing():

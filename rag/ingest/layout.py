@@ -266,6 +266,10 @@ def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]]
     with_text = [i for i, lines in enumerate(pages) if any(line.strip() for line in lines)]
     if with_text and all(i in found for i in with_text):
         return {}
+    # a blank page inside a listing (a book's empty verso) belongs to it: one note for the whole run
+    for i in sorted(set(range(len(pages))) - set(with_text)):
+        if found.get(i - 1) and found.get(i - 1) == found.get(i + 1):
+            found[i] = found[i - 1]
     return found
 
 
