@@ -338,6 +338,9 @@ def test_epub_chapters_in_spine_order_are_pages(tmp_path):
     assert second.startswith("# Chapter 2: The Logbook")
     assert "| Ship | Date | Cargo |\n| --- | --- | --- |\n| Ship 01 | 2 March 1891 | Coal |" in second
     assert doc.page_at(doc.text.index("Timber and salt")) == 2
+    # each chapter's headings are its passages' sections, as an HTML page's are
+    assert doc.section_at(doc.text.index("On the night of the great storm")) == "Chapter 1: The Storm"
+    assert doc.section_at(doc.text.index("Timber and salt")) == "Chapter 2: The Logbook"
 
 
 def test_odt_headings_paragraphs_lists_and_tables(tmp_path):
@@ -347,6 +350,8 @@ def test_odt_headings_paragraphs_lists_and_tables(tmp_path):
                                "- Bring crampons\n\n- Pack lunch\n\n## Schedule\n\n| Time | Stop | Guide |\n| --- | --- | --- |")
     assert "| 16:30 | Skogafoss waterfall | Jon |" in doc.text  # repeated empty cells and rows trimmed
     assert doc.text.endswith("| 16:30 | Skogafoss waterfall | Jon |\n\nQuestions go to Anna.")
+    assert doc.section_at(doc.text.index("| 16:30 |")) == "Field trip to the glacier › Schedule"
+    assert doc.section_at(doc.text.index("We leave Reykjavik")) == "Field trip to the glacier"
 
 
 def test_odt_title_falls_back_to_first_heading(tmp_path):

@@ -155,6 +155,15 @@ def test_a_table_of_numbers_is_not_a_listing():
     assert listing_kind(prose) == ""
 
 
+def test_a_heading_that_repeats_the_one_above_adds_nothing_to_the_path():
+    from rag.ingest.layout import section_paths
+
+    paths = section_paths([(0, 0, "8.1. Numeric Types"), (20, 2, "8.1. Numeric Types"), (40, 3, "8.1.1. Integer Types"),
+                           (90, 2, "8.2. Monetary Types")])
+    assert [p for _, p in paths] == ["8.1. Numeric Types", "8.1. Numeric Types",
+                                     "8.1. Numeric Types › 8.1.1. Integer Types", "8.1. Numeric Types › 8.2. Monetary Types"]
+
+
 def test_listing_notes_group_runs():
     assert listing_notes({1: "table of contents", 2: "table of contents", 3: "table of contents", 9: "index"}) == [
         "pages 2–4: table of contents, not indexed", "page 10: index, not indexed"]

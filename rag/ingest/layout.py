@@ -563,14 +563,16 @@ def section_paths(headings: Sequence[tuple[int | None, int, str]]) -> tuple[tupl
 
     A heading closes every open heading of its level or deeper. Headings at one offset keep the
     deepest path (a part and its first chapter on one page). A heading without an offset (not found
-    on its page) opens no section but is part of the paths of the headings under it.
+    on its page) opens no section but is part of the paths of the headings under it. A heading that
+    repeats the one it stands under (a document's title set again as its first heading) adds nothing.
     """
     stack: list[tuple[int, str]] = []
     out: list[tuple[int, str]] = []
     for offset, level, label in headings:
         while stack and stack[-1][0] >= level:
             stack.pop()
-        stack.append((level, label))
+        if not (stack and heading_key(stack[-1][1]) == heading_key(label)):
+            stack.append((level, label))
         if offset is None:
             continue
         path = SECTION_SEPARATOR.join(part for _, part in stack)

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from rag.core.errors import DocumentError, EmptyDocumentError
+from rag.ingest.layout import markdown_headings, section_paths
 from rag.ingest.loaders.base import (
     MAX_TITLE_CHARS,
     LoadedDocument,
@@ -48,7 +49,7 @@ def load_epub(path: Path, data: bytes) -> LoadedDocument:
         raise EmptyDocumentError(str(path), "no text in book" + (f" ({notes[0]})" if notes else ""))
     text, pages = join_pages(page_texts)
     return LoadedDocument(text=text, title=(title or path.stem)[:MAX_TITLE_CHARS], url=None, pages=pages,
-                          notes=tuple(notes))
+                          notes=tuple(notes), sections=section_paths(markdown_headings(text)))  # `#` lines
 
 
 def _parse_xml(path: Path, data: bytes, name: str):

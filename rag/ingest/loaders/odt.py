@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag.core.errors import DocumentError, EmptyDocumentError
+from rag.ingest.layout import markdown_headings, section_paths
 from rag.ingest.loaders.base import MAX_TITLE_CHARS, LoadedDocument, short_cause
 from rag.ingest.loaders.encoding import normalise_text
 from rag.ingest.loaders.sheets import MAX_COLUMNS, MAX_SHEET_ROWS, trim
@@ -58,7 +59,8 @@ def load_odt(path: Path, data: bytes) -> LoadedDocument:
     if not text:
         raise EmptyDocumentError(str(path), "no text in document")
     title = _meta_title(meta) or _first_heading(body) or path.stem
-    return LoadedDocument(text=text, title=title[:MAX_TITLE_CHARS], url=None)
+    return LoadedDocument(text=text, title=title[:MAX_TITLE_CHARS], url=None,
+                          sections=section_paths(markdown_headings(text)))  # its headings are `#` lines
 
 
 def _parse(path: Path, data: bytes, name: str):
