@@ -133,19 +133,25 @@ def test_scanned_pages_are_retrievable_and_cited_with_ocr_mark(fake_settings, tm
 
 
 @needs_ocr
-def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path):
+def _pages_of(path: Path, *pdfs: bytes) -> Path:
+    """`path` holding the pages of `pdfs`, in order."""
     from pypdf import PdfReader, PdfWriter
 
-    from tests.test_loaders import make_pdf
-
     writer = PdfWriter()
-    for data in (make_pdf([["This page has a real text layer about tides."]]), image_pdf(PAGES[1:])):
+    for data in pdfs:
         for page in PdfReader(io.BytesIO(data)).pages:
             writer.add_page(page)
     buf = io.BytesIO()
     writer.write(buf)
-    path = tmp_path / "mixed.pdf"
     path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path):
+    from tests.test_loaders import make_pdf
+
+    path = _pages_of(tmp_path / "mixed.pdf", make_pdf([["This page has a real text layer about tides."]]),
+                     image_pdf(PAGES[1:]))
     doc = load_document(path)
     assert [p for p, _, _ in doc.pages] == [1, 2] and doc.ocr_pages == {2}
     assert doc.text.startswith("This page has a real text layer") and "Gull Island" in doc.text
@@ -155,23 +161,14 @@ def test_mixed_pdf_ocrs_only_the_scanned_page(tmp_path):
 def test_blank_pages_among_text_pages_cost_no_ocr(tmp_path, monkeypatch):
     """A book's empty versos draw nothing: they are neither rendered nor read, while a scanned page among them
     still is (a manual of 1,158 pages with 24 blank ones spent 15 of its 22 s of parsing on them)."""
-    from pypdf import PdfReader, PdfWriter
-
     import rag.ingest.ocr
     from tests.test_loaders import make_pdf
 
     read: list[int] = []
     real = rag.ingest.ocr.ocr_image
     monkeypatch.setattr(rag.ingest.ocr, "ocr_image", lambda image: read.append(1) or real(image))
-    writer = PdfWriter()
-    for data in (make_pdf([["This page has a real text layer about tides."]]), _blank_pdf(), image_pdf(PAGES[1:]),
-                 _blank_pdf()):
-        for page in PdfReader(io.BytesIO(data)).pages:
-            writer.add_page(page)
-    buf = io.BytesIO()
-    writer.write(buf)
-    path = tmp_path / "book.pdf"
-    path.write_bytes(buf.getvalue())
+    path = _pages_of(tmp_path / "book.pdf", make_pdf([["This page has a real text layer about tides."]]),
+                     _blank_pdf(), image_pdf(PAGES[1:]), _blank_pdf())
     doc = load_document(path)
     assert len(read) == 1 and doc.ocr_pages == {3} and "Gull Island" in doc.text
     assert [p for p, _, _ in doc.pages] == [1, 3]  # the blank pages hold no text, and are not said to be scans

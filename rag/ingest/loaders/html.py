@@ -29,7 +29,7 @@ def load_html(path: Path, html: str) -> LoadedDocument:
     title_key = heading_key(title or "")
     found = [(level, h, after) for level, h, after in found
              if not (title_key and heading_key(h) and title_key.startswith(heading_key(h)))]
-    html, soup, tables = _prepared(html)
+    html, soup, tables = _prepared(soup)  # title, URL and headings are read: the extractors may change the page
     text = normalise_text(_with_html_tables(_html_main_text(html, soup), tables))
     if not text:
         raise EmptyDocumentError(str(path), "no readable text in HTML page")
@@ -190,17 +190,16 @@ def _has_junk_attr(tag) -> bool:
     return bool(names.strip()) and bool(_HTML_JUNK_ATTR.search(names.lower()))
 
 
-def _prepared(html: str):
-    """The page as the extractors read it: (html, soup, placeholder -> table). A copy (title, URL and headings
-    came from the original) whose text runs are spaced as a browser shows them, and whose data tables are
-    placeholders (`rag.ingest.tables.replace_html_tables`)."""
+def _prepared(soup):
+    """The page as the extractors read it: (html, soup, placeholder -> table). `soup` changed in place: its
+    text runs spaced as a browser shows them, inline code as plain text, its data tables placeholders
+    (`rag.ingest.tables.replace_html_tables`)."""
     from rag.ingest.tables import replace_html_tables
 
-    working = _parse_html(html)
-    _collapse_whitespace(working)
-    _flatten_code(working)
-    tables = replace_html_tables(working) if working.find("table") is not None else {}
-    return str(working), working, tables
+    _collapse_whitespace(soup)
+    _flatten_code(soup)
+    tables = replace_html_tables(soup) if soup.find("table") is not None else {}
+    return str(soup), soup, tables
 
 
 _PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
