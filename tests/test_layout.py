@@ -155,6 +155,22 @@ def test_a_table_of_numbers_is_not_a_listing():
     assert listing_kind(prose) == ""
 
 
+def test_slide_titles_stay_headings_when_the_slides_hold_only_short_lines(tmp_path):
+    """A slide deck printed to PDF: a title slide, then slides whose bullets are a few words each. The first
+    line of running text may come slides later; only the first page's title block is left out."""
+    slides = [[(72, 500, "Harbour Authority Review", 28), (72, 450, "Operations team", 18)]]
+    for title, bullets in [("Ferry routes", ["Gull Island", "North pier", "Summer only"]),
+                           ("Staff by site", ["Harbour office 12", "Pier 4", "Lighthouse 2"]),
+                           ("Next steps", ["The new timetable starts in June for every route."] * 2)]:
+        slides.append([(72, 500, title, 20)] + [(90, 460 - 22 * i, line, 12) for i, line in enumerate(bullets)])
+    path = tmp_path / "slides.pdf"
+    path.write_bytes(typeset_pdf(slides, width=720, height=540))
+    doc = load_document(path)
+    labels = [label for _, label in doc.sections]
+    assert labels == ["Ferry routes", "Staff by site", "Next steps"], labels
+    assert doc.section_at(doc.text.index("North pier")) == "Ferry routes"
+
+
 def test_a_heading_that_repeats_the_one_above_adds_nothing_to_the_path():
     from rag.ingest.layout import section_paths
 

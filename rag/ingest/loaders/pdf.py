@@ -371,20 +371,21 @@ def _font_outline(pdf, title: str | None = None) -> list[tuple[int, str, int]]:
 
 def _without_title_block(found: list[tuple[int, int, str, float]], lines: list[tuple[int, str, float]],
                          titled: set[int]) -> list[tuple[int, int, str, float]]:
-    """`found` (line number, page index, text, size) less the title block: the large lines above the document's
-    first line of running text (authors, affiliations, a date) are no headings, except the heading set right
-    above that text and, right above it, each larger one that opens it in turn (`1 Introduction` over
-    `1.1 Scope`)."""
+    """`found` (line number, page index, text, size) less the title block: the large lines of the first page
+    above the document's first line of running text (authors, affiliations, a date) are no headings, except
+    the heading set right above that text and, right above it, each larger one that opens it in turn
+    (`1 Introduction` over `1.1 Scope`). Headings of later pages stay (slides whose lines are all short)."""
     heads = {line[0] for line in found}
     first = next((at for at, (_, text, _) in enumerate(lines)
                   if at not in heads and at not in titled and len(text.split()) >= 4), len(lines))
-    above = [line for line in found if line[0] < first]
+    opening = lines[0][0] if lines else 0  # a title block is on the first page: later headings always stay
+    above = [line for line in found if line[0] < first and line[1] == opening]
     kept: list[tuple[int, int, str, float]] = []
     for line in reversed(above):  # up from the running text: each kept line set larger than the one below
         if line[0] != (kept[-1][0] if kept else first) - 1 or (kept and line[3] <= kept[-1][3]):
             break
         kept.append(line)
-    return [line for line in found if line[0] >= first or line in kept]
+    return [line for line in found if line not in above or line in kept]
 
 
 _HEADING_SIZE = 1.15  # times the body text's font size, at least
