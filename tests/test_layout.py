@@ -128,7 +128,7 @@ def test_an_index_whose_page_numbers_are_read_apart_is_still_an_index():
     """Texinfo sets an index's page numbers in a column that the text layer reads apart from the entries: the
     lines end in dot leaders alone, or name only a symbol (`!=`). Such pages, and the next page of the index
     (single letters and stray commas between its entries), are not indexed; a page of prose with a few
-    dotted lines is."""
+    dotted lines is, and so is a form whose blanks are dot leaders."""
     from rag.ingest.layout import listing_pages
 
     entries = ["! . . . . . . . . . . . . . 166, 167", "!= . . . . . . . . . . . . . 164", "pbaspect . . . . . . . . . . .",
@@ -142,6 +142,10 @@ def test_an_index_whose_page_numbers_are_read_apart_is_still_an_index():
     found = listing_pages([["Opening hours of the office are posted."] * 6, ["Operator Index", "!", *entries],
                            after, prose])
     assert found == {1: "index", 2: "index"}
+    # a form to fill in has dot leaders too, but no "Index" or "Contents" over them: it is content
+    form = ["Leave request", "Name . . . . . . . . . . . .", "Department . . . . . . . . .", "First day . . . . . . . . .",
+            "Last day . . . . . . . . . .", "Signature . . . . . . . . . .", "Hand the form to your manager."]
+    assert listing_kind(form) == ""
     # a blank verso inside the index is part of its run (one note), not a break in it
     found = listing_pages([["Opening hours of the office are posted."] * 6, ["Operator Index", "!", *entries], [],
                            ["Function Index", *entries[2:], *entries[2:]]])

@@ -185,7 +185,7 @@ _LEADERS = re.compile(r"(?:\.\s?){4,}\s*" + _NUMBER_LIST + r"\s*$", re.IGNORECAS
 # a line that ends in a dot leader, its page number read apart from it (set in a column of its own)
 _BARE_LEADER = re.compile(r"(?:\.\s?){4,}\s*$")
 _COMMA_LIST = re.compile(r",\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?\s*$")
-_LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,3}(contents|index)\b(?:\s+[\w.]+){0,3}$", re.IGNORECASE)
+_LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,5}(contents|index)\b(?:\s+[\w.]+){0,3}$", re.IGNORECASE)
 _LISTING_MIN_LINES = 5
 
 
@@ -223,16 +223,17 @@ def listing_kind(lines: Sequence[str], hint_lines: Sequence[str] = ()) -> str:
     """ "table of contents" or "index" for a page that lists page numbers, else "".
 
     A listing page has at least 5 lines, and either dot leaders on a quarter of them with half
-    ending in page numbers, or 70% ending in page numbers under a "Contents"/"Index" title (in
-    `lines` or `hint_lines`, e.g. the running header removed from it), or dot leaders ending half of
-    them (their page numbers set in a column the text layer reads apart, or entries that are only
-    symbols). A table whose last column holds numbers has neither leaders nor such a title.
+    ending in page numbers, or, under a "Contents"/"Index" title (in `lines` or `hint_lines`, e.g.
+    the running header removed from it), 70% ending in page numbers or half ending in dot leaders
+    (their page numbers set in a column the text layer reads apart, or entries that are only
+    symbols). A table whose last column holds numbers has neither leaders nor such a title, and a
+    form whose blanks are dot leaders has no such title.
     """
     n, numbered, leaders, commas, led = _listing_shares(lines)
     if n < _LISTING_MIN_LINES:
         return ""
     titles = [m.group(1).lower() for line in [*lines, *hint_lines] if (m := _LISTING_TITLE.match(line.strip()))]
-    if not ((leaders >= 0.25 and numbered >= 0.5) or (titles and numbered >= 0.7) or led >= 0.5):
+    if not ((leaders >= 0.25 and numbered >= 0.5) or (titles and (numbered >= 0.7 or led >= 0.5))):
         return ""
     return _name_listing(lines, titles, commas)
 
