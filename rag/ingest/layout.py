@@ -182,8 +182,8 @@ _NUMBER_LIST = r"(?:\d{1,4}|" + _ROMAN + r")(?:\s*[-–]\s*\d{1,4})?(?:\s*,\s*\d
 _ENDS_IN_PAGE = re.compile(r"[\s.,]" + _NUMBER_LIST + r"\s*$", re.IGNORECASE)  # after some words (checked apart)
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _LEADERS = re.compile(r"(?:\.\s?){4,}\s*" + _NUMBER_LIST + r"\s*$", re.IGNORECASE)
-# a line that ends in a dot leader, its page number read apart from it (set in a column of its own)
-_BARE_LEADER = re.compile(r"(?:\.\s?){4,}\s*$")
+# a line that ends in a dot leader, with its page number or without it (set in a column of its own)
+_ANY_LEADER = re.compile(r"(?:\.\s?){4,}\s*(?:" + _NUMBER_LIST + r")?\s*$", re.IGNORECASE)
 _COMMA_LIST = re.compile(r",\s*\d{1,4}(?:\s*[-–]\s*\d{1,4})?\s*$")
 _LISTING_TITLE = re.compile(r"^(?:[\w.]+\s+){0,5}(contents|index)\b(?:\s+[\w.]+){0,3}$", re.IGNORECASE)
 _LISTING_MIN_LINES = 5
@@ -215,7 +215,7 @@ def _listing_shares(lines: Sequence[str]) -> tuple[int, float, float, float, flo
     numbered = sum(bool(_HAS_LETTER.search(line) and _ENDS_IN_PAGE.search(line)) for line in filled)
     leaders = sum(bool(_LEADERS.search(line)) for line in filled)
     commas = sum(bool(_COMMA_LIST.search(line)) for line in filled)
-    led = sum(bool(_LEADERS.search(line) or _BARE_LEADER.search(line)) for line in filled)
+    led = sum(bool(_ANY_LEADER.search(line)) for line in filled)
     return n, numbered / n, leaders / n, commas / n, led / n
 
 
@@ -249,9 +249,9 @@ def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]]
     """0-based page index -> listing kind, for the table-of-contents and index pages of a document.
 
     A short page (fewer than 5 lines, the end of a listing) mostly of lines ending in page numbers
-    counts too when the page before it is a listing, and so does a page with dot leaders on a quarter of its
-    lines after an index page (single letters and stray commas between them). When every page with text would be a listing,
-    none is: a document that is only a list is its own content.
+    counts too when the page before it is a listing, and so does a page with dot leaders on a quarter
+    of its lines after an index page (single letters and stray commas between them). When every page
+    with text would be a listing, none is: a document that is only a list is its own content.
     """
     found: dict[int, str] = {}
     for index, lines in enumerate(pages):
@@ -269,7 +269,7 @@ def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]]
         return {}
     # a blank page inside a listing (a book's empty verso) belongs to it: one note for the whole run
     for i in sorted(set(range(len(pages))) - set(with_text)):
-        if found.get(i - 1) and found.get(i - 1) == found.get(i + 1):
+        if found.get(i - 1) is not None and found.get(i - 1) == found.get(i + 1):
             found[i] = found[i - 1]
     return found
 
