@@ -9,9 +9,10 @@ what the prompt's fences and wording do not:
 - `off_topic_answer`: the short answer must come from a stretch of a passage
   that mentions what was asked. Passages are cut at sentence ends, line breaks
   and fence-like tags (a document's `</passage>` glues its instruction to a
-  real sentence), a table row read with its table's header, and the stretches
-  that hold the most of the answer's words must share a content word with the
-  question.
+  real sentence), a table row read with its table's header, a line without a
+  letter (a value printed below the example that gives it) read with the line
+  before it, and the stretches that hold the most of the answer's words must
+  share a content word with the question.
 - `rewrite_drifted`: a follow-up's standalone rewrite must keep most of the
   follow-up's own content words; a rewrite that swaps the question for another
   (one an earlier answer asked for) is not used.
@@ -32,6 +33,7 @@ from rag.text.tables import markdown_tables, table_of
 from rag.text.words import is_yes_no
 
 # sentence ends, line breaks, and any fence-like tag (what a document may use to fake a boundary)
+_LETTER = re.compile(r"[^\W\d_]")
 _CUTS = re.compile(r"(?<=[.!?])\s+|\n+|[<\uFF1C\uFE64\u2039\u3008]\s*[/\uFF0F]?\s*\w+[^>\uFF1E]{0,80}[>\uFF1E]"
                    r"|&lt;\s*/?\s*\w+[^>\uFF1E]{0,80}[>\uFF1E]")
 
@@ -39,19 +41,28 @@ _CUTS = re.compile(r"(?<=[.!?])\s+|\n+|[<\uFF1C\uFE64\u2039\u3008]\s*[/\uFF0F]?\
 def stretches(text: str) -> list[str]:
     """`text` cut at sentence ends, line breaks and tags (empty pieces dropped), a row of a Markdown table read
     with its table's header: a row's cells take their meaning from the column names (`| < | little-endian |
-    none |` under `| Character | Byte order | Alignment |` answers a question about alignment)."""
+    none |` under `| Character | Byte order | Alignment |` answers a question about alignment). A piece without a
+    letter (`24` under `>>> calcsize('@llh0l')`, a range or a symbol on a line of its own) says what it is about
+    only with the piece before it, so it is read with that one; never across a tag, and a piece of words, which
+    an instruction needs, always stands alone."""
     tables = markdown_tables(text)
     out: list[str] = []
-    pos = 0
+    pos, joinable = 0, False  # joinable: only whitespace was cut since the last piece, no tag
     for cut in [*_CUTS.finditer(text), None]:
         end = cut.start() if cut else len(text)
         raw = text[pos:end]
         if piece := raw.strip():
             table = table_of(tables, pos + len(raw) - len(raw.lstrip()))  # the table whose row this is, if any
-            out.append(f"{table.header}\n{piece}" if table else piece)
+            if table:
+                piece = f"{table.header}\n{piece}"
+            elif joinable and out and not _LETTER.search(piece):
+                piece = f"{out[-1]}\n{piece}"
+            out.append(piece)
+            joinable = True
         if cut is None:
             break
         pos = cut.end()
+        joinable = joinable and not cut.group().strip()
     return out
 
 
