@@ -110,6 +110,30 @@ def test_interrupted_write_leaves_orphans_that_search_skips_and_repair_removes(q
     assert "ghost-chunk" not in _records(qa)[0]
 
 
+class _Unloadable:
+    """A Chroma collection as a process killed mid-write can leave it: every read fails."""
+
+    def __getattr__(self, name):
+        from chromadb.errors import InternalError
+
+        def fail(*args, **kwargs):
+            raise InternalError("Error executing plan: Error sending backfill request to compactor")
+        return fail
+
+
+def test_a_sentence_view_chroma_cannot_read_is_reported_and_embedded_again(qa, tmp_path):
+    doc = tmp_path / "harbour.txt"
+    doc.write_text(DOC)
+    qa.ingest([doc])
+    qa.store.sentences._collection = _Unloadable()
+    report = qa.check()  # a report, not a traceback
+    assert [p.kind for p in report.problems] == ["sentences-unreadable"]
+    assert "rag check --repair" in report.summary()
+    repaired = qa.check(repair=True)
+    assert repaired.ok, repaired.problems
+    assert any("could not be read" in line for line in repaired.repaired)
+    assert _records(qa)[0] == _expected(qa)
+
 def test_sentence_view_turned_on_later_is_reported_and_filled_in(fake_settings, tmp_path):
     doc = tmp_path / "harbour.txt"
     doc.write_text(DOC)

@@ -10,20 +10,26 @@ What is verified on any home (embedded or a Chroma server):
 
 `repair` re-ingests incomplete documents whose files still exist, keeps the
 last complete version of the others (or removes what is left of them when
-there is none), and rebuilds BM25 and the manifest from the store.
+there is none), and rebuilds BM25 and the manifest from the store. A sentence
+view (rag.index.sentence_view) that Chroma can no longer read, which a process
+killed mid-write can leave, is dropped and embedded again from the chunks.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Problem:
     kind: str  # incomplete-document, bm25-stale, bm25-missing, bm25-orphan, bm25-source, bm25-postings, dense-missing,
-    # sentences-missing, sentences-orphan (rag.index.sentence_view), manifest (rag.index.manifest), changed
+    # sentences-missing, sentences-orphan, sentences-unreadable (rag.index.sentence_view), manifest
+    # (rag.index.manifest), changed
     detail: str
     source: str = ""
 
@@ -95,7 +101,15 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
             report.problems.append(Problem("bm25-source", f"chunk {cid}: BM25 says {source!r}", chunk.source))
         elif tokens != sorted(tokenize(index_text(chunk))):
             report.problems.append(Problem("bm25-postings", f"chunk {cid}: BM25 terms differ from its text", chunk.source))
-    for kind, cid in sentence_problems(store, chunks):
+    from chromadb.errors import InternalError
+
+    try:
+        found = sentence_problems(store, chunks)
+    except InternalError as exc:  # Chroma cannot load the collection (killed mid-write): repair rebuilds it
+        report.problems.append(Problem("sentences-unreadable", f"the sentence vectors cannot be read "
+                                       f"({type(exc).__name__}: {exc}); repair embeds them again"))
+        found = []
+    for kind, cid in found:
         text = ("chunk {} has no sentence vectors (rag.index.sentence_view)" if kind == "sentences-missing"
                 else "sentence vectors of chunk {}, which is not stored")
         source = chunks[cid].chunk.source if cid in chunks else ""
@@ -184,10 +198,18 @@ def _repair_sentences(store, embeddings) -> list[str]:
     from rag.index.sentence_view import embed_with_sentences
 
     chunks = {sc.chunk.chunk_id: sc for sc in store.scan()}
-    found = sentence_problems(store, chunks)
+    from chromadb.errors import InternalError
+
+    done = []
+    try:
+        found = sentence_problems(store, chunks)
+    except InternalError as exc:  # unreadable (see check): start the view again from the chunks
+        log.warning("the sentence vectors cannot be read (%s): embedding them again", exc)
+        store.sentences.reset()
+        done.append(f"the sentence vectors could not be read ({type(exc).__name__}): dropped them")
+        found = sentence_problems(store, chunks)
     orphans = [cid for kind, cid in found if kind == "sentences-orphan"]
     missing = [chunks[cid].chunk for kind, cid in found if kind == "sentences-missing"]
-    done = []
     if orphans:
         store.sentences.delete_chunks(orphans)
         done.append(f"removed the sentence vectors of {len(orphans)} chunks that are not stored")

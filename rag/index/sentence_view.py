@@ -72,10 +72,20 @@ class SentenceVectors:
     def __init__(self, client, chunks_name: str):
         self.name = sentence_collection(chunks_name)
         self._client = client
-        self._collection = client.get_or_create_collection(
+        self._of = chunks_name
+        self._collection = self._open()
+
+    def _open(self):
+        return self._client.get_or_create_collection(
             self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
-            metadata={OF_KEY: chunks_name},
+            metadata={OF_KEY: self._of},
         )
+
+    def reset(self) -> None:
+        """Drop every sentence record and start an empty collection (`rag check --repair`, when the records cannot
+        be read: Chroma can leave a collection it cannot load after a process is killed mid-write)."""
+        self._client.delete_collection(self.name)
+        self._collection = self._open()
 
     def upsert(self, items: Sequence[tuple[str, str, Sequence[Sequence[float]]]]) -> None:
         """Write the sentence vectors of chunks: [(chunk_id, source, [vector per sentence]), ...]."""
