@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.core.errors import ConfigError
+from rag.core.errors import ConfigError, StoreDamagedError
 from rag.index.sentence_view import SUFFIX, sentence_texts
 from rag.index.store import ChunkStore, make_client
 from rag.serve.api import DocQA
@@ -126,13 +126,19 @@ def test_a_sentence_view_chroma_cannot_read_is_reported_and_embedded_again(qa, t
     doc.write_text(DOC)
     qa.ingest([doc])
     qa.store.sentences._collection = _Unloadable()
-    report = qa.check()  # a report, not a traceback
-    assert [p.kind for p in report.problems] == ["sentences-unreadable"]
+    doc.write_text(DOC + "\nA new paragraph about the harbour lights.")
+    with pytest.raises(StoreDamagedError, match="rag check --repair"):  # one line that says what to do
+        qa.ingest([doc])
+    report = qa.check()  # a report, not a traceback; BM25 is stale after the failed write, the chunks are whole
+    assert {p.kind for p in report.problems} == {"sentences-unreadable", "bm25-stale"}
     assert "rag check --repair" in report.summary()
     repaired = qa.check(repair=True)
     assert repaired.ok, repaired.problems
     assert any("could not be read" in line for line in repaired.repaired)
     assert _records(qa)[0] == _expected(qa)
+    assert [f.status for f in qa.ingest([doc]).files] == ["updated"]  # the write that failed, done now
+    assert qa.check().ok and _records(qa)[0] == _expected(qa)
+
 
 def test_sentence_view_turned_on_later_is_reported_and_filled_in(fake_settings, tmp_path):
     doc = tmp_path / "harbour.txt"

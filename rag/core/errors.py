@@ -71,6 +71,10 @@ class StoreUnavailableError(RagError):
     """The vector store (e.g. a Chroma server) cannot be reached."""
 
 
+class StoreDamagedError(RagError):
+    """The vector store refused a write with an internal error (a collection a crash left unloadable)."""
+
+
 class LLMUnavailableError(RagError):
     """The configured language model backend cannot be used."""
 

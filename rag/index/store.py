@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from rag.core.errors import ConfigError, IndexMismatchError, StoreUnavailableError
+from rag.core.errors import ConfigError, IndexMismatchError, StoreDamagedError, StoreUnavailableError
 from rag.core.types import Chunk, SourceInfo
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
@@ -265,10 +265,20 @@ class ChunkStore:
         document keeps exactly its chunks' sentences. Returns the removed ids
         per finished source.
         """
+        from chromadb.errors import InternalError
+
         if len(embeddings) != len(records):
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
         if sentence_vectors is not None and len(sentence_vectors) != len(records):
             raise ValueError(f"sentence vectors for {len(sentence_vectors)} of {len(records)} records")
+        try:
+            return self._write_parts(records, embeddings, complete, sentence_vectors)
+        except InternalError as exc:  # e.g. a collection that a process killed mid-write left unloadable
+            raise StoreDamagedError(
+                f"Chroma could not write to the collection ({exc}); what was stored before is kept: run "
+                "`rag check` to see what is damaged, `rag check --repair` to rebuild it, then ingest again") from exc
+
+    def _write_parts(self, records, embeddings, complete, sentence_vectors) -> dict[str, set[str]]:
         before = self._manifest_current()
         start = self.generation
         self._bump()  # before writing too: a crash mid-write must leave derived indexes stale, not "current"
