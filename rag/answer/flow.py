@@ -90,9 +90,12 @@ def follow_up(question: str, history, pairs: History) -> tuple[str, str]:
         else pairs[-1][0]
     previous_a = strip_markers(pairs[-1][1])
     spans = sentence_spans(previous_a)
-    gist = previous_a[: spans[0].end] if spans else previous_a
+    gist = _fence_safe(previous_a[: spans[0].end] if spans else previous_a)[:400]
+    # the previous short answer where it is known: a sentence on the "Answer:" line is imitated, and the next short
+    # answer comes back as a sentence too
+    short = _fence_safe(history.short_answer)[:200] if isinstance(history, Answer) and history.short_answer else ""
     template = load_prompt("answer")["history"]
-    return f"{previous_q} {question}", template.format(question=_fence_safe(previous_q), answer=_fence_safe(gist[:400]))
+    return f"{previous_q} {question}", template.format(question=_fence_safe(previous_q), answer=short or gist)
 
 
 def _fence_safe(text: str) -> str:
