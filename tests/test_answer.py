@@ -179,6 +179,34 @@ def test_follow_up_prompt_shows_the_previous_short_answer():
     assert context.count("</history>") == 1 and "<passage" not in context
 
 
+def test_a_conversation_sent_back_as_text_is_read_as_the_answers_given(fake_settings, docs):
+    """HTTP, MCP and LangChain clients send the conversation back as (user, assistant) text: an answer this
+    collection gave is recognised, so the follow-up's prompt shows its short answer, as with the `Answer` itself;
+    a reply the client changed is read as text."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    class Recording(GenericFakeChatModel):
+        seen: list = []
+
+        def _generate(self, messages, *args, **kwargs):
+            self.seen.append(messages[-1].content)
+            return super()._generate(messages, *args, **kwargs)
+
+    settings = fake_settings.model_copy(update={"answer": fake_settings.answer.model_copy(
+        update={"min_relevance": -1.0})})
+    model = Recording(messages=iter(["Answer: six\nDetails: Six foreign-invested biotech companies changed scope [1].",
+                                     "Answer: Merck Testing\nDetails: Merck Testing changed scope [1].",
+                                     "Answer: Merck Testing\nDetails: Merck Testing changed scope [1]."]))
+    model.seen = []
+    qa = DocQA(settings, chat_model=model)
+    qa.ingest([docs])
+    first = qa.ask("How many companies changed their business scope?")
+    qa.ask("Which of them are named?", history=[tuple(p) for p in first.history])
+    assert "Answer: six\n</history>" in model.seen[-1]
+    changed = [(first.question, first.text + " (edited)")]
+    qa.ask("Which of them are named?", history=changed)
+    assert "Answer: six\n</history>" not in model.seen[-1] and "Answer: Six foreign-invested" in model.seen[-1]
+
 def test_follow_up_rewrite_mode_condenses_before_retrieval(fake_settings, docs):
     settings = fake_settings.model_copy(update={"answer": fake_settings.answer.model_copy(
         update={"min_relevance": -1.0, "follow_ups": "rewrite"})})

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +50,8 @@ class DocQA:
         self._ready = threading.Event()  # the warm-up finished without an error
         self.warm_error: Exception | None = None  # why the last warm-up failed
         self.warm_timings: dict[str, float] = {}  # seconds per warm-up stage (search, model)
+        self._given: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()  # see _recognised
+        self._given_lock = threading.Lock()
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, collection: str | None = None,
@@ -273,7 +276,36 @@ class DocQA:
             chat_model=self.chat_model, count_tokens=self.count_tokens, settings=self.settings,
             queue=generation_queue(self.chat_model),
         )
-        yield from answer_stream(question, deps, history=history, k=k, sources=resolved)
+        for event in answer_stream(question, deps, history=self._recognised(history), k=k, sources=resolved):
+            if isinstance(event, Answer):
+                self._remember(event)
+            yield event
+
+    _GIVEN_MAX = 512  # answers remembered per collection for `_recognised`
+
+    def _remember(self, answer: Answer) -> None:
+        if answer.history:
+            with self._given_lock:
+                self._given[answer.history[-1]] = (answer.short_answer, answer.standalone_question)
+                while len(self._given) > self._GIVEN_MAX:
+                    self._given.popitem(last=False)
+
+    def _recognised(self, history):
+        """`history` as given, or, when it is (user, assistant) text pairs whose last pair is an answer this
+        object gave (the HTTP API, MCP and LangChain clients send the conversation back as text), that answer
+        with the client's pairs: a follow-up then reads the previous short answer and standalone question,
+        as it does when the caller passes the `Answer` itself. Only text that was given back verbatim is
+        recognised; what the client changed is read as text."""
+        if not history or isinstance(history, Answer):
+            return history
+        pairs = [(str(u), str(a)) for u, a in history]
+        with self._given_lock:
+            given = self._given.get(pairs[-1])
+        if given is None:
+            return history
+        short, standalone = given
+        return Answer(text=pairs[-1][1], question=pairs[-1][0], short_answer=short, standalone_question=standalone,
+                      history=pairs)
 
     def warm(self, *, background: bool = False) -> threading.Thread | None:
         """Load the models and have the local LLM restore (or, the first time, read) the fixed parts of its prompts.
