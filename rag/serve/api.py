@@ -50,7 +50,7 @@ class DocQA:
         self._ready = threading.Event()  # the warm-up finished without an error
         self.warm_error: Exception | None = None  # why the last warm-up failed
         self.warm_timings: dict[str, float] = {}  # seconds per warm-up stage (search, model)
-        self._given: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()  # see _recognised
+        self._given: OrderedDict[tuple[str, str], str] = OrderedDict()  # (question, reply) -> short answer
         self._given_lock = threading.Lock()
 
     @classmethod
@@ -286,16 +286,16 @@ class DocQA:
     def _remember(self, answer: Answer) -> None:
         if answer.history:
             with self._given_lock:
-                self._given[answer.history[-1]] = (answer.short_answer, answer.standalone_question)
+                self._given[answer.history[-1]] = answer.short_answer
                 while len(self._given) > self._GIVEN_MAX:
                     self._given.popitem(last=False)
 
     def _recognised(self, history):
         """`history` as given, or, when it is (user, assistant) text pairs whose last pair is an answer this
-        object gave (the HTTP API, MCP and LangChain clients send the conversation back as text), that answer
-        with the client's pairs: a follow-up then reads the previous short answer and standalone question,
-        as it does when the caller passes the `Answer` itself. Only text that was given back verbatim is
-        recognised; what the client changed is read as text."""
+        object gave (the HTTP API, MCP and LangChain clients send the conversation back as text), an `Answer`
+        with the client's pairs and that answer's short answer: a follow-up's prompt then shows the short answer,
+        as it does when the caller passes the `Answer` itself. Only a pair given back verbatim is recognised,
+        and nothing of the conversation it came from is carried over (several people share one server)."""
         if not history or isinstance(history, Answer):
             return history
         pairs = [(str(u), str(a)) for u, a in history]
@@ -303,9 +303,7 @@ class DocQA:
             given = self._given.get(pairs[-1])
         if given is None:
             return history
-        short, standalone = given
-        return Answer(text=pairs[-1][1], question=pairs[-1][0], short_answer=short, standalone_question=standalone,
-                      history=pairs)
+        return Answer(text=pairs[-1][1], question=pairs[-1][0], short_answer=given, history=pairs)
 
     def warm(self, *, background: bool = False) -> threading.Thread | None:
         """Load the models and have the local LLM restore (or, the first time, read) the fixed parts of its prompts.
