@@ -437,6 +437,20 @@ def test_focus_matches_the_symbols_a_question_names():
     assert best_match("Which byte order does '<' select?", ps)[1] == "| < | little-endian |"
 
 
+def test_focus_weighs_no_bare_letter_of_the_question():
+    """A bare lower-case letter ("the part after x, y or z") is a variable: it would match the passages'
+    variables, rare and so weighty, and outrank the row that names what was asked. A capital letter is a name
+    ("R", "C"), a quoted one a symbol: those still count."""
+    from rag.answer.context import best_match
+
+    ps = passages("Each reading gives a point (x, y) and a height z above the floor, with x and y in metres.\n"
+                  "| Quantity | Unit | Symbol |\n| --- | --- | --- |\n| length | metre | m |\n"
+                  "| pressure | pascal | Pa |\n| mass | kilogram | kg |")
+    assert best_match("Which unit does the log use for pressure (the value after x, y or z)?", ps)[1] == \
+        "| pressure | pascal | Pa |"
+    ps = passages("The C compiler reads source files. The R interpreter reads source files.")
+    assert best_match("Which program of R reads source files?", ps)[1] == "The R interpreter reads source files."
+
 def test_focus_reads_a_passage_with_the_headings_it_stands_under():
     from rag.answer.context import best_match, focus_passages
 

@@ -67,7 +67,8 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     its passage stands under (`section_label`), so of two tables with the same
     header the one under "Timefmt" answers a question about reading times;
     the symbols a question names (`%j`, `C-k`, `'P'`)
-    count as question words; a sentence two overlapping chunks both hold is
+    count as question words, its bare lower-case letters (variables: "after d, p, q or r") do not; a
+    sentence two overlapping chunks both hold is
     shown once. Passages left with no
     sentence are dropped and the rest renumbered. A small model reads a short,
     focused prompt faster and picks the answering sentence more reliably; the
@@ -134,6 +135,10 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
 RANK_PRIOR = 2.0
 
 
+_BARE_LETTER = re.compile(r"(?<![\w'‘`\"%-])[a-z](?![\w'’`\"-])")
+_CAPITAL = re.compile(r"(?<![\w'‘`\"%-])[A-Z](?![\w'’`\"-])")
+
+
 def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence[list] | None = None):
     """Every sentence of `passages` as (passage index, start, end, tokens), and (score, -n, n) best first.
 
@@ -145,7 +150,11 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     question has no content words.
     """
     codes = code_words(question)  # `%j`, `C-k`, `'q'`: what a manual's questions name, and `tokenize` drops
-    wanted = content_tokens(question) | codes
+    # a bare lower-case letter ("the part after d, p, q or r") is a variable: it matches any variable of the
+    # passages, and its rarity there would weigh it most; a capital one is a name ("R", "C"); a quoted one is
+    # in `codes`
+    variables = {m.lower() for m in _BARE_LETTER.findall(question)} - {m.lower() for m in _CAPITAL.findall(question)}
+    wanted = (content_tokens(question) - variables) | codes
     sentences = []  # (passage index, start, end, tokens)
     heading = [content_tokens(section_label(p.chunk)) for p in passages]
     for i, p in enumerate(passages):
