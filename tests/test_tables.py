@@ -325,6 +325,23 @@ def test_pdf_unruled_table_between_paragraphs(tmp_path):
                     "| %H | hour, 0-24 |\n| %M | minute, 0-60 |\nAny other character must match."), text
 
 
+def test_pdf_table_whose_rows_are_one_text_run_each(tmp_path):
+    """Texinfo sets a row as one text run, its second cell placed by a kern: pdfium's text rects then span
+    the gap between the cells, so only the words' own boxes show the columns."""
+    # Helvetica advance widths (1/1000 em): digits 556; "Code" = C 722 + o, d, e 556 each
+    rows = [("Code", 2390, "Meaning"), ("101", 1668, "The solver converged"), ("102", 1668, "The step became too small"),
+            ("103", 1668, "The iteration limit was reached")]
+    ops = [_text(60, 740, "The exit codes of the solver are listed below.")]
+    for r, (code, width, meaning) in enumerate(rows):  # the second cell starts at x = 180 in every row
+        ops.append(f"BT /F1 10 Tf 60 {700 - 14 * r} Td [({code}) -{round((120 - width / 100) * 100)} ({meaning})] TJ ET")
+    ops.append(_text(60, 600, "A code above 101 means the solver stopped early."))
+    path = tmp_path / "codes.pdf"
+    path.write_bytes(_pdf(["\n".join(ops)]))
+    text = load_document(path).text
+    assert text == ("The exit codes of the solver are listed below.\n| Code | Meaning |\n| --- | --- |\n"
+                    "| 101 | The solver converged |\n| 102 | The step became too small |\n"
+                    "| 103 | The iteration limit was reached |\nA code above 101 means the solver stopped early."), text
+
 def test_pdf_code_listing_in_a_typewriter_font_stays_text(tmp_path):
     rows = [['set format y "%t"', '# "5.0"'], ['set format y "%s"', '# "500"'], ['set format y "%P"', '# "2 pi"']]
     path = tmp_path / "listing.pdf"

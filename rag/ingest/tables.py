@@ -413,16 +413,6 @@ def _divided(dividers, upper, lower) -> bool:
                for x, y0, y1 in dividers)
 
 
-def may_hold_unruled_table(boxes, rules=(), dividers=()) -> bool:
-    """Cheap check on a page's text-run boxes: are some lines set in aligned cells (worth reading word by
-    word)? `rules` and `dividers` as for `unruled_tables`."""
-    lines = _box_lines([b for b in boxes if b[2] > b[0] and b[3] > b[1]])
-    if not lines:
-        return False
-    # text-run boxes are as high as their glyphs (digits are lower than a line): lines may lie further apart
-    return bool(_row_runs(lines, _line_height(lines), rules, dividers, 1.5 * _UNRULED_PITCH)[2])
-
-
 def _rivers(words, lo: float, hi: float, width: float) -> list[tuple[float, float]]:
     """Empty x-ranges at least `width` wide between `lo` and `hi` that no word's box crosses."""
     out: list[tuple[float, float]] = []

@@ -196,7 +196,7 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
             if lines >= _TABLE_MIN_LINES:
                 boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
                 columns = _column_text(textpage, boxes, page.get_width()) if lines >= _COLUMN_MIN_LINES else None
-                text = columns or _with_unruled_tables(textpage, boxes, text, *rules)
+                text = columns or _with_unruled_tables(textpage, text, *rules)
         finally:
             textpage.close()
         return text, rules_form_grid(*rules) and not any(map(is_table_separator, text.splitlines()))
@@ -212,16 +212,19 @@ def _column_text(textpage, boxes, width: float) -> str | None:
     return "\n".join(" ".join(_box_text(textpage, boxes[i]) for i in line) for line in order)
 
 
-def _with_unruled_tables(textpage, boxes, text: str, rules=(), dividers=()) -> str:
+def _with_unruled_tables(textpage, text: str, rules=(), dividers=()) -> str:
     """The page text with its tables set without a grid of rules as Markdown (`rag.ingest.tables.unruled_tables`;
     `rules` and `dividers`: the page's horizontal and vertical rules, which may mark rows and columns).
 
-    Table-of-contents and index pages (page numbers in columns) are left as they are: they are not
-    indexed as content (`rag.ingest.layout.listing_kind`).
+    Every page is read word by word (about 6 ms a page on 2 cores): pdfium's text runs cannot tell a table
+    apart, as it joins a row's first cell and the next cell's first word into one run across the gap
+    between them (Texinfo's tables: R's, gnuplot's and Octave's manuals). Table-of-contents and index
+    pages (page numbers in columns) are left as they are: they are not indexed as content
+    (`rag.ingest.layout.listing_kind`).
     """
-    from rag.ingest.tables import may_hold_unruled_table, unruled_tables
+    from rag.ingest.tables import unruled_tables
 
-    if not may_hold_unruled_table(boxes, rules, dividers) or listing_kind(text.splitlines()):
+    if listing_kind(text.splitlines()):
         return text
     tables = unruled_tables(_page_words(textpage), rules, dividers)
     if not tables:
@@ -259,10 +262,14 @@ def _page_words(textpage):
         chars.clear()
         widths.clear()
 
-    for i in range(raw.FPDFText_CountChars(textpage.raw)):
-        code = raw.FPDFText_GetUnicode(textpage.raw, i)
-        char = chr(code) if 0 < code < 0x110000 else ""
-        if not char or char.isspace() or not raw.FPDFText_GetLooseCharBox(textpage.raw, i, rect):
+    count = raw.FPDFText_CountChars(textpage.raw)
+    # one call, not one a character, where it maps them one to one (it writes the line-end hyphen mark as U+FFFE)
+    text = textpage.get_text_range(0, count).replace("\ufffe", "\x02")
+    if len(text) != count:
+        text = "".join(chr(c) if 0 < c < 0x110000 else "\0" for c in
+                        (raw.FPDFText_GetUnicode(textpage.raw, i) for i in range(count)))
+    for i, char in enumerate(text):
+        if char == "\0" or char.isspace() or not raw.FPDFText_GetLooseCharBox(textpage.raw, i, rect):
             close()
             continue
         left, bottom, right, top = rect.left, rect.bottom, rect.right, rect.top
