@@ -33,30 +33,6 @@ def test_fit_learns_which_signal_predicts_a_right_answer():
     assert calib.confidence({"support": 0.95}) == pytest.approx(calib.confidence({"support": 0.95, "noise": calib.mean[1]}))
 
 
-def test_the_model_s_own_probabilities_are_read_on_a_log_scale():
-    """A tenfold rise in the chance of declining weighs the same wherever it happens (0.001 -> 0.01 as 0.01 -> 0.1),
-    so one answer the model nearly declined does not outweigh every other sign; a calibration stored before
-    (no `log_features`) still reads its values as they are."""
-    import math
-
-    rng = random.Random(1)
-    rows, labels = [], []
-    for _ in range(400):
-        p = 10 ** rng.uniform(-4, 0)
-        rows.append({"decline_p": p})
-        labels.append(int(rng.random() < 1 / (1 + math.exp(2 * (math.log10(p) + 2)))))
-    calib = fit(rows, labels, features=("decline_p",))
-    assert calib.log_features == ["decline_p"]
-
-    def logit(p):
-        c = calib.confidence({"decline_p": p})
-        return math.log(c / (1 - c))
-
-    low, high = logit(0.001) - logit(0.01), logit(0.01) - logit(0.1)
-    assert low > 0.5 and high > 0.5 and 0.8 < low / high < 1.25  # on a linear scale the ratio would be 10
-    stored = replace(calib, log_features=[], mean=[0.05], scale=[0.1], weights=[-1.0])
-    assert stored.confidence({"decline_p": 0.25}) == pytest.approx(1 / (1 + math.exp(-(calib.bias - 2.0))))
-
 def test_the_threshold_is_the_lowest_that_keeps_answered_precision():
     conf = [0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
     right = [True, True, True, True, True, True, True, True, True, False, False, False]

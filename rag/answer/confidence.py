@@ -16,10 +16,7 @@ Features (`FEATURES`), all in [0, 1]:
   the short answer states, with its headings and table header (`rag.answer.checks.grounding.answer_context`);
 - `support`: the best citation's support (its quoted sentence states the claim and the answer);
 - `decline_p`, `first_token_p`: the model's probability of declining at its first answer token, and of
-  its likeliest first token (local model only; missing values count as the training mean), read on a log
-  scale (`LOG_FEATURES`: log10(p + 1e-4)): a language model's doubt lives in the order of magnitude of a
-  probability, so a 20% chance of declining, four standard deviations out on a linear scale, no longer
-  outweighs every other sign;
+  its likeliest first token (local model only; missing values count as the training mean);
 - `off_topic`, `answer_type`, `echo`: 1 when that check of `rag.answer.checks` objects.
 
 Recorded in `Answer.signals` but not a feature: `answer_p`, how likely the model found the short answer it
@@ -41,8 +38,6 @@ from pathlib import Path
 
 FEATURES = ("similarity", "passage_coverage", "question_coverage", "answer_in_passages", "answer_context", "support",
             "decline_p", "first_token_p", "off_topic", "answer_type", "echo")
-LOG_FEATURES = ("decline_p", "first_token_p")  # the model's own probabilities: fitted on log10(p + LOG_FLOOR)
-LOG_FLOOR = 1e-4
 ANSWER_LABEL = "Answer:"  # the reply format's first line (rag/answer/prompts): `answer_sureness` reads the tokens after it
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
 
@@ -58,13 +53,12 @@ class Calibration:
     bias: float
     threshold: float
     fitted_on: dict = field(default_factory=dict)
-    log_features: list[str] = field(default_factory=list)  # read as log10(value + LOG_FLOOR) (`LOG_FEATURES`)
 
     def confidence(self, signals: Mapping[str, float | None]) -> float:
         z = self.bias
         for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.weights):
-            value = _value(signals.get(name), name in self.log_features)
-            x = mu if value is None else value
+            value = signals.get(name)
+            x = mu if value is None else float(value)
             z += w * (x - mu) / sd
         return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))
 
@@ -96,20 +90,12 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> Calibration | None:
     return Calibration(**json.loads(path.read_text(encoding="utf-8")))
 
 
-def _value(value, log: bool) -> float | None:
-    if value is None:
-        return None
-    return math.log10(max(float(value), 0.0) + LOG_FLOOR) if log else float(value)
-
-
 def fit(rows: Sequence[Mapping[str, float | None]], labels: Sequence[int], features: Sequence[str] = FEATURES,
-        l2: float = 1.0, iterations: int = 50, log_features: Sequence[str] = LOG_FEATURES) -> Calibration:
+        l2: float = 1.0, iterations: int = 50) -> Calibration:
     """Logistic regression by Newton's method with an L2 penalty (not on the bias); no dependency beyond numpy."""
     import numpy as np
 
-    logs = [f for f in features if f in log_features]
-    raw = np.array([[np.nan if (v := _value(r.get(f), f in logs)) is None else v for f in features] for r in rows],
-                   dtype=float)
+    raw = np.array([[np.nan if r.get(f) is None else float(r[f]) for f in features] for r in rows], dtype=float)
     mean = np.nanmean(raw, axis=0)
     mean = np.where(np.isnan(mean), 0.0, mean)
     filled = np.where(np.isnan(raw), mean, raw)
@@ -130,7 +116,7 @@ def fit(rows: Sequence[Mapping[str, float | None]], labels: Sequence[int], featu
             break
     return Calibration(features=list(features), mean=[round(float(v), 6) for v in mean],
                        scale=[round(float(v), 6) for v in scale], weights=[round(float(v), 6) for v in w[1:]],
-                       bias=round(float(w[0]), 6), threshold=0.5, log_features=logs)
+                       bias=round(float(w[0]), 6), threshold=0.5)
 
 
 def threshold_for_precision(confidences: Sequence[float], correct: Sequence[bool], target: float = 0.90,
