@@ -292,7 +292,7 @@ class DocQA:
 
     def _recognised(self, history):
         """`history` as given, or, when it is (user, assistant) text pairs whose last pair is an answer this
-        object gave (the HTTP API, MCP and LangChain clients send the conversation back as text), an `Answer`
+        object gave (HTTP API and LangChain clients send the conversation back as text), an `Answer`
         with the client's pairs and that answer's short answer: a follow-up's prompt then shows the short answer,
         as it does when the caller passes the `Answer` itself. Only a pair given back verbatim is recognised,
         and nothing of the conversation it came from is carried over (several people share one server)."""
