@@ -194,8 +194,10 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
             text = textpage.get_text_bounded()
             lines = text.count("\n")
             if lines >= _TABLE_MIN_LINES:
-                boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
-                columns = _column_text(textpage, boxes, page.get_width()) if lines >= _COLUMN_MIN_LINES else None
+                columns = None
+                if lines >= _COLUMN_MIN_LINES:  # the text runs' boxes show two columns; tables need the words'
+                    boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
+                    columns = _column_text(textpage, boxes, page.get_width())
                 text = columns or _with_unruled_tables(textpage, text, *rules)
         finally:
             textpage.close()
