@@ -135,8 +135,7 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
 RANK_PRIOR = 2.0
 
 
-_BARE_LETTER = re.compile(r"(?<![\w'‘`\"%-])[a-z](?![\w'’`\"-])")
-_CAPITAL = re.compile(r"(?<![\w'‘`\"%-])[A-Z](?![\w'’`\"-])")
+_LONE_LETTER = re.compile(r"(?<![\w'‘`\"%-])[A-Za-z](?![\w'’`\"-])")  # a letter standing alone, unquoted
 
 
 def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence[list] | None = None):
@@ -153,7 +152,8 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     # a bare lower-case letter ("the part after d, p, q or r") is a variable: it matches any variable of the
     # passages, and its rarity there would weigh it most; a capital one is a name ("R", "C"); a quoted one is
     # in `codes`
-    variables = {m.lower() for m in _BARE_LETTER.findall(question)} - {m.lower() for m in _CAPITAL.findall(question)}
+    letters = _LONE_LETTER.findall(question)
+    variables = {c for c in letters if c.islower()} - {c.lower() for c in letters if c.isupper()}
     wanted = (content_tokens(question) - variables) | codes
     sentences = []  # (passage index, start, end, tokens)
     heading = [content_tokens(section_label(p.chunk)) for p in passages]
