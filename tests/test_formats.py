@@ -139,10 +139,11 @@ def _xhtml(title: str, body: str) -> str:
             f"<head><title>{title}</title><link rel=\"stylesheet\" href=\"../style.css\"/></head><body>{body}</body></html>")
 
 
-def make_epub(path: Path, *, encryption: str | None = None) -> Path:
-    """An EPUB 3 book: a cover page without text, then two chapters (the second with a table)."""
+def make_epub(path: Path, *, encryption: str | None = None, chapters: list[tuple[str, str]] | None = None) -> Path:
+    """An EPUB 3 book: a cover page without text, then `chapters` (title, XHTML body); by default two chapters
+    (the second with a table)."""
     rows = "".join(f"<tr><td>{s}</td><td>{d}</td><td>{c}</td></tr>" for s, d, c in SHIPS)
-    chapters = [
+    chapters = chapters or [
         ("Chapter 1: The Storm", "<section><h1>Chapter 1: The Storm</h1><p>On the night of the great storm, Elena "
          "climbed the 212 steps of the Fastnet lighthouse to relight the lamp.</p><p>The wind reached 140 km/h.</p>"
          "<ul><li>oil</li><li>wicks</li></ul></section>"),
@@ -180,8 +181,8 @@ _ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
            'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"')
 
 
-def make_odt(path: Path, *, content_prefix: str = "", encrypted: bool = False) -> Path:
-    """An .odt as LibreOffice writes it: a heading, paragraphs, a list and a table with a header row."""
+def make_odt(path: Path, *, content_prefix: str = "", encrypted: bool = False, body: str = "") -> Path:
+    """An .odt as LibreOffice writes it: a heading, paragraphs, a list and a table with a header row; then `body`."""
     def row(cells, tag="table-cell"):
         return "<table:table-row>" + "".join(
             f'<table:{tag} office:value-type="string"><text:p>{c}</text:p></table:{tag}>' for c in cells) + (
@@ -200,7 +201,7 @@ def make_odt(path: Path, *, content_prefix: str = "", encrypted: bool = False) -
                f'<table:table-header-rows>{row(("Time", "Stop", "Guide"))}</table:table-header-rows>{rows}'
                '<table:table-row table:number-rows-repeated="1000"><table:table-cell table:number-columns-repeated="5"/>'
                '</table:table-row></table:table>'
-               '<text:p>Questions go to <text:span>Anna</text:span>.</text:p>'
+               f'<text:p>Questions go to <text:span>Anna</text:span>.</text:p>{body}'
                '</office:text></office:body></office:document-content>')
     meta = (f'<office:document-meta {_ODF_NS} office:version="1.3"><office:meta><dc:title>Field Trip Plan</dc:title>'
             '<meta:generator>LibreOffice/7.6</meta:generator></office:meta></office:document-meta>')
@@ -352,6 +353,50 @@ def test_odt_headings_paragraphs_lists_and_tables(tmp_path):
     assert doc.text.endswith("| 16:30 | Skogafoss waterfall | Jon |\n\nQuestions go to Anna.")
     assert doc.section_at(doc.text.index("| 16:30 |")) == "Field trip to the glacier › Schedule"
     assert doc.section_at(doc.text.index("We leave Reykjavik")) == "Field trip to the glacier"
+
+
+def test_a_line_that_starts_with_a_hash_is_no_heading_in_a_book(tmp_path):
+    """Manuals show root commands as `# apt-get install ...`: written out as a `#` line, such a command read as a
+    heading and, being level 1, closed the real section path for everything after it."""
+    body = ("<section><h1>Installation</h1><h2>From the repository</h2><p>Install the package as root:</p>"
+            "<pre># apt-get install live-build\n# lb config</pre><p># the hash opens this paragraph</p>"
+            "<p>The build takes about ten minutes.</p><ul><li><p>Pieces of wire, with a crocodile clip.</p></li>"
+            "<li><p>A condenser microphone.</p><p>It needs no battery.</p></li></ul>"
+            '<p>The pendulum resonated at around <img class="math" src="_images/math/95.png" alt="2.5 Hz"/>, close to '
+            'its natural frequency.</p><img alt="_images/pendulum.jpg" src="_images/pendulum.jpg"/>'
+            '<div class="math"><p><img class="math" src="_images/math/96.png" alt="f = 1/(2 pi) sqrt(g/l)"/></p></div>'
+            "<h2>From source</h2><p>Run make install.</p></section>")
+    doc = load_document(make_epub(tmp_path / "live.epub", chapters=[("Installation", body)]))
+    assert doc.section_at(doc.text.index("The build takes")) == "Installation › From the repository"
+    assert doc.section_at(doc.text.index("Run make install")) == "Installation › From source"
+    assert [path for _, path in doc.sections] == ["Installation", "Installation › From the repository",
+                                                  "Installation › From source"]
+    assert "# apt-get install live-build" in doc.text  # the command itself is kept, as text
+    # a list item whose text is a paragraph is one line, as a browser shows it
+    assert "- Pieces of wire, with a crocodile clip.\n\n- A condenser microphone.\n\nIt needs no battery." in doc.text
+    # a formula set as an image reads as its alt text; a figure's file name does not
+    assert "resonated at around 2.5 Hz, close to its natural frequency." in doc.text
+    assert "f = 1/(2 pi) sqrt(g/l)" in doc.text and "pendulum.jpg" not in doc.text
+
+    odt = load_document(make_odt(tmp_path / "trip.odt", body=(
+        "<text:p># apt-get install crampons</text:p><text:p>Boots are rented at the hut.</text:p>"
+        '<text:h text:outline-level="2">Return</text:h><text:p>The bus leaves at six.</text:p>')))
+    assert odt.section_at(odt.text.index("Boots are rented")) == "Field trip to the glacier › Schedule"
+    assert odt.section_at(odt.text.index("The bus leaves")) == "Field trip to the glacier › Return"
+
+
+def test_an_html_formula_image_reads_as_its_alt_text(tmp_path):
+    page = tmp_path / "pendulum.html"
+    page.write_text("<html><head><title>Pendulum</title></head><body><article><h1>Pendulum</h1>"
+                    "<p>A simple pendulum of length one metre swings with a period of about "
+                    '<img class="math" src="m/1.png" alt="2.0 s"/> at the surface of the Earth, whatever its mass '
+                    "within the small-angle approximation that the next section derives.</p>"
+                    '<p><img src="img/pendulum.png" alt="img/pendulum.png"/></p>'
+                    "<p>Longer pendulums swing more slowly, in proportion to the square root of their length.</p>"
+                    "</article></body></html>", encoding="utf-8")
+    doc = load_document(page)
+    assert "with a period of about 2.0 s at the surface of the Earth" in doc.text
+    assert "pendulum.png" not in doc.text
 
 
 def test_odt_title_falls_back_to_first_heading(tmp_path):

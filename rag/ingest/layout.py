@@ -632,3 +632,25 @@ def markdown_headings(text: str) -> list[tuple[int, int, str]]:
             out.append((pos, len(m.group(1)), m.group(2)[:_MAX_HEADING_CHARS]))
         pos += len(line) + 1
     return out
+
+
+_MARKED_LOOKAHEAD = 16  # marked headings a `#` line may skip past: ones the text lost (empty, in a table cell)
+
+
+def marked_headings(text: str, headings: Sequence[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of the `#` lines of `text` that are the document's own headings `(level, title)`.
+
+    For formats whose loader writes its headings as `#` lines (EPUB, ODT): a paragraph or code line that begins
+    with `#` (a root shell prompt, `# apt-get install ...`; a comment) is not a heading, though it reads as one.
+    Each heading is matched, in order, by a `#` line of its level and words; a heading not found is passed over.
+    """
+    out: list[tuple[int, int, str]] = []
+    at = 0
+    for offset, level, title in markdown_headings(text):
+        key = _key(title)
+        for j in range(at, min(at + _MARKED_LOOKAHEAD, len(headings))):
+            if headings[j][0] == level and _key(headings[j][1]) == key:
+                out.append((offset, level, title))
+                at = j + 1
+                break
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from rag.core.errors import DocumentError, EmptyDocumentError
-from rag.ingest.layout import markdown_headings, section_paths
+from rag.ingest.layout import marked_headings, section_paths
 from rag.ingest.loaders.base import (
     MAX_TITLE_CHARS,
     LoadedDocument,
@@ -27,6 +27,7 @@ from rag.ingest.loaders.base import (
     short_cause,
 )
 from rag.ingest.loaders.encoding import decode_text, normalise_text
+from rag.ingest.loaders.html import inline_images_as_text
 from rag.ingest.loaders.zipped import open_zip, read_member
 
 _CHAPTER_TYPES = {"application/xhtml+xml", "text/html", "application/x-dtbook+xml"}
@@ -44,12 +45,13 @@ def load_epub(path: Path, data: bytes) -> LoadedDocument:
         title = _metadata_title(package)
         chapters = _spine(path, package, posixpath.dirname(opf_path))
         _refuse_drm(path, archive, {href for href, _ in chapters})
-        page_texts, notes = _chapter_texts(path, archive, chapters)
+        headings: list[tuple[int, str]] = []
+        page_texts, notes = _chapter_texts(path, archive, chapters, headings)
     if not page_texts:
         raise EmptyDocumentError(str(path), "no text in book" + (f" ({notes[0]})" if notes else ""))
     text, pages = join_pages(page_texts)
     return LoadedDocument(text=text, title=(title or path.stem)[:MAX_TITLE_CHARS], url=None, pages=pages,
-                          notes=tuple(notes), sections=section_paths(markdown_headings(text)))  # `#` lines
+                          notes=tuple(notes), sections=section_paths(marked_headings(text, headings)))
 
 
 def _parse_xml(path: Path, data: bytes, name: str):
@@ -123,8 +125,10 @@ def _refuse_drm(path: Path, archive, chapter_members: set[str]) -> None:
             raise DocumentError(str(path), "encrypted EPUB (DRM): its chapters cannot be read")
 
 
-def _chapter_texts(path: Path, archive, chapters: list[tuple[str, str]]) -> tuple[list[tuple[int, str]], list[str]]:
-    """(page number, text) for each chapter with text, and notes on chapters that could not be read."""
+def _chapter_texts(path: Path, archive, chapters: list[tuple[str, str]],
+                   headings: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[str]]:
+    """(page number, text) for each chapter with text, and notes on chapters that could not be read; the
+    chapters' headings `(level, title)` are added to `headings`."""
     names = set(archive.namelist())
     page_texts: list[tuple[int, str]] = []
     notes: list[str] = []
@@ -134,7 +138,8 @@ def _chapter_texts(path: Path, archive, chapters: list[tuple[str, str]]) -> tupl
             continue
         try:
             html = decode_text(Path(f"{path}/{member}"), read_member(path, archive, member, ".epub"), html=True)
-            text = chapter_text(html)
+            found: list[tuple[int, str]] = []
+            text = chapter_text(html, found)
         except DocumentError as exc:
             notes.append(f"chapter {member} could not be read ({exc.reason})")
             continue
@@ -143,6 +148,7 @@ def _chapter_texts(path: Path, archive, chapters: list[tuple[str, str]]) -> tupl
             continue
         if text:  # else a cover or an image-only page
             page_texts.append((len(page_texts) + 1, text))
+            headings += found
     return page_texts, notes
 
 
@@ -152,8 +158,10 @@ _BLOCKS = {"p", "div", "section", "article", "blockquote", "pre", "li", "dt", "d
 _DROP = ("script", "style", "noscript", "template", "head", "svg", "math", "object", "embed", "iframe")
 
 
-def chapter_text(html: str) -> str:
-    """All visible text of an XHTML chapter: `#` headings, `- ` list items, paragraphs, Markdown tables."""
+def chapter_text(html: str, headings: list[tuple[int, str]] | None = None) -> str:
+    """All visible text of an XHTML chapter: `#` headings, `- ` list items, paragraphs, Markdown tables. Its
+    headings `(level, title)` are added to `headings` when given: a `#` line of the text may be a paragraph's.
+    An image set within a line of text reads as its alt text (a formula, a symbol); a figure on its own does not."""
     from bs4 import BeautifulSoup, NavigableString
 
     from rag.ingest.tables import replace_html_tables, restore_placeholders
@@ -165,21 +173,27 @@ def chapter_text(html: str) -> str:
         soup = BeautifulSoup(html, "html.parser")
     for tag in soup.find_all(_DROP):
         tag.decompose()
+    inline_images_as_text(soup)
     tables = replace_html_tables(soup)
     for string in list(soup.find_all(string=True)):
         if isinstance(string, NavigableString) and string.find_parent("pre") is None:
             string.replace_with(re.sub(r"\s+", " ", str(string)))
     for tag in soup.find_all(True):
         if tag.name in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            if headings is not None and tag.get_text().strip():
+                headings.append((int(tag.name[1]), " ".join(tag.get_text(" ").split())))
             tag.insert(0, "#" * int(tag.name[1]) + " ")
         elif tag.name == "li":
             tag.insert(0, "- ")
         elif tag.name in ("td", "th"):
             tag.append(" ")
+        # what opens a list item goes on the item's line: `<li><p>text</p></li>` is `- text`
         if tag.name in ("br", "li", "tr", "dt", "dd"):
-            tag.insert_before("\n")  # one line each
+            if tag.name == "li" or not _opens_item(tag):
+                tag.insert_before("\n")  # one line each
         elif tag.name in _BLOCKS:
-            tag.insert_before("\n\n")
+            if not _opens_item(tag):
+                tag.insert_before("\n\n")
             tag.append("\n\n")
     body = soup.body or soup
     lines = [line.strip() for line in body.get_text().split("\n")]
@@ -188,3 +202,20 @@ def chapter_text(html: str) -> str:
     if tables:
         text = restore_placeholders(text, tables)
     return normalise_text(text)
+
+
+def _opens_item(tag) -> bool:
+    """Whether `tag` is the first thing in a list item (nothing but the item's `- ` before it, at any depth)."""
+    from bs4 import NavigableString
+
+    while tag.parent is not None:
+        for sibling in tag.previous_siblings:
+            text = str(sibling) if isinstance(sibling, NavigableString) else sibling.get_text()
+            if text.strip() not in ("", "-"):
+                return False
+        if tag.parent.name == "li":
+            return True
+        if tag.parent.name in ("ul", "ol", "body", "html"):
+            return False
+        tag = tag.parent
+    return False

@@ -196,12 +196,32 @@ def _prepared(soup):
     (`rag.ingest.tables.replace_html_tables`)."""
     from rag.ingest.tables import replace_html_tables
 
+    inline_images_as_text(soup)
     _collapse_whitespace(soup)
     _flatten_code(soup)
     tables = replace_html_tables(soup) if soup.find("table") is not None else {}
     return str(soup), soup, tables
 
 
+def inline_images_as_text(soup) -> None:
+    """Each image set within a line of text, or marked as a formula, replaced by its alt text, as a text browser
+    shows it: Sphinx, MediaWiki and LaTeX converters set formulas and symbols as images whose alt text is the
+    formula ("resonates at about <img alt="2.5 Hz">"). An image alone in its block (a figure, a logo) is left out;
+    so is alt text that is only the image's file name."""
+    from bs4 import NavigableString
+
+    for img in soup.find_all("img"):
+        alt = " ".join(str(img.get("alt") or "").split())
+        if not alt or _IMAGE_FILE.search(alt):
+            continue
+        classes = " ".join(img.get("class") or ()).lower()
+        block = next((parent for parent in img.parents if parent.name in _BLOCKS), None)
+        beside_text = block is not None and bool(block.get_text().strip())
+        if beside_text or "math" in classes:
+            img.replace_with(NavigableString(alt))
+
+
+_IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|gif|svg|webp|bmp|tiff?)$", re.IGNORECASE)
 _PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
 _CODE = ("code", "tt", "kbd", "samp")
 

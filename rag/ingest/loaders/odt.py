@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag.core.errors import DocumentError, EmptyDocumentError
-from rag.ingest.layout import markdown_headings, section_paths
+from rag.ingest.layout import marked_headings, section_paths
 from rag.ingest.loaders.base import MAX_TITLE_CHARS, LoadedDocument, short_cause
 from rag.ingest.loaders.encoding import normalise_text
 from rag.ingest.loaders.sheets import MAX_COLUMNS, MAX_SHEET_ROWS, trim
@@ -51,8 +51,9 @@ def load_odt(path: Path, data: bytes) -> LoadedDocument:
     if body is None:
         raise DocumentError(str(path), "not a valid .odt file (no text body in content.xml)")
     blocks: list[str] = []
+    headings: list[tuple[int, str]] = []
     try:
-        _blocks(body, blocks, 0)
+        _blocks(body, blocks, 0, headings)
     except RecursionError:
         raise DocumentError(str(path), "not a valid .odt file (elements nested too deeply)") from None
     text = normalise_text("\n\n".join(b for b in blocks if b.strip()))
@@ -60,7 +61,7 @@ def load_odt(path: Path, data: bytes) -> LoadedDocument:
         raise EmptyDocumentError(str(path), "no text in document")
     title = _meta_title(meta) or _first_heading(body) or path.stem
     return LoadedDocument(text=text, title=title[:MAX_TITLE_CHARS], url=None,
-                          sections=section_paths(markdown_headings(text)))  # its headings are `#` lines
+                          sections=section_paths(marked_headings(text, headings)))  # `#` lines, not `# apt ...`
 
 
 def _parse(path: Path, data: bytes, name: str):
@@ -117,8 +118,9 @@ def _inline(element) -> str:
     return "".join(parts)
 
 
-def _blocks(element, out: list[str], list_depth: int) -> None:
-    """Append the text blocks under `element` to `out`, in document order."""
+def _blocks(element, out: list[str], list_depth: int, headings: list[tuple[int, str]] | None = None) -> None:
+    """Append the text blocks under `element` to `out`, in document order, and its headings `(level, title)` to
+    `headings` when given."""
     for child in element:
         tag = child.tag
         if tag in _SKIP:
@@ -129,6 +131,8 @@ def _blocks(element, out: list[str], list_depth: int) -> None:
             text = " ".join(_inline(child).split())
             if text:
                 out.append("#" * level + " " + text)
+                if headings is not None:
+                    headings.append((level, text))
         elif tag == f"{_TEXT}p":
             text = _inline(child).strip()
             if text:
@@ -138,13 +142,13 @@ def _blocks(element, out: list[str], list_depth: int) -> None:
                 if item.tag not in (f"{_TEXT}list-item", f"{_TEXT}list-header"):
                     continue
                 inner: list[str] = []
-                _blocks(item, inner, list_depth + 1)
+                _blocks(item, inner, list_depth + 1, headings)
                 indent = "  " * list_depth
                 out.extend(f"{indent}- {b}" if not b.lstrip().startswith("- ") else b for b in inner)
         elif tag == f"{_TABLE}table":
             out.append(_table(child))
         else:  # sections, frames, text boxes, soft page breaks, ...
-            _blocks(child, out, list_depth)
+            _blocks(child, out, list_depth, headings)
 
 
 def _table(table) -> str:
