@@ -532,6 +532,24 @@ def test_details_that_do_not_state_the_answer_are_replaced_by_the_sentence_that_
     assert better_evidence(question, "6", paraphrase, ps) == ""
 
 
+def test_a_unit_written_on_to_its_number_is_the_same_value():
+    """A manual writes "100Hz", the model's short answer "100 Hz": the details that say "100Hz" state it. They
+    were replaced by a list item and the heading under it, which held "100" (of "100 kΩ") and the question's words."""
+    from rag.answer.citations import better_evidence
+
+    ps = passages(
+        "2.14.2 Procedure\n• Illuminate the LDR using a fluorescent lamp, A1 should show ripples\n"
+        "• Put A1 in AC mode and measure the ripple frequency\n2.14.3 Discussion\n"
+        "The resistance varies from 1kΩ to around 100 kΩ with the intensity of light.",
+        "The light from a fluorescent lamp operating at 50Hz has 100Hz ripples and these can be measured.",
+    )
+    question = "What ripple frequency does the light of a fluorescent lamp show?"
+    details = "The light from a fluorescent lamp operating at 50Hz has 100Hz ripples [2]."
+    assert better_evidence(question, "100 Hz", details, ps) == ""
+    assert better_evidence(question, "100 Hz", "", ps) == (
+        "The light from a fluorescent lamp operating at 50Hz has 100Hz ripples and these can be measured [2].")
+
+
 def test_evidence_sentence_comes_from_the_stored_chunk_never_across_a_focus_gap():
     from rag.answer.citations import better_evidence
 

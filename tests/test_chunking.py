@@ -347,6 +347,18 @@ def test_a_numbered_item_starts_with_its_number() -> None:
     ]
 
 
+def test_list_items_and_numbered_headings_are_units_without_full_stops() -> None:
+    text = ("Learn about the LDR.\n2.14.2 Procedure\n• Connect the LDR from SEN to ground\n• Illuminate it with a lamp, A1\n"
+            "should show ripples\n2.14.3 Discussion\nThe resistance varies. It falls with light.\n(a) first option\n"
+            "- oil\n- wicks.\n3.5 kg of the sample\nwas used.")
+    assert _sentences(text) == [
+        "Learn about the LDR.", "2.14.2 Procedure", "• Connect the LDR from SEN to ground",
+        "• Illuminate it with a lamp, A1\nshould show ripples",  # an item wrapped over two lines stays one
+        "2.14.3 Discussion", "The resistance varies.", "It falls with light.", "(a) first option", "- oil", "- wicks.",
+        "3.5 kg of the sample\nwas used.",  # a measure that opens a line is no heading
+    ]
+
+
 def test_sentence_spans_respects_bounds() -> None:
     text = "Skip me. First one. Second one. Skip too."
     spans = sentence_spans(text, 9, 31)

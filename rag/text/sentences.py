@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "segments", "separated", "trimmed", "BLANK_LINE"]
+__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "item_breaks", "segments", "separated", "trimmed", "BLANK_LINE"]
 
 _ROW_END = re.compile(r"\|[^\S\n]*\n")
 BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
@@ -147,9 +147,28 @@ def line_breaks(text: str, start: int, end: int) -> list[int]:
     return cuts
 
 
+# A line that opens a list item: a bullet, a dash, or "1." / "1)" / "(a)" / "a)" and a space
+_ITEM_LINE = re.compile(r"\n[^\S\n]*(?:[•◦▪▫‣⁃●○■□►▸➢✓✔–—*-]|\d{1,2}[.)]|\(?[a-z]\))[^\S\n]+(?=\S)")
+
+
+# A numbered heading on a line of its own: "2.14.3 Discussion", "4.2. Configuring the network" (up to 8 words)
+_HEADING_LINE = re.compile(r"^[^\S\n]*\d+(?:\.\d+)+\.?(?:[^\S\n]+[^\s.!?,;:]+){1,8}[^\S\n]*$", re.MULTILINE)
+
+
+def item_breaks(text: str, start: int, end: int) -> list[int]:
+    """Offsets of the newlines inside text[start:end] that open a list item (`• `, `- `, `2. `, `(b) `), and
+    those around a numbered heading line (`2.14.3 Discussion`): items (a manual's steps, a book's bullet
+    points) and headings end without a full stop, yet each is a unit of its own."""
+    cuts = [m.start() for m in _ITEM_LINE.finditer(text, start, end)]
+    for m in _HEADING_LINE.finditer(text, start, end):
+        if text[m.start():m.end()].split()[1][:1].isupper():
+            cuts += [at for at in (m.start(), m.end()) if start < at < end]
+    return sorted(set(cuts))
+
+
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """Trimmed sentence spans of text[start:end], also split at blank lines and between table rows
-    (`line_breaks`), in absolute offsets."""
+    """Trimmed sentence spans of text[start:end], also split at blank lines, between table rows
+    (`line_breaks`) and before list items (`item_breaks`), in absolute offsets."""
     end = len(text) if end is None else end
     rows = _ROW_END.search(text, start, end) is not None
     spans = []
@@ -157,6 +176,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Sp
         cuts = sentence_cuts(text, paragraph.start, paragraph.end)
         if rows:
             cuts = sorted(set(cuts) | set(line_breaks(text, paragraph.start, paragraph.end)))
+        items = item_breaks(text, paragraph.start, paragraph.end)
+        if items:
+            cuts = sorted(set(cuts) | set(items))
         spans.extend(segments(text, paragraph.start, paragraph.end, cuts))
     return spans
 

@@ -2,7 +2,8 @@
 
 `tokenize` lower-cases, splits on non-letters/digits, folds Latin accents, drops stopwords and stems
 (Snowball, English); CJK text becomes single characters. `content_tokens` is the set the support measure
-compares: the tokens, citation markers and thousands separators removed, number words as digits.
+compares: the tokens, citation markers and thousands separators removed, number words as digits, a unit
+written on to its number ("100Hz") apart from it.
 """
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ def _stemmed_numbers() -> dict[str, str]:
     return {stem([word])[0]: str(value) for word, value in NUMBER_WORDS.items()}
 
 
+# a number with its unit written on: "100Hz", "10MΩ", "2kg" (not "ipv6", "mp3", "h2o": letters come first)
+_NUMBER_UNIT = re.compile(r"(?<![^\W\d_])(\d+)(?=[^\W\d_])")
+
+
 def content_tokens(text: str) -> set[str]:
-    """The stemmed content words and numbers of `text`, number words as digits ("six" -> "6")."""
+    """The stemmed content words and numbers of `text`, number words as digits ("six" -> "6"), a number and
+    the unit written on to it as two ("100Hz" is "100 Hz": a passage and a reply write it either way)."""
     numbers = _stemmed_numbers()
-    return {numbers.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
+    return {numbers.get(t, t) for t in tokenize(_NUMBER_UNIT.sub(r"\1 ", strip_markers(text).replace(",", "")))}
 
 
 _EDGE_PUNCT = "\"'`“”‘’«»()[]{}<>,;:?."
