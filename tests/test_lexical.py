@@ -93,6 +93,16 @@ def test_query_without_accents_finds_the_accented_document(tmp_path):
     assert [cid for cid, _ in index.search("GOSPIĆ", 5)] == ["a"]
 
 
+def test_a_unit_written_on_to_its_number_is_found_either_way(tmp_path):
+    assert tokenize("a 100Hz ripple, 10MΩ, 2.5GHz") == tokenize("a 100 Hz ripple, 10 MΩ, 2.5 GHz")
+    assert tokenize("IPv6 and MP3 over x86") == ["ipv6", "mp3", "x86"]  # a letter first: one word
+    index = LexicalIndex(tmp_path / "bm25")
+    index.rebuild([("a", "x.txt", "A fluorescent lamp on 50Hz mains shows 100Hz ripples"),
+                   ("b", "y.txt", "The resistance varies from 1 kΩ to around 100 kΩ")], "g1")
+    assert [cid for cid, _ in index.search("ripples of 100 Hz", 5)][:1] == ["a"]
+    assert [cid for cid, _ in index.search("a 1kΩ resistance", 5)][:1] == ["b"]
+
+
 def test_index_of_the_previous_term_format_is_rebuilt(tmp_path):
     import json
 

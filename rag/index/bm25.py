@@ -29,7 +29,7 @@ import numpy as np
 from rag.text.tokens import tokenize
 
 _K1, _B = 1.5, 0.75  # bm25s' defaults
-_FORMAT = 3  # 3: terms with Latin accents folded (`fold_latin`)
+_FORMAT = 4  # 3: terms with Latin accents folded (`fold_latin`); 4: "100Hz" as "100" and "hz"
 _SEP = "\0"  # never inside a term, a chunk id or a path
 
 

@@ -2,8 +2,7 @@
 
 `tokenize` lower-cases, splits on non-letters/digits, folds Latin accents, drops stopwords and stems
 (Snowball, English); CJK text becomes single characters. `content_tokens` is the set the support measure
-compares: the tokens, citation markers and thousands separators removed, number words as digits, a unit
-written on to its number ("100Hz") apart from it.
+compares: the tokens, citation markers and thousands separators removed, number words as digits.
 """
 
 from __future__ import annotations
@@ -63,9 +62,14 @@ def fold_latin(word: str) -> str:
     return "".join(out)
 
 
+# a number with its unit written on: "100hz", "10mω", "2kg" (not "ipv6", "mp3", "h2o": a letter comes first)
+_NUMBER_UNIT = re.compile(r"(\d+)([^\W\d_]+)")
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-case, split on non-letters/digits, fold Latin accents, drop stopwords, Snowball-stem; CJK as
-    single characters."""
+    single characters; a number and the unit written on to it as two words ("100Hz" is "100 Hz": documents,
+    questions and replies write it either way)."""
     words: list[str] = []
     for word in _WORD.findall(text.lower()):
         if _CJK.search(word):
@@ -73,8 +77,10 @@ def tokenize(text: str) -> list[str]:
             continue
         if not word.isascii():
             word = fold_latin(word)
-        if word not in STOPWORDS:
-            words.append(word)
+        glued = _NUMBER_UNIT.fullmatch(word)
+        for part in glued.groups() if glued else (word,):
+            if part not in STOPWORDS:
+                words.append(part)
     return stem(words)
 
 
@@ -84,15 +90,10 @@ def _stemmed_numbers() -> dict[str, str]:
     return {stem([word])[0]: str(value) for word, value in NUMBER_WORDS.items()}
 
 
-# a number with its unit written on: "100Hz", "10MΩ", "2kg" (not "ipv6", "mp3", "h2o": letters come first)
-_NUMBER_UNIT = re.compile(r"(?<![^\W\d_])(\d+)(?=[^\W\d_])")
-
-
 def content_tokens(text: str) -> set[str]:
-    """The stemmed content words and numbers of `text`, number words as digits ("six" -> "6"), a number and
-    the unit written on to it as two ("100Hz" is "100 Hz": a passage and a reply write it either way)."""
+    """The stemmed content words and numbers of `text`, number words as digits ("six" -> "6")."""
     numbers = _stemmed_numbers()
-    return {numbers.get(t, t) for t in tokenize(_NUMBER_UNIT.sub(r"\1 ", strip_markers(text).replace(",", "")))}
+    return {numbers.get(t, t) for t in tokenize(strip_markers(text).replace(",", ""))}
 
 
 _EDGE_PUNCT = "\"'`“”‘’«»()[]{}<>,;:?."
