@@ -140,6 +140,19 @@ def test_a_sentence_view_chroma_cannot_read_is_reported_and_embedded_again(qa, t
     assert qa.check().ok and _records(qa)[0] == _expected(qa)
 
 
+def test_a_delete_chroma_cannot_finish_is_reported_and_repaired(qa, tmp_path):
+    doc = tmp_path / "harbour.txt"
+    doc.write_text(DOC)
+    qa.ingest([doc])
+    source = qa.sources()[0].source
+    qa.store.sentences._collection = _Unloadable()
+    with pytest.raises(StoreDamagedError, match="could not delete from .*rag check --repair"):
+        qa.delete(source)
+    assert "rag check --repair" in qa.check().summary()
+    assert qa.check(repair=True).ok
+    assert qa.sources() == [] and _records(qa)[0] == _expected(qa)  # the document is gone, with its sentences
+
+
 def test_sentence_view_turned_on_later_is_reported_and_filled_in(fake_settings, tmp_path):
     doc = tmp_path / "harbour.txt"
     doc.write_text(DOC)

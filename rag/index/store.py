@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -246,9 +247,10 @@ class ChunkStore:
                 touched.update(meta.get("source", "") for meta in got["metadatas"])
         start = self.generation
         self._bump()
-        for i in range(0, len(ids), 5000):
-            self._collection.delete(ids=ids[i:i + 5000])
-        self._delete_sentences(ids)  # after their chunks: see rag.index.sentence_view
+        with _damage_reported("delete from"):
+            for i in range(0, len(ids), 5000):
+                self._collection.delete(ids=ids[i:i + 5000])
+            self._delete_sentences(ids)  # after their chunks: see rag.index.sentence_view
         self._bump()
         self._log(start, [], ids)
         self._patch_manifest(before, touched)
@@ -265,18 +267,12 @@ class ChunkStore:
         document keeps exactly its chunks' sentences. Returns the removed ids
         per finished source.
         """
-        from chromadb.errors import InternalError
-
         if len(embeddings) != len(records):
             raise ValueError(f"{len(embeddings)} embeddings for {len(records)} records")
         if sentence_vectors is not None and len(sentence_vectors) != len(records):
             raise ValueError(f"sentence vectors for {len(sentence_vectors)} of {len(records)} records")
-        try:
+        with _damage_reported("write to"):
             return self._write_parts(records, embeddings, complete, sentence_vectors)
-        except InternalError as exc:  # e.g. a collection that a process killed mid-write left unloadable
-            raise StoreDamagedError(
-                f"Chroma could not write to the collection ({exc}); what was stored before is kept: run "
-                "`rag check` to see what is damaged, `rag check --repair` to rebuild it, then ingest again") from exc
 
     def _write_parts(self, records, embeddings, complete, sentence_vectors) -> dict[str, set[str]]:
         before = self._manifest_current()
@@ -367,6 +363,10 @@ class ChunkStore:
         return self.write_parts(records, embeddings, [(source, {r.chunk.chunk_id for r in recs}) for source, recs in docs])
 
     def move_source(self, old: str, rename) -> list[tuple[str, StoredChunk]]:
+        with _damage_reported("write to"):
+            return self._move_source(old, rename)
+
+    def _move_source(self, old: str, rename) -> list[tuple[str, StoredChunk]]:
         """Give the chunks of `old` to another source without re-embedding them (a renamed file).
 
         `rename(chunk) -> chunk` makes each moved chunk (new source, id, title);
@@ -408,8 +408,9 @@ class ChunkStore:
             before = self._manifest_current()
             start = self.generation
             self._bump()
-            self._collection.delete(ids=ids)
-            self._delete_sentences(ids)
+            with _damage_reported("delete from"):
+                self._collection.delete(ids=ids)
+                self._delete_sentences(ids)
             self._bump()
             self._log(start, [], ids)
             self._patch_manifest(before, {source})
@@ -488,6 +489,20 @@ class ChunkStore:
                 if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
                     server.start()  # new bindings; calls in flight keep the old object alive
                 _LOADED[self._loaded_key] = generation
+
+
+@contextmanager
+def _damage_reported(action: str):
+    """Chroma's InternalError on a write or delete (a collection a process killed mid-write left unloadable,
+    a damaged segment) as a `StoreDamagedError` that says what to run."""
+    from chromadb.errors import InternalError
+
+    try:
+        yield
+    except InternalError as exc:
+        raise StoreDamagedError(
+            f"Chroma could not {action} the collection ({exc}); what was stored before is kept: run "
+            "`rag check` to see what is damaged, `rag check --repair` to rebuild it, then ingest again") from exc
 
 
 def source_filter(sources: Iterable[str] | None) -> dict | None:
