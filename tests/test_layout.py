@@ -579,3 +579,16 @@ def test_layout_module_is_pure():
     # no PDF library at import: the loader feeds it page texts and boxes
     source = Path(layout.__file__).read_text()
     assert "pypdfium2" not in source and "pypdf" not in source and "pdfplumber" not in source
+
+
+def test_a_heading_keeps_its_number_but_not_a_spelled_out_chapter_word():
+    from rag.ingest.layout import heading_label
+
+    assert heading_label("4.2 Configuring the network", "Configuring the network") == "4.2 Configuring the network"
+    assert heading_label("IV Results", "Results") == "IV Results"
+    assert heading_label("A.1 Installing", "Installing") == "A.1 Installing"
+    assert heading_label("Appendix C The command-line editor", "The command-line editor") == \
+        "Appendix C The command-line editor"
+    # Sphinx's LaTeX sets a chapter as "CHAPTER / ONE / INTRODUCTION": the word is not the heading's number
+    assert heading_label("ONE", "Introduction", "INTRODUCTION") is None
+    assert heading_label("INTRODUCTION", "Introduction") == "INTRODUCTION"

@@ -478,7 +478,9 @@ def box_lines(indexes: Iterable[int], boxes: Sequence[Box]) -> list[list[int]]:
 
 # --------------------------------------------------------------------------- sections
 
-_NUMBERING = re.compile(r"^\s*((?:(?:chapter|appendix|part|section)\s+)?[\dA-Z]{1,3}(?:\.\d{1,3})*\.?:?)\s+(\S.*)$",
+# a heading's number: "4.2", "A.1", "IV", "Chapter 3"; not a word ("ONE" of Sphinx's "CHAPTER ONE INTRODUCTION")
+_NUMBERING = re.compile(r"^\s*((?:(?:chapter|appendix|part|section)\s+)?(?:\d{1,3}|[A-Z]|[IVXLC]{2,6})(?:\.\d{1,3})*\.?:?)"
+                        r"\s+(\S.*)$",
                         re.IGNORECASE)
 _DIVISION = re.compile(r"\s*(?:chapter|appendix|part|section)\s", re.IGNORECASE)  # `Appendix A` + entry `A Title`
 _MAX_HEADING_CHARS = 160
