@@ -380,9 +380,14 @@ def test_a_line_that_starts_with_a_hash_is_no_heading_in_a_book(tmp_path):
 
     odt = load_document(make_odt(tmp_path / "trip.odt", body=(
         "<text:p># apt-get install crampons</text:p><text:p>Boots are rented at the hut.</text:p>"
-        '<text:h text:outline-level="2">Return</text:h><text:p>The bus leaves at six.</text:p>')))
+        '<text:h text:outline-level="2">Return</text:h><text:p>The bus leaves at six.</text:p>'
+        # a numbered heading as a converter from Word writes it: inside a list item
+        '<text:list><text:list-item><text:h text:outline-level="2">Costs</text:h></text:list-item></text:list>'
+        "<text:p>The trip costs 90 euros.</text:p>")))
     assert odt.section_at(odt.text.index("Boots are rented")) == "Field trip to the glacier › Schedule"
     assert odt.section_at(odt.text.index("The bus leaves")) == "Field trip to the glacier › Return"
+    assert "\n## Costs\n" in odt.text
+    assert odt.section_at(odt.text.index("The trip costs")) == "Field trip to the glacier › Costs"
 
 
 def test_an_html_formula_image_reads_as_its_alt_text(tmp_path):

@@ -142,9 +142,13 @@ def _blocks(element, out: list[str], list_depth: int, headings: list[tuple[int, 
                 if item.tag not in (f"{_TEXT}list-item", f"{_TEXT}list-header"):
                     continue
                 inner: list[str] = []
-                _blocks(item, inner, list_depth + 1, headings)
+                found: list[tuple[int, str]] = []  # a numbered heading is often set as a list item: still a heading
+                _blocks(item, inner, list_depth + 1, found)
+                if headings is not None:
+                    headings += found
+                marked = {"#" * level + " " + text for level, text in found}
                 indent = "  " * list_depth
-                out.extend(f"{indent}- {b}" if not b.lstrip().startswith("- ") else b for b in inner)
+                out.extend(b if b in marked or b.lstrip().startswith("- ") else f"{indent}- {b}" for b in inner)
         elif tag == f"{_TABLE}table":
             out.append(_table(child))
         else:  # sections, frames, text boxes, soft page breaks, ...
