@@ -208,14 +208,13 @@ def _opens_item(tag) -> bool:
     """Whether `tag` is the first thing in a list item (nothing but the item's `- ` before it, at any depth)."""
     from bs4 import NavigableString
 
-    while tag.parent is not None:
+    item = next((parent for parent in tag.parents if parent.name in ("li", "ul", "ol", "body", "html")), None)
+    if item is None or item.name != "li":
+        return False  # the common case, decided without reading any text
+    while tag is not item:
         for sibling in tag.previous_siblings:
             text = str(sibling) if isinstance(sibling, NavigableString) else sibling.get_text()
             if text.strip() not in ("", "-"):
                 return False
-        if tag.parent.name == "li":
-            return True
-        if tag.parent.name in ("ul", "ol", "body", "html"):
-            return False
         tag = tag.parent
-    return False
+    return True
