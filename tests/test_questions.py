@@ -54,6 +54,8 @@ def test_answers_of_the_asked_kind_pass(question, short):
     ("What is the meaning of polynomial-space reduction?", "polynomial - space reduction"),
     ("Where did the poet teach in Orléans?", "orleans"),  # accents and case do not make it new
     ("Who is Ann Lee?", "Ann Lee"),  # names the subject, not who she is
+    ("What does the logging module use?", "logging module"),
+    ("Which module reads py.warnings?", "py.warnings"),  # an identifier, but as the question writes it
 ])
 def test_an_answer_that_repeats_the_question_is_named(question, short):
     assert echo_problem(question, short)
@@ -70,6 +72,10 @@ def test_an_answer_that_repeats_the_question_is_named(question, short):
     ("Who founded Alpha Corp?", "Ada Stone, founder of Alpha Corp"),  # question words plus new ones
     ("Is the lab in Springfield?", "yes"),
     ("What did the founder found?", ""),
+    # an identifier made of the question's words is new when the question does not write it
+    ("On which IRC channel are Debian Live users and developers present?", "#debian-live"),
+    ("Where does the Debian Live config keep its includes?", "config/includes.chroot"),
+    ("Which logger receives the warnings that the py warnings module issues?", "py.warnings"),
 ])
 def test_answers_that_say_something_new_pass(question, short):
     assert echo_problem(question, short) == ""

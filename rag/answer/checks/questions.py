@@ -80,6 +80,10 @@ def _plain_words(text: str) -> list[str]:
     return [fold_latin(w) for w in re.findall(r"[^\W_]+", text.lower()) if w not in ARTICLES]
 
 
+# a character that makes a word an identifier (a channel, a path, a dotted name), not prose
+_SYMBOL = re.compile(r"[#@/\\_$%&=+<>|~^*]|\w[.:]\w")
+
+
 def echo_problem(question: str, short: str) -> str:
     """Why `short` is no answer to `question`, or "": it only repeats words the question says in a row
     (module docstring). `question` is the user's own words, not a follow-up's rewrite, which holds earlier
@@ -87,6 +91,8 @@ def echo_problem(question: str, short: str) -> str:
     said = _plain_words(short)
     if not said or _CHOICE.search(question):
         return ""
+    if _SYMBOL.search(short) and " ".join(short.split()).strip(" .").casefold() not in question.casefold():
+        return ""  # an identifier the question does not write: "#debian-live" for "Debian Live's channel"
     words, n = _plain_words(question), len(said)
     if any(words[i:i + n] == said for i in range(len(words) - n + 1)):
         return "the answer only repeats words of the question"
