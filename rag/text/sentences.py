@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "item_breaks", "segments", "separated", "trimmed", "BLANK_LINE"]
+__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "item_breaks", "segments", "separated", "trimmed",
+           "BLANK_LINE"]
 
 _ROW_END = re.compile(r"\|[^\S\n]*\n")
 BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
