@@ -77,7 +77,7 @@ def tokenize(text: str) -> list[str]:
             continue
         if not word.isascii():
             word = fold_latin(word)
-        glued = _NUMBER_UNIT.fullmatch(word)
+        glued = _NUMBER_UNIT.fullmatch(word) if word[0].isdigit() else None
         for part in glued.groups() if glued else (word,):
             if part not in STOPWORDS:
                 words.append(part)
