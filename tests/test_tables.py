@@ -487,3 +487,26 @@ def test_two_columns_of_running_text_are_not_a_table():
     for i, b in enumerate(right):  # the same text beside short keys: a table
         keyed += _line(700 - 13 * i, [(72, f"K{i}"), (320, b)])
     assert len(unruled_tables(keyed)) == 1
+
+
+def test_an_html_table_in_a_box_the_extractor_drops_is_put_back_in_place(tmp_path):
+    """DocBook and Publican set each table in `div.table > div.table-contents`; trafilatura dropped that box,
+    and the table with it (5 of the Debian Handbook's 6 data tables)."""
+    page = tmp_path / "ldap.html"
+    page.write_text(
+        '<html><head><title>LDAP Directory</title></head><body><div class="section"><div class="titlepage"><div><div>'
+        '<h2 class="title">11.7. LDAP Directory</h2></div></div></div>'
+        '<div class="para">The migration script asks a few questions about the LDAP database into which the data is '
+        "to be migrated. Table 11.1 summarizes the answers given in the Falcot use-case, which the administrators "
+        'chose after some thought.</div><div class="table"><a id="tab-migrate-all"></a><p class="title"><strong>'
+        'Table 11.1. Answers to questions asked by the script</strong></p><div class="table-contents">'
+        '<table summary="Answers"><thead><tr><th>Question</th><th>Answer</th></tr></thead><tbody>'
+        "<tr><td>X.500 naming context</td><td>dc=falcot,dc=com</td></tr><tr><td>LDAP server hostname</td>"
+        "<td>localhost</td></tr><tr><td>Manager DN</td><td>cn=admin,dc=falcot,dc=com</td></tr></tbody></table></div>"
+        '</div><div class="para">You might notice that we extend the PERL5LIB variable. This is due to a bug report '
+        "that the maintainers have not yet closed, so the variable must be set by hand for now.</div></div></body></html>",
+        encoding="utf-8")
+    text = load_document(page).text
+    table = "| Question | Answer |\n| --- | --- |\n| X.500 naming context | dc=falcot,dc=com |"
+    assert table in text
+    assert text.index("chose after some thought.") < text.index(table) < text.index("You might notice")

@@ -30,9 +30,15 @@ def load_html(path: Path, html: str) -> LoadedDocument:
     found = [(level, h, after) for level, h, after in found
              if not (title_key and heading_key(h) and title_key.startswith(heading_key(h)))]
     html, soup, tables = _prepared(soup)  # title, URL and headings are read: the extractors may change the page
-    text = normalise_text(_with_html_tables(_html_main_text(html, soup), tables))
+    # where each data table of the main text stood: the words after it, to put back a table the extractor dropped
+    placing = {key: _words_after(tag) for key in tables
+               if (tag := soup.find("p", string=key)) is not None and not _in_furniture(tag)}
+    extracted = _html_main_text(html, soup)
+    dropped = [(tables[key], after) for key, after in placing.items() if key not in extracted]
+    text = normalise_text(_with_html_tables(extracted, tables))
     if not text:
         raise EmptyDocumentError(str(path), "no readable text in HTML page")
+    text = _with_dropped_tables(text, dropped)
     text = _with_headings(text, found)
     # headings the extractor kept as lines, or that were put back (navigation headings it dropped are not found)
     sections = section_paths(locate_headings(text, [(level, h) for level, h, _ in found]))
@@ -101,6 +107,27 @@ def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str
             continue
         text = f"{text[:found.start()]}{heading}\n{text[found.start():]}"
         at = found.start() + len(heading) + 1
+    return text
+
+
+def _with_dropped_tables(text: str, dropped: list[tuple[str, list[str]]]) -> str:
+    """`text` with the data tables the extractor dropped put back, each before the words that follow it on the page.
+
+    trafilatura drops a box that holds little text of its own: DocBook and Publican set each table in
+    `div.table > div.table-contents`, and the table, once a placeholder, went with it. A table is put back before
+    the line its following words open, after the table put back before it; a table last on its page goes at
+    the end; one whose following words are not found stays out (they went with it: boilerplate)."""
+    at = 0
+    for table, after in dropped:
+        if not after:
+            text, at = f"{text}\n\n{table}", len(text)
+            continue
+        tokens = [t for w in after for t in _TOKEN.findall(w)]
+        found = re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+        if found is None:
+            continue
+        text = f"{text[:found.start()]}\n{table}\n\n{text[found.start():]}"
+        at = found.start() + len(table) + 3
     return text
 
 
