@@ -510,3 +510,13 @@ def test_an_html_table_in_a_box_the_extractor_drops_is_put_back_in_place(tmp_pat
     table = "| Question | Answer |\n| --- | --- |\n| X.500 naming context | dc=falcot,dc=com |"
     assert table in text
     assert text.index("chose after some thought.") < text.index(table) < text.index("You might notice")
+
+    # two such tables one after the other: the first is placed before the second, the second before the text
+    second = ('<div class="table"><p class="title"><strong>Table 11.2. Ports</strong></p><div class="table-contents">'
+              "<table><thead><tr><th>Service</th><th>Port</th></tr></thead><tbody><tr><td>ldap</td><td>389</td></tr>"
+              "<tr><td>ldaps</td><td>636</td></tr></tbody></table></div></div>")
+    page.write_text(page.read_text(encoding="utf-8").replace('<div class="para">You might', second + '<div class="para">You might'),
+                    encoding="utf-8")
+    text = load_document(page).text
+    ports = "| Service | Port |\n| --- | --- |\n| ldap | 389 |"
+    assert text.index(table) < text.index(ports) < text.index("You might notice")

@@ -31,7 +31,7 @@ def load_html(path: Path, html: str) -> LoadedDocument:
              if not (title_key and heading_key(h) and title_key.startswith(heading_key(h)))]
     html, soup, tables = _prepared(soup)  # title, URL and headings are read: the extractors may change the page
     # where each data table of the main text stood: the words after it, to put back a table the extractor dropped
-    placing = {key: _words_after(tag) for key in tables
+    placing = {key: [w for w in _words_after(tag) if w not in tables] for key in tables  # a table next to it: not text
                if (tag := soup.find("p", string=key)) is not None and not _in_furniture(tag)}
     extracted = _html_main_text(html, soup)
     dropped = [(tables[key], after) for key, after in placing.items() if key not in extracted]
@@ -110,20 +110,28 @@ def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str
     return text
 
 
+_TABLE_PLACING_MIN = 3  # words after a dropped table, at least, that must open a line of the text to place it
+
+
 def _with_dropped_tables(text: str, dropped: list[tuple[str, list[str]]]) -> str:
     """`text` with the data tables the extractor dropped put back, each before the words that follow it on the page.
 
     trafilatura drops a box that holds little text of its own: DocBook and Publican set each table in
     `div.table > div.table-contents`, and the table, once a placeholder, went with it. A table is put back before
-    the line its following words open, after the table put back before it; a table last on its page goes at
-    the end; one whose following words are not found stays out (they went with it: boilerplate)."""
+    the line its following words open (the first 8, or as few as 3 when the text breaks off after them: a table
+    the extractor kept comes next), after the table put back before it; a table last on its page goes at the
+    end; one whose following words are not found stays out (they went with it: boilerplate)."""
     at = 0
     for table, after in dropped:
         if not after:
             text, at = f"{text}\n\n{table}", len(text)
             continue
-        tokens = [t for w in after for t in _TOKEN.findall(w)]
-        found = re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+        found = None
+        for n in range(len(after), min(_TABLE_PLACING_MIN, len(after)) - 1, -1):  # the words may run on past
+            tokens = [t for w in after[:n] for t in _TOKEN.findall(w)]  # what was kept (a table kept after it)
+            found = re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+            if found is not None:
+                break
         if found is None:
             continue
         text = f"{text[:found.start()]}\n{table}\n\n{text[found.start():]}"
