@@ -31,8 +31,9 @@ def load_html(path: Path, html: str) -> LoadedDocument:
              if not (title_key and heading_key(h) and title_key.startswith(heading_key(h)))]
     html, soup, tables = _prepared(soup)  # title, URL and headings are read: the extractors may change the page
     # where each data table of the main text stood: the words after it, to put back a table the extractor dropped
-    placing = {key: [w for w in _words_after(tag) if w not in tables] for key in tables  # a table next to it: not text
-               if (tag := soup.find("p", string=key)) is not None and not _in_furniture(tag)}
+    placeholders = {tag.string: tag for tag in soup.find_all("p") if tag.string in tables} if tables else {}
+    placing = {key: [w for w in _words_after(tag) if w not in tables]  # a table next to it is no word of the text
+               for key, tag in placeholders.items() if not _in_furniture(tag)}
     extracted = _html_main_text(html, soup)
     dropped = [(tables[key], after) for key, after in placing.items() if key not in extracted]
     text = normalise_text(_with_html_tables(extracted, tables))
@@ -86,6 +87,13 @@ def _words_after(heading) -> list[str]:
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
+def _line_opened_by(text: str, words: list[str], at: int) -> re.Match | None:
+    """The first line of `text` from `at` that opens with `words`, spacing aside: a word and the punctuation
+    after it may come from two elements (`<code>smallint</code>, integer`)."""
+    tokens = [t for w in words for t in _TOKEN.findall(w)]
+    return re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+
+
 def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str:
     """`text` with the page's headings that the extractor dropped put back as lines of their own.
 
@@ -99,10 +107,8 @@ def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str
         heading = " ".join(heading.split())
         if not heading_key(heading) or heading_key(heading) in have or len(after) < 2:
             continue
-        # the words open a line (a paragraph): a sidebar heading whose link text recurs inside a sentence is not placed;
-        # a word and the punctuation after it may come from two elements (`<code>smallint</code>, integer`)
-        tokens = [t for w in after for t in _TOKEN.findall(w)]
-        found = re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+        # the words open a line (a paragraph): a sidebar heading whose link text recurs inside a sentence is not placed
+        found = _line_opened_by(text, after, at)
         if found is None:
             continue
         text = f"{text[:found.start()]}{heading}\n{text[found.start():]}"
@@ -128,8 +134,7 @@ def _with_dropped_tables(text: str, dropped: list[tuple[str, list[str]]]) -> str
             continue
         found = None
         for n in range(len(after), min(_TABLE_PLACING_MIN, len(after)) - 1, -1):  # the words may run on past
-            tokens = [t for w in after[:n] for t in _TOKEN.findall(w)]  # what was kept (a table kept after it)
-            found = re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+            found = _line_opened_by(text, after[:n], at)  # what was kept (a table kept after it)
             if found is not None:
                 break
         if found is None:
