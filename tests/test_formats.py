@@ -404,6 +404,41 @@ def test_an_html_formula_image_reads_as_its_alt_text(tmp_path):
     assert "pendulum.png" not in doc.text
 
 
+def test_a_definition_list_keeps_each_term_with_its_description(tmp_path):
+    from rag.text.sentences import sentence_spans
+
+    # as Sphinx writes an API reference: each entry a <dl>, the signature its <dt> with a permalink, the
+    # description its <dd>; two signatures may share one description, full of links to other entries
+    entry = ('<dl class="py method"><dt id="{id}"><span class="sig-name">{name}</span>(<em>{args}</em>)'
+             '<a class="headerlink" href="#{id}" title="Permalink to this definition">¶</a></dt><dd>{body}</dd></dl>')
+    page = tmp_path / "kettle.html"
+    page.write_text(
+        "<html><head><title>kettle — boiling water</title></head><body><div role='main'><section>"
+        "<h1>kettle — boiling water<a class='headerlink' href='#kettle'>¶</a></h1>"
+        "<p>This module drives the kettle attached to the serial port, from filling to boiling and keeping the "
+        "water warm, and reports what the kettle is doing.</p>"
+        + entry.format(id="k.boil", name="boil", args="target=100",
+                       body="<p>Heats the water until it reaches <em>target</em> degrees Celsius, then switches the "
+                            "element off.</p><p>The element draws 2.2 kW while it heats.</p>")
+        + '<dl class="py method"><dt id="k.pause"><span>pause</span>()</dt><dt id="k.resume"><span>resume</span>()'
+          '</dt><dd><p>These methods are described in <a href="#control"><span>Controlling a running '
+          'kettle</span></a>.</p></dd></dl>'
+        + entry.format(id="k.fill", name="fill", args="litres",
+                       body='<p>Identical to <a href="#k.pour"><code>pour()</code></a>, using the tap as its '
+                            'source; the kettle must stand on its base, unplugged, while it fills.</p>')
+        + "<p>The kettle refuses to heat when it holds less than 0.3 litres, whatever the method asked.</p>"
+        "</section></div></body></html>", encoding="utf-8")
+    doc = load_document(page)
+    assert "¶" not in doc.text
+    sentences = [" ".join(doc.text[s.start:s.end].split()).removeprefix("- ") for s in sentence_spans(doc.text)]
+    # the term opens the first sentence of its description, not a sentence of its own
+    assert any(s.startswith("boil(target=100): Heats the water until it reaches target degrees") for s in sentences)
+    assert "The element draws 2.2 kW while it heats." in sentences
+    assert any(s.startswith("pause(); resume(): These methods are described in Controlling a running kettle")
+               for s in sentences)
+    assert any(s.startswith("fill(litres): Identical to pour(), using the tap as its source") for s in sentences)
+
+
 def test_odt_title_falls_back_to_first_heading(tmp_path):
     path = rewrite_zip(make_odt(tmp_path / "a.odt"), tmp_path / "untitled.odt",
                        lambda name, blob: None if name == "meta.xml" else blob)

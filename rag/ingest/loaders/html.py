@@ -237,6 +237,8 @@ def _prepared(soup):
     from rag.ingest.tables import replace_html_tables
 
     inline_images_as_text(soup)
+    _drop_permalinks(soup)
+    _definitions_as_items(soup)
     _collapse_whitespace(soup)
     _flatten_code(soup)
     tables = replace_html_tables(soup) if soup.find("table") is not None else {}
@@ -259,6 +261,59 @@ def inline_images_as_text(soup) -> None:
         beside_text = block is not None and bool(block.get_text().strip())
         if beside_text or "math" in classes:
             img.replace_with(NavigableString(alt))
+
+
+_PERMALINK_MARKS = frozenset("¶§#🔗")
+
+
+def _drop_permalinks(soup) -> None:
+    """Each permalink anchor removed: the `¶` that Sphinx, MkDocs and others set after every heading and API entry
+    links to the element it sits in and is no word of the text ("propagate¶", "Logger Objects¶")."""
+    for link in soup.find_all("a", href=True):
+        if str(link["href"]).startswith("#") and link.get_text().strip() in _PERMALINK_MARKS:
+            link.decompose()
+
+
+def _definitions_as_items(soup) -> None:
+    """Each definition list made a list whose items read "term: description". The extractor makes a term and
+    its description two list items, so the description lost the term it describes (an API entry's name, a
+    glossary word) to a sentence of its own. Terms given together ("os.chdir(path)", "os.fchdir(fd)") share the
+    item: "os.chdir(path); os.fchdir(fd): These functions …". Kept a list, not made paragraphs: the extractor
+    drops short paragraphs full of links ("These functions are described in Files and Directories.")."""
+    for listing in soup.find_all("dl"):
+        listing.name = "ul"
+        item, described = None, False
+        for child in list(listing.children):
+            name = getattr(child, "name", None)
+            if name not in ("dt", "dd"):
+                continue
+            if item is None or (name == "dt" and described):
+                item, described = soup.new_tag("li"), False
+                child.insert_before(item)
+            child.extract()
+            if name == "dt":
+                child.name = "span"  # the separators go inside the term, where no block edge trims them
+                _trim_ends(child)
+                if item.contents:
+                    item.contents[-1].append("; ")
+            elif not described:
+                terms = item.get_text().strip()
+                if terms and terms[-1] not in ":.;,?!":
+                    item.contents[-1].append(": ")
+                described = True
+            item.append(child)
+
+
+def _trim_ends(tag) -> None:
+    """The spaces at the start and end of `tag`'s text removed, in its first and last text nodes."""
+    from bs4 import NavigableString
+
+    strings = [node for node in tag.descendants if isinstance(node, NavigableString)]
+    if len(strings) == 1:
+        strings[0].replace_with(NavigableString(strings[0].strip()))
+    elif strings:
+        strings[0].replace_with(NavigableString(strings[0].lstrip()))
+        strings[-1].replace_with(NavigableString(strings[-1].rstrip()))
 
 
 _IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|gif|svg|webp|bmp|tiff?)$", re.IGNORECASE)
