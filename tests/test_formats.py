@@ -439,6 +439,38 @@ def test_a_definition_list_keeps_each_term_with_its_description(tmp_path):
     assert any(s.startswith("fill(litres): Identical to pour(), using the tap as its source") for s in sentences)
 
 
+def test_a_docbook_reference_page_keeps_its_sections_and_drops_its_navigation_bar(tmp_path):
+    # as DocBook's chunked HTML writes a reference page: a Prev / Up / Next table over and under the text, a
+    # section that opens with a list of terms, whose heading the extractor drops
+    nav = ('<div class="nav{where}"><table width="100%" summary="Navigation {where}"><tr><th colspan="3">PURGE'
+           '</th></tr><tr><td><a accesskey="p" href="sql-prune.html">Prev</a></td><td><a accesskey="u" '
+           'href="sql-commands.html">Up</a></td><td><a accesskey="n" href="sql-query.html">Next</a></td></tr>'
+           '</table><hr/></div>')
+    page = tmp_path / "sql-purge.html"
+    page.write_text(
+        "<html><head><title>PURGE</title></head><body>" + nav.format(where="header")
+        + '<div class="refentry"><div class="refnamediv"><h2>PURGE</h2><p>PURGE — remove expired rows from a '
+          'table</p></div><div class="refsect1"><h2>Description</h2><p>PURGE removes the rows whose retention '
+          'period has ended from the named table, and returns the space they held to the table for reuse by later '
+          'inserts. It takes a lock that blocks writers but not readers of the table.</p></div>'
+          '<div class="refsect1"><h2>Parameters</h2><div class="variablelist"><dl class="variablelist">'
+          '<dt><span class="term"><code>table_name</code>\n <a class="indexterm" name="i1"></a>\n </span></dt>'
+          '<dd><p>The name (optionally schema-qualified) of the table to purge.</p></dd>'
+          '<dt><span class="term"><code>BATCH</code> <code>rows</code></span></dt><dd><p>The number of rows '
+          'removed in one transaction; the default is 10000.</p></dd></dl></div></div>'
+          '<div class="refsect1"><h2>Notes</h2><p>Rows that a running transaction still sees are kept until '
+          'that transaction ends, so a purge during a long report removes fewer rows than expected.</p></div>'
+          "</div>" + nav.format(where="footer") + "</body></html>", encoding="utf-8")
+    doc = load_document(page)
+    assert "Prev" not in doc.text and "|" not in doc.text
+    assert "- table_name: The name (optionally schema-qualified) of the table to purge." in doc.text
+    assert "- BATCH rows: The number of rows removed in one transaction; the default is 10000." in doc.text
+    starts = dict(doc.sections)
+    sections = [doc.section_at(doc.text.index(words)) for words in
+                ("PURGE removes the rows", "- BATCH rows", "Rows that a running transaction")]
+    assert sections == ["Description", "Parameters", "Notes"], (sections, starts)
+
+
 def test_odt_title_falls_back_to_first_heading(tmp_path):
     path = rewrite_zip(make_odt(tmp_path / "a.odt"), tmp_path / "untitled.odt",
                        lambda name, blob: None if name == "meta.xml" else blob)

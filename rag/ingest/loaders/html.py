@@ -15,7 +15,8 @@ from rag.ingest.loaders.encoding import normalise_text
 
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _HTML_JUNK_TAGS = ("script", "style", "noscript", "template", "iframe", "svg", "nav", "header", "footer", "aside", "form")
-_HTML_JUNK_ATTR = re.compile(r"cookie|consent|gdpr|banner|navbar|menu|breadcrumb|sidebar|share|social|newsletter|popup|modal")
+_HTML_JUNK_ATTR = re.compile(r"cookie|consent|gdpr|banner|navbar|navheader|navfooter|menu|breadcrumb|sidebar|share|social|"
+                             r"newsletter|popup|modal")
 
 
 def load_html(path: Path, html: str) -> LoadedDocument:
@@ -58,6 +59,17 @@ def _in_furniture(tag) -> bool:
 
 
 _FURNITURE_ROLES = ("navigation", "banner", "contentinfo", "complementary")
+_NAVIGATION_ATTR = re.compile(r"nav(bar|header|footer|igation)|breadcrumb")
+
+
+def _in_navigation(tag) -> bool:
+    """Whether `tag` sits in a page's navigation bar (not any furniture: a `menu` may hold a price list)."""
+    for parent in tag.parents:
+        classes = parent.get("class") or []
+        names = " ".join([parent.get("id") or "", *(classes if isinstance(classes, list) else [str(classes)])])
+        if parent.name == "nav" or parent.get("role") == "navigation" or _NAVIGATION_ATTR.search(names.lower()):
+            return True
+    return False
 # the boxes DocBook (and the generators built on it) set beside the text, each under a heading of its kind
 _ADMONITIONS = frozenset({"note", "tip", "warning", "caution", "important", "admonition"})
 
@@ -89,9 +101,12 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 def _line_opened_by(text: str, words: list[str], at: int) -> re.Match | None:
     """The first line of `text` from `at` that opens with `words`, spacing aside: a word and the punctuation
-    after it may come from two elements (`<code>smallint</code>, integer`)."""
+    after it may come from two elements (`<code>smallint</code>, integer`). The line may be a list item (`- `):
+    a section that opens with a list, or a list of terms, has its first words there, and the words may run on
+    into the next items (and a term into its description, after the `: ` that `_definitions_as_items` set)."""
     tokens = [t for w in words for t in _TOKEN.findall(w)]
-    return re.compile(r"^[ \t]*" + r"\s*".join(re.escape(t) for t in tokens), re.MULTILINE).search(text, at)
+    return re.compile(r"^[ \t]*(?:-[ \t]+)?" + r"(?:\s|[:;] |\n[ \t]*- )*".join(re.escape(t) for t in tokens),
+                      re.MULTILINE).search(text, at)
 
 
 def _with_headings(text: str, headings: list[tuple[int, str, list[str]]]) -> str:
@@ -241,6 +256,9 @@ def _prepared(soup):
     _definitions_as_items(soup)
     _collapse_whitespace(soup)
     _flatten_code(soup)
+    for table in soup.find_all("table"):
+        if _in_navigation(table):  # DocBook's Prev / Up / Next bar over every page is a table: no data of the text
+            table.decompose()
     tables = replace_html_tables(soup) if soup.find("table") is not None else {}
     return str(soup), soup, tables
 
@@ -291,29 +309,31 @@ def _definitions_as_items(soup) -> None:
                 item, described = soup.new_tag("li"), False
                 child.insert_before(item)
             child.extract()
-            if name == "dt":
-                child.name = "span"  # the separators go inside the term, where no block edge trims them
+            if name == "dt":  # the separators go inside the term, where no block edge trims them
                 _trim_ends(child)
                 if item.contents:
                     item.contents[-1].append("; ")
-            elif not described:
+            else:
                 terms = item.get_text().strip()
-                if terms and terms[-1] not in ":.;,?!":
+                if not described and terms and terms[-1] not in ":.;,?!":
                     item.contents[-1].append(": ")
                 described = True
+                for link in child.find_all("a"):  # cross-references, words of the description: the extractor
+                    link.unwrap()  # drops a short paragraph that is mostly links ("preferred over today()")
+            child.name = "span"  # as a block in an item, the extractor splits the item in some pages
             item.append(child)
 
 
 def _trim_ends(tag) -> None:
-    """The spaces at the start and end of `tag`'s text removed, in its first and last text nodes."""
+    """The spaces at the start and at the end of `tag`'s text removed, over as many text nodes as hold only
+    spaces: `<span>name</span> (<code>integer</code>)\n  <a class="indexterm"></a>\n  `."""
     from bs4 import NavigableString
 
-    strings = [node for node in tag.descendants if isinstance(node, NavigableString)]
-    if len(strings) == 1:
-        strings[0].replace_with(NavigableString(strings[0].strip()))
-    elif strings:
-        strings[0].replace_with(NavigableString(strings[0].lstrip()))
-        strings[-1].replace_with(NavigableString(strings[-1].rstrip()))
+    for strip, order in ((str.rstrip, reversed), (str.lstrip, iter)):
+        for node in order([node for node in tag.descendants if isinstance(node, NavigableString)]):
+            node.replace_with(NavigableString(strip(str(node))))
+            if strip(str(node)):
+                break
 
 
 _IMAGE_FILE = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|gif|svg|webp|bmp|tiff?)$", re.IGNORECASE)
