@@ -457,7 +457,10 @@ def test_a_docbook_reference_page_keeps_its_sections_and_drops_its_navigation_ba
           '<dt><span class="term"><code>table_name</code>\n <a class="indexterm" name="i1"></a>\n </span></dt>'
           '<dd><p>The name (optionally schema-qualified) of the table to purge.</p></dd>'
           '<dt><span class="term"><code>BATCH</code> <code>rows</code></span></dt><dd><p>The number of rows '
-          'removed in one transaction; the default is 10000.</p></dd></dl></div></div>'
+          'removed in one transaction; the default is 10000.</p></dd>'
+          '<dt><span class="term"><code>-q</code><br/></span><span class="term"><code>--quiet</code></span></dt>'
+          '<dd><p>Do not report the number of rows removed.</p><p>Errors are still reported.</p></dd>'
+          '</dl></div></div>'
           '<div class="refsect1"><h2>Notes</h2><p>Rows that a running transaction still sees are kept until '
           'that transaction ends, so a purge during a long report removes fewer rows than expected.</p></div>'
           "</div>" + nav.format(where="footer") + "</body></html>", encoding="utf-8")
@@ -465,6 +468,9 @@ def test_a_docbook_reference_page_keeps_its_sections_and_drops_its_navigation_ba
     assert "Prev" not in doc.text and "|" not in doc.text
     assert "- table_name: The name (optionally schema-qualified) of the table to purge." in doc.text
     assert "- BATCH rows: The number of rows removed in one transaction; the default is 10000." in doc.text
+    # the spellings of one option on the term's line, and a description's paragraphs on its item's line: a
+    # paragraph on a line of its own would read as the text after the list
+    assert "- -q, --quiet: Do not report the number of rows removed. Errors are still reported.\n" in doc.text
     starts = dict(doc.sections)
     sections = [doc.section_at(doc.text.index(words)) for words in
                 ("PURGE removes the rows", "- BATCH rows", "Rows that a running transaction")]

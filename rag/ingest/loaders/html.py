@@ -310,6 +310,8 @@ def _definitions_as_items(soup) -> None:
                 child.insert_before(item)
             child.extract()
             if name == "dt":  # the separators go inside the term, where no block edge trims them
+                for br in child.find_all("br"):  # spellings of one term a line each: "-a<br/>--data-only"
+                    br.replace_with(", ")
                 _trim_ends(child)
                 if item.contents:
                     item.contents[-1].append("; ")
@@ -320,8 +322,19 @@ def _definitions_as_items(soup) -> None:
                 described = True
                 for link in child.find_all("a"):  # cross-references, words of the description: the extractor
                     link.unwrap()  # drops a short paragraph that is mostly links ("preferred over today()")
+                _paragraphs_as_text(child)
             child.name = "span"  # as a block in an item, the extractor splits the item in some pages
             item.append(child)
+
+
+def _paragraphs_as_text(description) -> None:
+    """The paragraphs of a definition's description made plain text on its item's line: on lines of their own,
+    "The default value is three." would read as the text after the list, not as its term's. (Plain text, not
+    the paragraphs unwrapped: the extractor drops the spaces around inline markup in a list item.)"""
+    from bs4 import NavigableString
+
+    for paragraph in description.find_all("p", recursive=False):
+        paragraph.replace_with(NavigableString(" ".join(paragraph.get_text().split()) + " "))
 
 
 def _trim_ends(tag) -> None:
