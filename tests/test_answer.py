@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
@@ -421,6 +423,32 @@ def test_focus_shows_a_table_row_with_its_header_one_row_to_a_line():
     assert lines.index("| Format | C Type | Python type | Standard size |") < lines.index("| q | long long | integer | 8 |")
     # not the whole table: the case of a quoted symbol picks its row ('q' is not 'Q'), the others stay out
     assert "unsigned long long" not in text and "| h | short" not in text
+
+
+SETTINGS = ("- temp_buffers (integer): Sets the most memory a session may use for temporary tables. "
+            "The default is eight megabytes (8MB).\n"
+            "- sort_mem (integer): Sets the most memory one sort may use before it spills to disk. Several sorts "
+            "may run at once. The default value is four megabytes (4MB).\n"
+            "- hash_multiplier (floating point): Multiplies the sort memory for hash tables. "
+            "The default value is 2.0.\n"
+            "A busy server may need more than the sum of these settings.")
+
+
+def test_focus_reads_a_sentence_of_a_terms_item_with_its_term():
+    from rag.answer.context import best_match, focus_passages
+
+    ps = passages(SETTINGS)
+    question = "What is the default value of sort_mem?"
+    # every item says "The default …": the one of sort_mem is found by the term that opens its item, and shown
+    # below it, so that the model reads whose default it is
+    assert best_match(question, ps)[1] == "The default value is four megabytes (4MB)."
+    text = focus_passages(question, ps, 24, words)[0].text
+    assert re.search(r"^- sort_mem \(integer\): … .*The default value is four megabytes \(4MB\)\.$", text, re.MULTILINE)
+    assert "eight megabytes" not in text and "2.0" not in text
+    # a sentence after the list belongs to no item
+    from rag.text.sentences import item_leads, lead_of
+
+    assert lead_of(item_leads(SETTINGS), SETTINGS.index("A busy server")) is None
 
 
 def test_focus_matches_the_symbols_a_question_names():

@@ -103,6 +103,18 @@ def test_a_unit_written_on_to_its_number_is_found_either_way(tmp_path):
     assert [cid for cid, _ in index.search("a 1kΩ resistance", 5)][:1] == ["b"]
 
 
+def test_an_identifier_with_underscores_finds_its_own_entry_first(tmp_path):
+    index = LexicalIndex(tmp_path / "bm25")
+    index.rebuild([("m", "conf.html", "maintenance_work_mem sets the memory of maintenance work; it defaults to 64MB "
+                                      "and may be set well above the memory of one query"),
+                   ("a", "conf.html", "autovacuum_work_mem sets the memory of each autovacuum worker, by default "
+                                      "that of maintenance_work_mem"),
+                   ("w", "conf.html", "work_mem sets the memory of a query operation before it writes temporary "
+                                      "files")], "g1")
+    # each holds the words work and mem; only one is about work_mem itself
+    assert [cid for cid, _ in index.search("What is the default value of work_mem?", 5)][:1] == ["w"]
+
+
 def test_index_of_the_previous_term_format_is_rebuilt(tmp_path):
     import json
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.core.types import SECTION_SEPARATOR, Chunk
-from rag.text.sentences import sentence_spans
+from rag.text.sentences import item_leads, lead_of, sentence_spans
 from rag.text.tables import markdown_tables, reading_units, table_of
 from rag.text.tokens import code_words, content_tokens
 
@@ -63,7 +63,9 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     are taken best first until the budget is spent; each passage then shows its
     chosen sentences in document order, gaps marked "…". A table row is a unit
     of its own, scored with its table's header words and shown below that header
-    (rows stay one to a line); every sentence also holds the words of the headings
+    (rows stay one to a line); so is a later sentence of a term's item in a list of options or
+    settings, with the item's lead ("- work_mem (integer): … The default value is four megabytes (4MB).":
+    `item_leads`); every sentence also holds the words of the headings
     its passage stands under (`section_label`), so of two tables with the same
     header the one under "Timefmt" answers a question about reading times;
     the symbols a question names (`%j`, `C-k`, `'P'`)
@@ -78,11 +80,14 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
     if budget <= 0 or not passages:
         return list(passages)
     tables = [markdown_tables(p.text) for p in passages]
-    sentences, scored = _rank_sentences(question, passages, tables)
+    leads = [item_leads(p.text) for p in passages]
+    sentences, scored = _rank_sentences(question, passages, tables, leads)
     if not scored:
         return list(passages)
     chosen: set[int] = set()
-    headers: set[tuple[int, int, int]] = set()  # (passage, start, end) of the header of a table a chosen row is in
+    # (passage, start, end) of the header of a table a chosen row is in, and of the lead of a term's item a
+    # chosen sentence is in: "- work_mem (integer): … The default value is four megabytes (4MB)."
+    headers: set[tuple[int, int, int]] = set()
     seen: set[str] = set()  # overlapping chunks hold the same sentence: it is shown once
     left = budget
     for score, _, n in scored:
@@ -94,7 +99,8 @@ def focus_passages(question: str, passages: Sequence[Passage], budget: int,
             continue
         seen.add(said)
         table = table_of(tables[i], a)
-        header = (i, table.start, table.header_end) if table else None
+        lead = None if table else lead_of(leads[i], a)
+        header = (i, table.start, table.header_end) if table else (i, lead.start, lead.lead_end) if lead else None
         cost = count_tokens(passages[i].text[a:b]) + 2
         if header and header not in headers:
             cost += count_tokens(passages[i].text[header[1]:header[2]]) + 2
@@ -138,11 +144,12 @@ RANK_PRIOR = 2.0
 _LONE_LETTER = re.compile(r"(?<![\w'‘`\"%-])[A-Za-z](?![\w'’`\"-])")  # a letter standing alone, unquoted
 
 
-def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence[list] | None = None):
+def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence[list] | None = None,
+                    leads: Sequence[list] | None = None):
     """Every sentence of `passages` as (passage index, start, end, tokens), and (score, -n, n) best first.
 
-    A sentence scores the IDF-weighted question words it, its table's header and its passage's innermost
-    headings hold; the IDF is local,
+    A sentence scores the IDF-weighted question words it, its table's header, the lead of the term's item it
+    is in (`item_leads`) and its passage's innermost headings hold; the IDF is local,
     over these sentences. One that holds any also gains a prior for its passage's
     retrieval rank, `RANK_PRIOR` / rank: 2 in the first passage, 1 in the second (a
     word found in one sentence of twenty weighs about 3). Empty ranking when the
@@ -158,11 +165,15 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     sentences = []  # (passage index, start, end, tokens)
     heading = [content_tokens(section_label(p.chunk)) for p in passages]
     for i, p in enumerate(passages):
+        terms = item_leads(p.text) if leads is None else leads[i]
         for span, table in reading_units(p.text, None if tables is None else tables[i]):
             unit = p.text[span.start:span.end]
             tokens = content_tokens(unit) | (code_words(unit, quoted_only=False) & codes if codes else set())
             if table:  # a row is read with its table's header: the header says what its cells mean
                 tokens |= content_tokens(table.header)
+            elif lead := lead_of(terms, span.start):  # a sentence of a term's item, with the term it describes
+                said = p.text[lead.start:lead.lead_end]
+                tokens |= content_tokens(said) | (code_words(said, quoted_only=False) & codes if codes else set())
             tokens |= heading[i]  # and every sentence with the headings it stands under
             sentences.append((i, span.start, span.end, tokens))
     if not wanted:

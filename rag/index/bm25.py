@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.text.tokens import tokenize
+from rag.text.tokens import search_tokens
 
 _K1, _B = 1.5, 0.75  # bm25s' defaults
-_FORMAT = 4  # 3: terms with Latin accents folded (`fold_latin`); 4: "100Hz" as "100" and "hz"
+_FORMAT = 5  # 3: terms with Latin accents folded (`fold_latin`); 4: "100Hz" as "100" and "hz"; 5:
+# identifiers with underscores also whole (`search_tokens`)
 _SEP = "\0"  # never inside a term, a chunk id or a path
 
 
@@ -297,7 +298,7 @@ class LexicalIndex:
         With `base`, only if the index on disk was built from that generation
         (else nothing is written and False is returned: the caller rebuilds).
         """
-        rows = {cid: (cid, source, tokenize(text)) for cid, source, text in added}  # outside the locks
+        rows = {cid: (cid, source, search_tokens(text)) for cid, source, text in added}  # outside the locks
         removed = list(removed)
         with self._lock, self._file_lock():
             self.refresh()
@@ -323,7 +324,7 @@ class LexicalIndex:
 
     def rebuild(self, items: Iterable[tuple[str, str, str]], generation: str) -> None:
         """Replace the whole index with (chunk_id, source, text) items."""
-        rows = {cid: (cid, source, tokenize(text)) for cid, source, text in items}
+        rows = {cid: (cid, source, search_tokens(text)) for cid, source, text in items}
         with self._lock, self._file_lock():
             self.refresh()
             segments = [_Segment.build(uuid.uuid4().hex, list(rows.values()))] if rows else []
@@ -356,7 +357,7 @@ class LexicalIndex:
             new = sorted(ids - have)
             for i in range(0, len(new), 1000):
                 for chunk in store.get(new[i:i + 1000]):
-                    rows[chunk.chunk_id] = (chunk.chunk_id, chunk.source, tokenize(index_text(chunk)))
+                    rows[chunk.chunk_id] = (chunk.chunk_id, chunk.source, search_tokens(index_text(chunk)))
             # written under the generation read first: a write during the scan leaves it stale, not wrong
             self._apply(rows, sorted(have - ids), generation)
 
@@ -386,7 +387,7 @@ class LexicalIndex:
             offsets = np.cumsum([0] + [len(s.ids) for s in alive])
             scores = np.zeros(offsets[-1], dtype=np.float64)
             hit = False
-            for term, times in Counter(tokenize(query)).items():
+            for term, times in Counter(search_tokens(query)).items():
                 found = [(i, p) for i, s in enumerate(alive) if (p := s.postings(term)) is not None]
                 live = [(i, docs[s_alive], tfs[s_alive]) for i, (docs, tfs) in found
                         if (s_alive := alive[i].alive[docs]).any()]

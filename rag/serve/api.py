@@ -226,12 +226,12 @@ class DocQA:
         """
         from rag.index import integrity
         from rag.index.retrieve import index_text
-        from rag.text.tokens import tokenize
+        from rag.text.tokens import search_tokens
 
-        report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=tokenize)
+        report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=search_tokens)
         if repair and not report.ok:
             done = integrity.repair(self.store, self.lexical, self.ingestor, index_text=index_text)
-            report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=tokenize)
+            report = integrity.check(self.store, self.lexical, index_text=index_text, tokenize=search_tokens)
             report.repaired = done
         return report
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "item_breaks", "segments", "separated", "trimmed",
-           "BLANK_LINE"]
+__all__ = ["Span", "sentence_spans", "sentence_cuts", "line_breaks", "item_breaks", "item_leads", "lead_of", "segments",
+           "separated", "trimmed", "BLANK_LINE"]
 
 _ROW_END = re.compile(r"\|[^\S\n]*\n")
 BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
@@ -165,6 +165,42 @@ def item_breaks(text: str, start: int, end: int) -> list[int]:
         if text[m.start():m.end()].split()[1][:1].isupper():
             cuts += [at for at in (m.start(), m.end()) if start < at < end]
     return sorted(set(cuts))
+
+
+# A list item that names what it describes: "- work_mem (integer): Sets the base maximum …", "• Port: …"; the
+# term (up to 12 words, no sentence end in it) and the ": " after it
+_LEAD = re.compile(r"^[^\S\n]*(?:[•◦▪‣●■►–—*-]|\d{1,2}[.)])[^\S\n]+(?P<term>(?:(?![.!?]\s)[^\n:]){1,100}?):[^\S\n]+(?=\S)",
+                   re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Lead:
+    """A term item's line, `text[start:end]`, and its lead, `text[start:lead_end]`: the marker, the term, the colon."""
+
+    start: int
+    lead_end: int
+    end: int
+
+
+def item_leads(text: str) -> list[Lead]:
+    """The list items of `text` that open with a term and a colon, as a reference manual's lists of options,
+    settings and functions do: every later sentence of such an item describes that term ("The default is
+    4MB." in the item of `work_mem`), so a sentence read alone takes its subject from the lead."""
+    leads = []
+    for m in _LEAD.finditer(text):
+        if len(m.group("term").split()) <= 12:
+            end = text.find("\n", m.end())
+            leads.append(Lead(m.start(), m.end("term") + 1, len(text) if end == -1 else end))
+    return leads
+
+
+def lead_of(leads: list[Lead], start: int) -> Lead | None:
+    """The term item whose line holds a sentence starting at `start`, past its lead (None: the item's first
+    sentence, which holds the term, or no such item)."""
+    for lead in leads:
+        if lead.lead_end <= start < lead.end:
+            return lead
+    return None
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:

@@ -84,6 +84,16 @@ def tokenize(text: str) -> list[str]:
     return stem(words)
 
 
+_IDENTIFIER = re.compile(r"(?<!\w)[^\W_]+(?:_+[^\W_]+)+(?!\w)")
+
+
+def search_tokens(text: str) -> list[str]:
+    """The words BM25 indexes and searches: `tokenize`'s, and each identifier written with underscores whole
+    as well ("work_mem" is "work", "mem" and "work_mem"), so that a question naming `work_mem` ranks its own
+    entry above those of `maintenance_work_mem` and `autovacuum_work_mem`, which hold its parts too."""
+    return tokenize(text) + [m.group(0) for m in _IDENTIFIER.finditer(text.lower())]
+
+
 @lru_cache(maxsize=1)
 def _stemmed_numbers() -> dict[str, str]:
     """Number words as `tokenize` leaves them ("twelve" -> "twelv"), mapped to their digits."""
