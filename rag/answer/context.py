@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from rag.core.types import SECTION_SEPARATOR, Chunk
 from rag.text.sentences import item_leads, lead_of, sentence_spans
-from rag.text.tables import is_table_row, markdown_tables, reading_units, row_cells, table_of
+from rag.text.tables import markdown_tables, reading_units, table_of
 from rag.text.tokens import code_words, content_tokens
 
 LABEL_WORDS = 5  # words of a document's title shown in each passage's fence
@@ -153,8 +153,7 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     over these sentences. One that holds any also gains a prior for its passage's
     retrieval rank, `RANK_PRIOR` / rank: 2 in the first passage, 1 in the second (a
     word found in one sentence of twenty weighs about 3). Empty ranking when the
-    question has no content words. A table row also gains `RANK_PRIOR` times the share of its first cell's
-    words the question holds: the first cell names the row.
+    question has no content words.
     """
     codes = code_words(question)  # `%j`, `C-k`, `'q'`: what a manual's questions name, and `tokenize` drops
     # a bare lower-case letter ("the part after d, p, q or r") is a variable: it matches any variable of the
@@ -164,7 +163,6 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     variables = {c for c in letters if c.islower()} - {c.lower() for c in letters if c.isupper()}
     wanted = (content_tokens(question) - variables) | codes
     sentences = []  # (passage index, start, end, tokens)
-    keys: dict[int, set[str]] = {}  # a table row's first cell's words, by sentence: what names the row
     heading = [content_tokens(section_label(p.chunk)) for p in passages]
     for i, p in enumerate(passages):
         terms = item_leads(p.text) if leads is None else leads[i]
@@ -173,9 +171,6 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
             tokens = content_tokens(unit) | (code_words(unit, quoted_only=False) & codes if codes else set())
             if table:  # a row is read with its table's header: the header says what its cells mean
                 tokens |= content_tokens(table.header)
-                key = row_cells(unit)[0] if is_table_row(unit) else ""
-                keys[len(sentences)] = {w for w in content_tokens(key) if len(w) > 1} | (  # "p" of "time [ (p) ]": a variable
-                    code_words(key, quoted_only=False) & codes if codes else set())
             elif lead := lead_of(terms, span.start):  # a sentence of a term's item, with the term it describes
                 said = p.text[lead.start:lead.lead_end]
                 tokens |= content_tokens(said) | (code_words(said, quoted_only=False) & codes if codes else set())
@@ -186,17 +181,11 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     df = {w: sum(1 for *_, toks in sentences if w in toks) for w in wanted}
     weight = {w: math.log(1 + len(sentences) / df[w]) for w in wanted if df[w]}
 
-    def score(n: int, i: int, toks: set[str]) -> float:
+    def score(i: int, toks: set[str]) -> float:
         words = sum(weight.get(w, 0.0) for w in toks & wanted)
-        if words <= 0:
-            return words
-        # a row the question names by its first cell (the row of the date type, asked about "the date type",
-        # beside rows of timestamps "with date and time") gains up to the prior of the first passage's rank
-        key = keys.get(n)
-        named = RANK_PRIOR * len(key & wanted) / len(key) if key else 0.0
-        return words + named + RANK_PRIOR / (1 + i)
+        return words + RANK_PRIOR / (1 + i) if words > 0 else words
 
-    scored = sorted(((score(n, i, toks), -n, n) for n, (i, _, _, toks) in enumerate(sentences)), reverse=True)
+    scored = sorted(((score(i, toks), -n, n) for n, (i, _, _, toks) in enumerate(sentences)), reverse=True)
     return sentences, scored
 
 

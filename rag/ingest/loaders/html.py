@@ -70,6 +70,8 @@ def _in_navigation(tag) -> bool:
         if parent.name == "nav" or parent.get("role") == "navigation" or _NAVIGATION_ATTR.search(names.lower()):
             return True
     return False
+
+
 # the boxes DocBook (and the generators built on it) set beside the text, each under a heading of its kind
 _ADMONITIONS = frozenset({"note", "tip", "warning", "caution", "important", "admonition"})
 
