@@ -164,16 +164,18 @@ def _rank_sentences(question: str, passages: Sequence[Passage], tables: Sequence
     wanted = (content_tokens(question) - variables) | codes
     sentences = []  # (passage index, start, end, tokens)
     heading = [content_tokens(section_label(p.chunk)) for p in passages]
+
+    def words(text: str) -> set[str]:  # its content words, and the symbols of the question it holds
+        return content_tokens(text) | (code_words(text, quoted_only=False) & codes if codes else set())
+
     for i, p in enumerate(passages):
         terms = item_leads(p.text) if leads is None else leads[i]
         for span, table in reading_units(p.text, None if tables is None else tables[i]):
-            unit = p.text[span.start:span.end]
-            tokens = content_tokens(unit) | (code_words(unit, quoted_only=False) & codes if codes else set())
+            tokens = words(p.text[span.start:span.end])
             if table:  # a row is read with its table's header: the header says what its cells mean
                 tokens |= content_tokens(table.header)
             elif lead := lead_of(terms, span.start):  # a sentence of a term's item, with the term it describes
-                said = p.text[lead.start:lead.lead_end]
-                tokens |= content_tokens(said) | (code_words(said, quoted_only=False) & codes if codes else set())
+                tokens |= words(p.text[lead.start:lead.lead_end])
             tokens |= heading[i]  # and every sentence with the headings it stands under
             sentences.append((i, span.start, span.end, tokens))
     if not wanted:

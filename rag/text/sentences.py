@@ -169,8 +169,8 @@ def item_breaks(text: str, start: int, end: int) -> list[int]:
 
 # A list item that names what it describes: "- work_mem (integer): Sets the base maximum …", "• Port: …"; the
 # term (up to 12 words, no sentence end in it) and the ": " after it
-_LEAD = re.compile(r"^[^\S\n]*(?:[•◦▪‣●■►–—*-]|\d{1,2}[.)])[^\S\n]+(?P<term>(?:(?![.!?]\s)[^\n:]){1,100}?):[^\S\n]+(?=\S)",
-                   re.MULTILINE)
+_LEAD = re.compile(r"^[^\S\n]*(?:[•◦▪‣●■►–—*-]|\d{1,2}[.)])[^\S\n]+"
+                   r"(?P<term>(?:(?![.!?]\s)[^\n:]){1,100}?):[^\S\n]+(?=\S)", re.MULTILINE)
 
 
 @dataclass(frozen=True)

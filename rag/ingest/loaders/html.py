@@ -15,8 +15,8 @@ from rag.ingest.loaders.encoding import normalise_text
 
 _HEADING_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 _HTML_JUNK_TAGS = ("script", "style", "noscript", "template", "iframe", "svg", "nav", "header", "footer", "aside", "form")
-_HTML_JUNK_ATTR = re.compile(r"cookie|consent|gdpr|banner|navbar|navheader|navfooter|menu|breadcrumb|sidebar|share|social|"
-                             r"newsletter|popup|modal")
+_HTML_JUNK_ATTR = re.compile(r"cookie|consent|gdpr|banner|navbar|navheader|navfooter|menu|breadcrumb|sidebar|share|"
+                             r"social|newsletter|popup|modal")
 
 
 def load_html(path: Path, html: str) -> LoadedDocument:
@@ -64,12 +64,8 @@ _NAVIGATION_ATTR = re.compile(r"nav(bar|header|footer|igation)|breadcrumb")
 
 def _in_navigation(tag) -> bool:
     """Whether `tag` sits in a page's navigation bar (not any furniture: a `menu` may hold a price list)."""
-    for parent in tag.parents:
-        classes = parent.get("class") or []
-        names = " ".join([parent.get("id") or "", *(classes if isinstance(classes, list) else [str(classes)])])
-        if parent.name == "nav" or parent.get("role") == "navigation" or _NAVIGATION_ATTR.search(names.lower()):
-            return True
-    return False
+    return any(parent.name == "nav" or parent.get("role") == "navigation"
+               or _NAVIGATION_ATTR.search(_id_and_classes(parent)) for parent in tag.parents)
 
 
 # the boxes DocBook (and the generators built on it) set beside the text, each under a heading of its kind
@@ -242,9 +238,14 @@ def _has_junk_attr(tag) -> bool:
     """True for elements whose id/class mark them as cookie banners, menus, share bars and the like."""
     if tag.name in ("html", "body", "main", "article") or tag.attrs is None:
         return False
+    names = _id_and_classes(tag)
+    return bool(names.strip()) and bool(_HTML_JUNK_ATTR.search(names))
+
+
+def _id_and_classes(tag) -> str:
+    """`tag`'s id and classes, lower-cased, one string: what marks page furniture ("navheader", "sidebar")."""
     classes = tag.get("class") or []
-    names = " ".join([tag.get("id") or "", *(classes if isinstance(classes, list) else [str(classes)])])
-    return bool(names.strip()) and bool(_HTML_JUNK_ATTR.search(names.lower()))
+    return " ".join([tag.get("id") or "", *(classes if isinstance(classes, list) else [str(classes)])]).lower()
 
 
 def _prepared(soup):
@@ -318,8 +319,7 @@ def _definitions_as_items(soup) -> None:
                 if item.contents:
                     item.contents[-1].append("; ")
             else:
-                terms = item.get_text().strip()
-                if not described and terms and terms[-1] not in ":.;,?!":
+                if not described and (terms := item.get_text().strip()) and terms[-1] not in ":.;,?!":
                     item.contents[-1].append(": ")
                 described = True
                 for link in child.find_all("a"):  # cross-references, words of the description: the extractor
