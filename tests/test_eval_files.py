@@ -257,3 +257,20 @@ def test_cli_eval_on_files(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["eval", "--dataset", str(folder), "--files", str(files), "--split", "dev",
                                       "--retrieval-only"])
     assert result.exit_code != 0 and "fetch.py" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["manuals", "postgres"])
+def test_the_real_document_sets_are_well_formed_and_split_by_document(name):
+    # fields, unique ids, known gold documents, each question on its document's side of the split; the text
+    # checks need the fetched documents (`fetch.py`) and are skipped here
+    import subprocess
+    import sys
+
+    check = subprocess.run([sys.executable, str(REPO / "evals" / "datasets" / name / "check.py"), "--no-text"],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.rstrip().endswith("OK")
+    dataset = load_dataset(REPO / "evals" / "datasets" / name)
+    dev, test = (select_split(dataset, REPO / "evals" / "datasets" / name, side) for side in ("dev", "test"))
+    assert dev.questions and test.questions
+    assert not {q["qid"] for q in dev.questions} & {q["qid"] for q in test.questions}
