@@ -477,6 +477,20 @@ def test_a_docbook_reference_page_keeps_its_sections_and_drops_its_navigation_ba
     assert sections == ["Description", "Parameters", "Notes"], (sections, starts)
 
 
+def test_a_definition_list_in_a_book_reads_as_in_a_web_page(tmp_path):
+    # as Sphinx writes an EPUB: each term in a list item of its own, a term that ends in its own full stop
+    body = ("<section><h1>Output terminals</h1><ul><li><dl class='simple'><dt>CCS: Constant Current Source.</dt>"
+            "<dd><p>A resistor from this terminal to ground carries 1.1 mA whatever its value.</p>"
+            "<p>The largest resistor allowed is 2 kΩ.</p></dd></dl></li>"
+            "<li><dl class='simple'><dt>PV1</dt><dd><p>Set from software anywhere from -5 V to +5 V.</p></dd></dl>"
+            "</li></ul></section>")
+    doc = load_document(make_epub(tmp_path / "eyes.epub", chapters=[("Terminals", body)]))
+    assert ("- CCS: Constant Current Source. A resistor from this terminal to ground carries 1.1 mA whatever its "
+            "value. The largest resistor allowed is 2 kΩ.\n") in doc.text
+    assert "- PV1: Set from software anywhere from -5 V to +5 V." in doc.text
+    assert "-\n" not in doc.text  # no item left empty by the list the term stood in
+
+
 def test_odt_title_falls_back_to_first_heading(tmp_path):
     path = rewrite_zip(make_odt(tmp_path / "a.odt"), tmp_path / "untitled.odt",
                        lambda name, blob: None if name == "meta.xml" else blob)

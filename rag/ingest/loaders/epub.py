@@ -27,7 +27,7 @@ from rag.ingest.loaders.base import (
     short_cause,
 )
 from rag.ingest.loaders.encoding import decode_text, normalise_text
-from rag.ingest.loaders.html import inline_images_as_text
+from rag.ingest.loaders.html import definitions_as_items, inline_images_as_text
 from rag.ingest.loaders.zipped import open_zip, read_member
 
 _CHAPTER_TYPES = {"application/xhtml+xml", "text/html", "application/x-dtbook+xml"}
@@ -159,7 +159,8 @@ _DROP = ("script", "style", "noscript", "template", "head", "svg", "math", "obje
 
 
 def chapter_text(html: str, headings: list[tuple[int, str]] | None = None) -> str:
-    """All visible text of an XHTML chapter: `#` headings, `- ` list items, paragraphs, Markdown tables. Its
+    """All visible text of an XHTML chapter: `#` headings, `- ` list items (a definition list's "- term:
+    description" too), paragraphs, Markdown tables. Its
     headings `(level, title)` are added to `headings` when given: a `#` line of the text may be a paragraph's.
     An image set within a line of text reads as its alt text (a formula, a symbol); a figure on its own does not."""
     from bs4 import BeautifulSoup, NavigableString
@@ -174,6 +175,7 @@ def chapter_text(html: str, headings: list[tuple[int, str]] | None = None) -> st
     for tag in soup.find_all(_DROP):
         tag.decompose()
     inline_images_as_text(soup)
+    definitions_as_items(soup)  # "- term: description", as the HTML loader reads a definition list
     tables = replace_html_tables(soup)
     for string in list(soup.find_all(string=True)):
         if isinstance(string, NavigableString) and string.find_parent("pre") is None:

@@ -101,7 +101,7 @@ def _line_opened_by(text: str, words: list[str], at: int) -> re.Match | None:
     """The first line of `text` from `at` that opens with `words`, spacing aside: a word and the punctuation
     after it may come from two elements (`<code>smallint</code>, integer`). The line may be a list item (`- `):
     a section that opens with a list, or a list of terms, has its first words there, and the words may run on
-    into the next items (and a term into its description, after the `: ` that `_definitions_as_items` set)."""
+    into the next items (and a term into its description, after the `: ` that `definitions_as_items` set)."""
     tokens = [t for w in words for t in _TOKEN.findall(w)]
     return re.compile(r"^[ \t]*(?:-[ \t]+)?" + r"(?:\s|[:;] |\n[ \t]*- )*".join(re.escape(t) for t in tokens),
                       re.MULTILINE).search(text, at)
@@ -256,7 +256,7 @@ def _prepared(soup):
 
     inline_images_as_text(soup)
     _drop_permalinks(soup)
-    _definitions_as_items(soup)
+    definitions_as_items(soup)
     _collapse_whitespace(soup)
     _flatten_code(soup)
     for table in soup.find_all("table"):
@@ -295,7 +295,7 @@ def _drop_permalinks(soup) -> None:
             link.decompose()
 
 
-def _definitions_as_items(soup) -> None:
+def definitions_as_items(soup) -> None:
     """Each definition list made a list whose items read "term: description". The extractor makes a term and
     its description two list items, so the description lost the term it describes (an API entry's name, a
     glossary word) to a sentence of its own. Terms given together ("os.chdir(path)", "os.fchdir(fd)") share the
@@ -319,14 +319,19 @@ def _definitions_as_items(soup) -> None:
                 if item.contents:
                     item.contents[-1].append("; ")
             else:
-                if not described and (terms := item.get_text().strip()) and terms[-1] not in ":.;,?!":
-                    item.contents[-1].append(": ")
+                if not described and (terms := item.get_text().strip()):  # "CCS: 1.1 mA source." ends in its own stop
+                    item.contents[-1].append(" " if terms[-1] in ":.;,?!" else ": ")
                 described = True
                 for link in child.find_all("a"):  # cross-references, words of the description: the extractor
                     link.unwrap()  # drops a short paragraph that is mostly links ("preferred over today()")
                 _paragraphs_as_text(child)
             child.name = "span"  # as a block in an item, the extractor splits the item in some pages
             item.append(child)
+        parent = listing.parent
+        items = listing.find_all("li", recursive=False)
+        if parent is not None and parent.name == "li" and len(items) == 1 and not any(
+                str(node).strip() for node in parent.contents if node is not listing):
+            listing.replace_with(*items[0].contents)  # Sphinx sets each term in an item of its own: `<li><dl>`
 
 
 def _paragraphs_as_text(description) -> None:
