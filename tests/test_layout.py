@@ -439,6 +439,55 @@ def test_typeset_pdf_reads_as_a_reader_sees_it(manual):
     assert doc.section_at(0) == ""
 
 
+def _chapter_page(number: int, top: str, body: list[str]) -> list[tuple[float, float, str]]:
+    """A page of a DocBook-style specification: the chapter's title (or its heading) on top, no page number there,
+    the page number at the bottom."""
+    return [(72, 750, top)] + [(72, 700 - 14 * i, text) for i, text in enumerate(body)] + [(300, 40, str(number))]
+
+
+def test_a_chapter_title_heading_each_of_its_pages_and_a_contents_run_on_are_not_text(tmp_path):
+    """DocBook's print styles head every page of a chapter with the chapter's title alone (no page number; each
+    title on fewer than half the pages), and set a table of contents' page numbers in a column that the text
+    layer reads apart, so its later pages have neither numbered entries nor a "Contents" title. The title is
+    a running header because the outline names it; a line that no outline entry names stays."""
+    toc = ["Contents", "1. Harbour Networks . . . . . . . . . . 4", "1.1. Gateways . . . . . . . . . . 4",
+           "1.2. Routes . . . . . . . . . . 5", "1.3. Relays . . . . . . . . . . 6", "2. Quay Operations . . . . . . 8"]
+    toc_on = ["2.1. Berths . . . . . . . . . . . . . .", ". . . . . . . . . . . . . . . . 8",
+              "2.2. Tides . . . . . . . . . . . . . . .", ". . . . . . . . . . . . . . . . 9",
+              "2.3. Cranes . . . . . . . . . . . . . .", ". . . . . . . . . . . . . . . . 10"]
+    net, quay = "Harbour Networks", "Quay Operations"
+    pages = [
+        [(72, 700, "Harbour Specification"), (72, 680, "Version 3")],
+        [(72, 700 - 14 * i, line) for i, line in enumerate(toc)] + [(300, 40, "ii")],
+        [(72, 700 - 14 * i, line) for i, line in enumerate(toc_on)] + [(300, 40, "iii")],
+        _chapter_page(4, f"Chapter 1. {net}", ["1.1. Gateways", "Each gateway has one address on the quay."]),
+        _chapter_page(5, net, ["1.2. Routes", "The relay keeps one route for each"]),
+        _chapter_page(6, net, ["gateway of the quay.", "1.3. Relays", "Relays restart at midnight."]),
+        _chapter_page(7, net, ["Relays log every restart."]),
+        _chapter_page(8, f"Chapter 2. {quay}", ["2.1. Berths", "Berths are numbered from the north."]),
+        _chapter_page(9, quay, ["2.2. Tides", "Tide tables are posted daily."]),
+        _chapter_page(10, quay, ["2.3. Cranes", "Cranes stop in high wind."]),
+        _chapter_page(11, quay, ["Cranes are inspected monthly."]),
+    ]
+    outline = [(0, "Contents", 1), (0, f"Chapter 1. {net}", 3), (1, "1.1. Gateways", 3), (1, "1.2. Routes", 4),
+               (1, "1.3. Relays", 5), (0, f"Chapter 2. {quay}", 7), (1, "2.1. Berths", 7), (1, "2.2. Tides", 8),
+               (1, "2.3. Cranes", 9)]
+    path = tmp_path / "spec.pdf"
+    path.write_bytes(typeset_pdf(pages, outline))
+    doc = load_document(path)
+    assert "pages 2–3: table of contents, not indexed" in doc.notes
+    assert ". . ." not in doc.text
+    assert doc.text.count(net) == 1 and doc.text.count(quay) == 1  # the chapters' headings only
+    assert "The relay keeps one route for each\n\ngateway of the quay." in doc.text  # pages meet, no header between
+    assert doc.section_at(doc.text.index("gateway of the quay")) == f"Chapter 1. {net} › 1.2. Routes"
+    # without the outline the same lines are content: a title on 3 of 11 pages, no number
+    kept, report = strip_running_lines([[line for _, _, line in page] for page in pages])
+    assert sum(page.count(net) for page in kept) == 3 and report.headers == 0
+    kept, report = strip_running_lines([[line for _, _, line in page] for page in pages],
+                                       [title for _, title, _ in outline])
+    assert sum(page.count(net) for page in kept) == 0 and report.headers == 6
+
+
 def test_interleaved_two_columns_read_in_order(tmp_path):
     left = [f"Left column line {i:02d} of prose that fills the column" for i in range(12)]  # justified: one width
     right = [f"Right column line {i:02d} of prose that fills it too" for i in range(12)]

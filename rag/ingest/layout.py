@@ -84,6 +84,15 @@ def _running_key(line: str) -> str:
     return _DIGITS.sub("#", " ".join(line.lower().split()))
 
 
+def _unnumbered(title: str) -> str:
+    """An outline entry without its numbering: `Chapter 3. The Root Filesystem` -> `The Root Filesystem`."""
+    m = _NUMBERING.match(title.strip())
+    if m:
+        return m.group(2)
+    m = _DIVISION.match(title.strip())
+    return title[m.end():] if m else title
+
+
 def _edge_indexes(lines: Sequence[str]) -> tuple[list[int], list[int]]:
     """Indexes of the first and the last `_EDGE_LINES` non-blank lines."""
     filled = [i for i, line in enumerate(lines) if line.strip()]
@@ -132,14 +141,17 @@ class RunningLines:
     removed: list[list[str]] = field(default_factory=list)  # per page, the lines taken out
 
 
-def strip_running_lines(pages: Sequence[Sequence[str]]) -> tuple[list[list[str]], RunningLines]:
+def strip_running_lines(pages: Sequence[Sequence[str]],
+                        titles: Iterable[str] = ()) -> tuple[list[list[str]], RunningLines]:
     """Remove running headers, footers and page-number lines from the top and bottom of each page.
 
     A header or footer is a line among the first or last two of a page that repeats, numbers
     masked, in the same place on at least 3 pages (and either holds a number, as headers with
-    the page number do, or is on half the pages), or that starts or ends with the page's own
-    printed number. Lines are only taken from the edges inwards: the first line that is not
-    noise stops the scan, so a table header repeated under the running header stays.
+    the page number do, is on half the pages, or names a section of the document: one of `titles`,
+    the outline's entries, with or without their numbering, as a chapter's title heads each of its
+    pages), or that starts or ends with the page's own printed number. Lines are only taken from
+    the edges inwards: the first line that is not noise stops the scan, so a table header repeated
+    under the running header stays.
     """
     tops: Counter[str] = Counter()
     bottoms: Counter[str] = Counter()
@@ -150,9 +162,12 @@ def strip_running_lines(pages: Sequence[Sequence[str]]) -> tuple[list[list[str]]
     with_text = sum(1 for lines in pages if any(line.strip() for line in lines))
     offsets = _label_offsets(pages)
 
+    named = {_running_key(name) for title in titles for name in (title, _unnumbered(title)) if name.strip()}
+
     def running(key: str, counts: Counter[str]) -> bool:
         n = counts.get(key, 0)
-        return n >= _RUNNING_MIN_PAGES and ("#" in key or n >= max(_RUNNING_MIN_PAGES, with_text / 2))
+        return n >= _RUNNING_MIN_PAGES and ("#" in key or n >= max(_RUNNING_MIN_PAGES, with_text / 2)
+                                            or key in named)
 
     out: list[list[str]] = []
     report = RunningLines()
@@ -250,7 +265,9 @@ def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]]
 
     A short page (fewer than 5 lines, the end of a listing) mostly of lines ending in page numbers
     counts too when the page before it is a listing, and so does a page with dot leaders on a quarter
-    of its lines after an index page (single letters and stray commas between them). When every page
+    of its lines after an index page (single letters and stray commas between them), or on half of
+    them after any listing (a table of contents whose page numbers the text layer reads apart, with no
+    title on its later pages). When every page
     with text would be a listing, none is: a document that is only a list is its own content.
     """
     found: dict[int, str] = {}
@@ -264,6 +281,8 @@ def listing_pages(pages: Sequence[Sequence[str]], hints: Sequence[Sequence[str]]
                 found[index] = found[index - 1]
             elif found[index - 1] == "index" and led >= 0.25:  # an index runs on: a quarter of its lines led
                 found[index] = "index"
+            elif led >= 0.5:  # contents run on: half the lines led, their page numbers read apart or none
+                found[index] = found[index - 1]
     with_text = [i for i, lines in enumerate(pages) if any(line.strip() for line in lines)]
     if with_text and all(i in found for i in with_text):
         return {}
@@ -375,10 +394,11 @@ class CleanPages:
         return listing_notes(self.listings)
 
 
-def clean_pages(page_texts: Sequence[str]) -> CleanPages:
-    """The page-level cleanup in order: characters, running lines, listing pages, hyphenation."""
+def clean_pages(page_texts: Sequence[str], titles: Iterable[str] = ()) -> CleanPages:
+    """The page-level cleanup in order: characters, running lines, listing pages, hyphenation (`titles`: the
+    document's outline entries, which a running header may repeat: `strip_running_lines`)."""
     pages = [clean_chars(text).replace("\r\n", "\n").replace("\r", "\n").split("\n") for text in page_texts]
-    kept, running = strip_running_lines(pages)
+    kept, running = strip_running_lines(pages, [clean_chars(title) for title in titles])
     listings = listing_pages(kept, running.removed)
     texts = ["" if i in listings else "\n".join(lines) for i, lines in enumerate(kept)]
     texts = join_hyphens(texts)

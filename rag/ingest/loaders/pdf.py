@@ -58,7 +58,7 @@ def load_pdf(path: Path, data: bytes, ocr=None) -> LoadedDocument:
     # read as a scan would be, so that the user is told what OCR made of it
     blank = extracted.blank if any(t.strip() for t in extracted.texts) else frozenset()
     page_texts, ocr_pages, notes = _with_pdf_ocr(data, extracted.texts, ocr, skip=blank)
-    cleaned = clean_pages(page_texts)
+    cleaned = clean_pages(page_texts, [title for _, title, _ in extracted.outline])
     text, pages = _join_pages([normalise_text(t) for t in cleaned.texts])
     if not text:
         raise EmptyDocumentError(str(path), "; ".join(notes) if notes else _SCANNED_PDF_REASON)
