@@ -113,6 +113,9 @@ def test_contents_and_index_pages_are_recognised():
     assert listing_kind(INDEX) == "index"
     assert listing_kind(["Canvas size 32", "Comments 33", "Coordinates 33", "Datastrings 33", "Environment 35"],
                         ["CONTENTS gnuplot 5.4 3"]) == "table of contents"
+    # the last page of a contents names the index among its entries: still a table of contents
+    assert listing_kind(TOC[1:] + ["Index 181"]) == "table of contents"
+    assert listing_kind(TOC[1:] + ["Index . . . . . . . . . . 181"]) == "table of contents"
 
 
 def test_an_index_read_as_a_table_is_still_an_index():

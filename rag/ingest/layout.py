@@ -247,7 +247,10 @@ def listing_kind(lines: Sequence[str], hint_lines: Sequence[str] = ()) -> str:
     n, numbered, leaders, commas, led = _listing_shares(lines)
     if n < _LISTING_MIN_LINES:
         return ""
-    titles = [m.group(1).lower() for line in [*lines, *hint_lines] if (m := _LISTING_TITLE.match(line.strip()))]
+    # a line of the page that ends in a page number is an entry ("Index 181" in a table of contents), not a title;
+    # a running header taken off the page may carry the page's own number ("CONTENTS gnuplot 5.4 3")
+    own = [line for line in lines if not _ENDS_IN_PAGE.search(line.strip())]
+    titles = [m.group(1).lower() for line in [*own, *hint_lines] if (m := _LISTING_TITLE.match(line.strip()))]
     if not ((leaders >= 0.25 and numbered >= 0.5) or (titles and (numbered >= 0.7 or led >= 0.5))):
         return ""
     return _name_listing(lines, titles, commas)
