@@ -304,6 +304,23 @@ def test_wrapped_and_run_in_headings_are_found():
         (0, 0, "Appendix A A sample session")]
 
 
+def test_a_title_split_into_two_bookmarks_is_one_heading_and_a_stray_mark_is_not_part_of_it():
+    """Some print styles make one bookmark per line of a wrapped title (`3.17. /srv : Data for services provided by
+    this`, `system`), and a page number or footnote mark can sit on the line above a heading: the section is the
+    whole title, without the mark. Two numbered headings on adjacent lines stay two."""
+    text = ("16\n3.17. /srv : Data for services provided by this\nsystem\n3.17.1. Purpose\n/srv holds served data.\n"
+            "3.18. /tmp : Temporary files\n3.19. /usr : Secondary hierarchy\nShared data.")
+    pages = ((1, 0, len(text)),)
+    outline = [(0, "3.17. /srv : Data for services provided by this", 0), (0, "system", 0), (1, "3.17.1. Purpose", 0),
+               (0, "3.18. /tmp : Temporary files", 0), (0, "3.19. /usr : Secondary hierarchy", 0)]
+    paths = dict(section_paths(place_headings(outline, text, pages)))
+    assert paths[text.index("3.17. /srv")] == "3.17. /srv : Data for services provided by this system"
+    assert paths[text.index("3.17.1.")] == "3.17. /srv : Data for services provided by this system › 3.17.1. Purpose"
+    assert paths[text.index("3.18.")] == "3.18. /tmp : Temporary files"
+    assert paths[text.index("3.19.")] == "3.19. /usr : Secondary hierarchy"
+    assert len(paths) == 4
+
+
 def test_an_unfound_parent_still_names_its_children():
     assert section_paths([(None, 0, "I Gnuplot"), (5, 1, "Copyright")]) == ((5, "I Gnuplot › Copyright"),)
 

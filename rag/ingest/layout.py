@@ -530,7 +530,10 @@ def heading_label(line: str, title: str, next_line: str = "") -> str | None:
     want = _key(title)
     if not want or len(line) > 2 * _MAX_HEADING_CHARS:
         return None
-    for candidate in (line, f"{line} {next_line}") if next_line else (line,):
+    # a heading wrapped over two lines; a line without a letter (a stray page number or footnote mark) does not
+    # start one when the next line is the heading by itself (`16 3.17. /srv : Data for services`)
+    wrapped = bool(next_line) and (bool(_HAS_LETTER.search(line)) or not heading_label(next_line, title))
+    for candidate in (line, f"{line} {next_line}") if wrapped else (line,):
         have = _key(candidate)
         if have == want:
             return " ".join(candidate.split())
@@ -556,21 +559,42 @@ def place_headings(outline: Sequence[tuple[int, str, int]], text: str,
     spans = {number - 1: (start, end) for number, start, end in pages}
     out: list[tuple[int | None, int, str]] = []
     last = 0
+    # the entry appended last when it was placed: (level, page index, where its heading's line(s) end), so that a
+    # title the document's bookmarks split at its line break (`3.17. /srv : Data for services provided by this`,
+    # `system`, one entry per line) is one heading
+    placed: tuple[int, int, int] | None = None
     for level, title, index in outline:
         title = " ".join(clean_chars(title).split())[:_MAX_HEADING_CHARS]
         if index not in spans or not title:
             continue
         start, end = spans[index]
-        offset, label = None, title
+        offset, label, merged = None, title, False
         lines = _lines_from(text, max(start, last) if last <= end else start, end)
         for j, (pos, line) in enumerate(lines):
             found = heading_label(line, title, lines[j + 1][1] if j + 1 < len(lines) else "")
-            if found:
+            if not found:
+                continue
+            ends = lines[j + 1] if found != " ".join(line.split()) and j + 1 < len(lines) else (pos, line)
+            if placed and placed[:2] == (level, index) and pos == placed[2] + 1 and _continues(out[-1][2], found):
+                out[-1] = (out[-1][0], level, f"{out[-1][2]} {found}"[:_MAX_HEADING_CHARS])
+                merged = True
+            else:
                 offset, label = max(pos, last), found[:_MAX_HEADING_CHARS]
-                last = offset
-                break
+            last = max(pos, last)
+            placed = (level, index, ends[0] + len(ends[1]))
+            break
+        if merged:
+            continue
+        if offset is None:
+            placed = None
         out.append((offset, level, label))
     return out
+
+
+def _continues(heading: str, title: str) -> bool:
+    """`title` reads as the rest of `heading` rather than a heading of its own: it starts in lower case, or
+    the headings are numbered and it has no number."""
+    return title[:1].islower() or (bool(_NUMBERING.match(heading)) and not _NUMBERING.match(title))
 
 
 def _lines_from(text: str, pos: int, end: int) -> list[tuple[int, str]]:
