@@ -555,6 +555,8 @@ def place_headings(outline: Sequence[tuple[int, str, int]], text: str,
     before it on the same page (`heading_label`). One not found there has offset None: it still names
     the headings under it, but starts no section of its own (a wrong place would mislabel the text
     after it). Entries on pages without text are dropped. Offsets never go backwards in outline order.
+    An entry found on the line right after the entry before it, at its level and on its page, that reads as
+    its rest (`_continues`) is joined to it: some print styles make a bookmark of each line of a wrapped title.
     """
     spans = {number - 1: (start, end) for number, start, end in pages}
     out: list[tuple[int | None, int, str]] = []
@@ -591,10 +593,10 @@ def place_headings(outline: Sequence[tuple[int, str, int]], text: str,
     return out
 
 
-def _continues(heading: str, title: str) -> bool:
-    """`title` reads as the rest of `heading` rather than a heading of its own: it starts in lower case, or
+def _continues(heading: str, label: str) -> bool:
+    """`label` reads as the rest of `heading` rather than a heading of its own: it starts in lower case, or
     the headings are numbered and it has no number."""
-    return title[:1].islower() or (bool(_NUMBERING.match(heading)) and not _NUMBERING.match(title))
+    return label[:1].islower() or (bool(_NUMBERING.match(heading)) and not _NUMBERING.match(label))
 
 
 def _lines_from(text: str, pos: int, end: int) -> list[tuple[int, str]]:
