@@ -92,6 +92,21 @@ def test_content_lines_at_the_edges_stay():
     assert (report.headers, report.footers, report.page_numbers) == (0, 0, 0)
 
 
+def test_a_page_number_read_mid_page_goes_and_other_numbers_stay():
+    """Under a chapter's running title the printed page number is the second line; on some pages the text layer
+    puts it between the text and the footnotes. It goes wherever it is, once the pages agree how printed
+    numbers follow page order; a footnote's number and a number in the text stay."""
+    pages = [["Quay Operations", str(i + 1), f"{FERRIES[i]} sails at dawn.", f"{FERRIES[i]} returns at dusk."]
+             for i in range(6)]
+    pages[4] = ["Quay Operations", f"{FERRIES[4]} sails at dawn.", "Tugs assist at berth", "5", "2",
+                "2 Berths are numbered from the north.", "7", "Cranes stop in high wind."]
+    kept, report = strip_running_lines(pages, ["Chapter 2. Quay Operations"])
+    assert kept[4] == [f"{FERRIES[4]} sails at dawn.", "Tugs assist at berth", "2",
+                       "2 Berths are numbered from the north.", "7", "Cranes stop in high wind."]
+    assert all(page[:1] == [f"{FERRIES[i]} sails at dawn."] for i, page in enumerate(kept))
+    assert report.page_numbers == 6
+
+
 def test_a_table_header_under_the_running_header_stays():
     pages = [[f"Manual {i + 1}", "Function Arguments Returns", f"row {i}"] for i in range(3)]
     pages += [[f"Manual {i + 4}", "Plain text.", "More."] for i in range(5)]

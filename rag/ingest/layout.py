@@ -100,7 +100,10 @@ def _edge_indexes(lines: Sequence[str]) -> tuple[list[int], list[int]]:
 
 
 def _label_offsets(pages: Sequence[Sequence[str]]) -> set[int]:
-    """Offsets `index - printed number` that many pages agree on (page 31 printed on the 31st page: offset 0)."""
+    """Offsets `index - printed number` that many pages agree on (page 31 printed on the 31st page: offset 0).
+
+    Read from the first and the last line of each page, and from a bare number right under (or over) them:
+    the page number below a chapter's running title."""
     votes: Counter[int] = Counter()
     for index, lines in enumerate(pages):
         found = set()
@@ -113,10 +116,17 @@ def _label_offsets(pages: Sequence[Sequence[str]]) -> set[int]:
                         found.add(index - int(m.group(1)))
                 if line.isdigit():
                     found.add(index - int(line))
+            found.update(index - int(lines[i]) for i in edge[1:2] if lines[i].strip().isdigit())
         votes.update(found)
     with_text = sum(1 for lines in pages if any(line.strip() for line in lines))
     need = max(_RUNNING_MIN_PAGES, int(0.2 * with_text))
     return {offset for offset, n in votes.items() if n >= need}
+
+
+def _own_number(line: str, index: int, offsets: set[int]) -> bool:
+    """A line that is only this page's printed number."""
+    line = line.strip()
+    return line.isdigit() and len(line) <= 4 and index - int(line) in offsets
 
 
 def _carries_page_number(line: str, index: int, offsets: set[int]) -> bool:
@@ -151,7 +161,8 @@ def strip_running_lines(pages: Sequence[Sequence[str]],
     the outline's entries, with or without their numbering, as a chapter's title heads each of its
     pages), or that starts or ends with the page's own printed number. Lines are only taken from
     the edges inwards: the first line that is not noise stops the scan, so a table header repeated
-    under the running header stays.
+    under the running header stays. A line that is only the page's own printed number goes wherever
+    the text layer put it (between the text and its footnotes, before a heading).
     """
     tops: Counter[str] = Counter()
     bottoms: Counter[str] = Counter()
@@ -186,6 +197,12 @@ def strip_running_lines(pages: Sequence[Sequence[str]],
                 else:
                     break
                 drop.add(i)
+        # the page's own printed number where the text layer puts it mid-page (between the text and its footnotes,
+        # or before a heading), once the pages agree on how printed numbers follow page order
+        for i, line in enumerate(lines):
+            if i not in drop and _own_number(line, index, offsets):
+                drop.add(i)
+                report.page_numbers += 1
         out.append([line for i, line in enumerate(lines) if i not in drop])
         report.removed.append([lines[i] for i in sorted(drop)])
     return out, report
