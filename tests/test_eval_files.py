@@ -259,7 +259,7 @@ def test_cli_eval_on_files(tmp_path, monkeypatch):
     assert result.exit_code != 0 and "fetch.py" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("name", ["manuals", "postgres"])
+@pytest.mark.parametrize("name", ["manuals", "postgres", "specs"])
 def test_the_real_document_sets_are_well_formed_and_split_by_document(name):
     # fields, unique ids, known gold documents, each question on its document's side of the split; the text
     # checks need the fetched documents (`fetch.py`) and are skipped here
@@ -274,3 +274,37 @@ def test_the_real_document_sets_are_well_formed_and_split_by_document(name):
     dev, test = (select_split(dataset, REPO / "evals" / "datasets" / name, side) for side in ("dev", "test"))
     assert dev.questions and test.questions
     assert not {q["qid"] for q in dev.questions} & {q["qid"] for q in test.questions}
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (a Debian-like system), as fetch.py does")
+def test_fetch_unpacks_a_compressed_document_and_checks_what_it_unpacked(tmp_path):
+    """Debian ships large documents gzipped (`policy.pdf.gz`): the document's checksum is that of the document, a
+    mismatch leaves no file behind."""
+    import gzip
+    import hashlib
+    import importlib.util
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("manuals_fetch", REPO / "evals" / "datasets" / "manuals" / "fetch.py")
+    fetch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch)
+    content = b"%PDF-1.4 a harbour manual"
+    root = tmp_path / "pkg"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text("Package: harbour-doc\nVersion: 1.0\nArchitecture: all\n"
+                                             "Maintainer: Nobody <nobody@example.org>\nDescription: test\n")
+    (root / "usr" / "share" / "doc").mkdir(parents=True)
+    (root / "usr" / "share" / "doc" / "manual.pdf.gz").write_bytes(gzip.compress(content))
+    dest = tmp_path / "cache"
+    (dest / "debs").mkdir(parents=True)
+    subprocess.run(["dpkg-deb", "--build", str(root), str(dest / "debs" / "harbour-doc_1.0_all.deb")], check=True,
+                   capture_output=True)
+    doc = {"doc_id": "manual", "package": "harbour-doc", "version": "1.0", "format": "pdf",
+           "path_in_package": "usr/share/doc/manual.pdf.gz", "sha256": hashlib.sha256(content).hexdigest()}
+    assert fetch.fetch(doc, dest) == "fetched"
+    assert (dest / "files" / "manual.pdf").read_bytes() == content
+    assert fetch.fetch(doc, dest) == "present"
+    wrong = {**doc, "doc_id": "other", "sha256": "0" * 64}
+    with pytest.raises(fetch.FetchError, match="sha256"):
+        fetch.fetch(wrong, dest)
+    assert sorted(p.name for p in (dest / "files").iterdir()) == ["manual.pdf"]

@@ -1,0 +1,19 @@
+#!/usr/bin/env python3
+"""Validate the `specs` evaluation set and print its counts: the manuals set's checks (`../manuals/check.py`:
+fields, splits by document, each answerable question's first gold answer in its document's text), without the
+balance that larger set promises.
+
+    .venv/bin/python evals/datasets/specs/check.py
+    .venv/bin/python evals/datasets/specs/check.py --no-text
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fetch import HERE, _manuals_script  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(_manuals_script("check").main(folder=HERE, balance=False))
