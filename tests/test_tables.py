@@ -520,3 +520,24 @@ def test_an_html_table_in_a_box_the_extractor_drops_is_put_back_in_place(tmp_pat
     text = load_document(page).text
     ports = "| Service | Port |\n| --- | --- |\n| ldap | 389 |"
     assert text.index(table) < text.index(ports) < text.index("You might notice")
+
+
+def test_a_ruled_table_without_a_bottom_rule_keeps_its_last_row():
+    """DocBook's print style rules a table under its header and between its rows but draws no rule under the last
+    row: the page's footer rule further down, longer than the table's, bounds no row with the rule above."""
+    from rag.ingest.tables import unruled_tables
+
+    words = _line(700, [(100, "Directory"), (210, "Description")])
+    words += _line(684, [(100, "home"), (210, "User home directories (optional)")])
+    words += _line(668, [(100, "lib<qual>"), (210, "Alternate format essential shared libraries")])
+    words += _line(656, [(210, "(optional)")])
+    words += _line(640, [(100, "root"), (210, "Home directory for the root user (optional)")])
+    words += _line(615, [(100, "Each"), (130, "directory"), (180, "listed"), (215, "above"), (250, "is"),
+                         (265, "specified"), (320, "below.")])
+    rules = [(692.0, 95.0, 420.0), (676.0, 95.0, 420.0), (650.0, 95.0, 420.0), (560.0, 60.0, 420.0)]
+    dividers = [(205.0, 636.0, 708.0)]
+    [table] = unruled_tables(words, rules, dividers)
+    assert table.rows == [["Directory", "Description"], ["home", "User home directories (optional)"],
+                          ["lib<qual>", "Alternate format essential shared libraries (optional)"],
+                          ["root", "Home directory for the root user (optional)"]]
+

@@ -295,6 +295,7 @@ _UNRULED_PITCH = 1.8  # a table's lines lie at most this many line heights apart
 _UNRULED_HEADER_PITCH = 1.6  # the header lies at most this many body pitches above the first row
 _ROW_RULE_SPAN = 12.0  # line heights: two rules at most this far apart, with lines between them, bound one row
 _RULED_MIN_ROWS = 3  # bands one under the other, at least, for a table ruled between its rows
+_RULE_EXTENT = 6.0  # points: the two rules that bound a row start and end this close (they are one table's)
 _PROSE_FILL = 0.85  # a column whose lines mostly fill this share of its width, and
 _PROSE_WORDS = 4  # hold this many words (the median line), is running text
 _LINE_END_HYPHEN = "\x02"  # pdfium's mark for a hyphen it found at the end of a line
@@ -453,8 +454,8 @@ def page_rules(boxes) -> tuple[list[tuple[float, float, float]], list[tuple[floa
 def _row_units(lines, rules, height: float, dividers=()) -> tuple[list[list], list]:
     """Lines grouped into the rows that rules mark, and each row's (upper, lower) rule or None.
 
-    Consecutive lines between the same two rules, which both run under the whole line and lie at most
-    `_ROW_RULE_SPAN` line heights apart, are one row (a cell set on two lines, its neighbour centred
+    Consecutive lines between the same two rules, which both run under the whole line, start and end
+    together (`_RULE_EXTENT`) and lie at most `_ROW_RULE_SPAN` line heights apart, are one row (a cell set on two lines, its neighbour centred
     beside it) where the table is ruled between its rows (`_ruled_rows`) and at most one of the lines
     fills every column (those the vertical `dividers` draw, else as many cells as the fullest line; the
     other lines hold pieces of cells). Every other line is a row of its own: between
@@ -464,12 +465,14 @@ def _row_units(lines, rules, height: float, dividers=()) -> tuple[list[list], li
     def band(line):
         lo, hi = min(b[0] for b in line), max(b[2] for b in line)
         middle = (min(b[1] for b in line) + max(b[3] for b in line)) / 2
-        under = [y for y, x0, x1 in rules if x0 - tol <= lo and hi <= x1 + tol]
-        above = min((y for y in under if y > middle), default=None)
-        below = max((y for y in under if y < middle), default=None)
-        if above is None or below is None or above - below > span:
+        under = [(y, x0, x1) for y, x0, x1 in rules if x0 - tol <= lo and hi <= x1 + tol]
+        above = min((r for r in under if r[0] > middle), default=None)
+        below = max((r for r in under if r[0] < middle), default=None)
+        if above is None or below is None or above[0] - below[0] > span:
             return None
-        return above, below
+        if abs(above[1] - below[1]) > _RULE_EXTENT or abs(above[2] - below[2]) > _RULE_EXTENT:
+            return None  # rules of different lengths: one of them is not the table's (a page's footer rule)
+        return above[0], below[0]
 
     found = [band(line) for line in lines] if rules else [None] * len(lines)
     gap = _UNRULED_CELL_GAP * height
