@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -534,6 +535,46 @@ def test_interleaved_two_columns_read_in_order(tmp_path):
     text = load_document(path).text
     order = [text.index(line) for line in left + right]
     assert order == sorted(order), text
+
+
+def test_a_reference_card_in_three_columns_is_read_column_by_column(tmp_path):
+    """A reference card sets three columns of command / meaning pairs on a landscape page, on one baseline
+    grid: each column is read whole before the next, and no row joins the pairs of neighbouring columns."""
+    columns = {
+        "Files": [("ls", "List files."), ("cp", "Copy files."), ("mv", "Move files."), ("rm", "Remove files."),
+                  ("mkdir", "Make directories."), ("find", "Find files."), ("du", "Sum disk usage."),
+                  ("df", "Show free space."), ("ln -s", "Make a link."), ("touch", "Create a file."),
+                  ("chmod", "Change modes.")],
+        "Packages": [("apt show", "Show a package."), ("apt install", "Install packages."),
+                     ("apt remove", "Remove packages."), ("apt update", "Refresh the lists."),
+                     ("apt search", "Search packages."), ("dpkg -L", "List a package's files."),
+                     ("dpkg -S", "Find a file's package."), ("apt-mark", "Hold a package."),
+                     ("apt purge", "Remove with config."), ("apt policy", "Show priorities."),
+                     ("apt clean", "Empty the cache.")],
+        "Network": [("ip addr", "Show addresses."), ("ping host", "Reach a host."), ("ssh host", "Log in remotely."),
+                    ("scp a b", "Copy between hosts."), ("ss -tlnp", "List open ports."), ("dig name", "Ask DNS."),
+                    ("curl URL", "Fetch a page."), ("wget URL", "Download a file."), ("nft list", "Show the firewall."),
+                    ("hostname", "Name this host."), ("whois name", "Look up a domain.")],
+    }
+    lines = []
+    for c, (title, pairs) in enumerate(columns.items()):
+        x = 40 + 280 * c
+        lines.append((x, 540, title, 12))
+        lines += [(x + dx, 520 - 14 * i, text) for i, pair in enumerate(pairs) for dx, text in zip((0, 95), pair)]
+    path = tmp_path / "card.pdf"
+    path.write_bytes(typeset_pdf([lines], width=842, height=595))
+    text = load_document(path).text
+    order = [text.index(title) for title in columns]
+    assert order == sorted(order), text
+    for c, (title, pairs) in enumerate(columns.items()):
+        end = order[c + 1] if c + 1 < len(order) else len(text)
+        for key, meaning in pairs:  # each pair inside its own column's stretch of the text
+            assert order[c] < text.index(key) < end and order[c] < text.index(meaning) < end, text
+    def names(line: str, pairs) -> bool:
+        return any(re.search(r"(?<![\w-])" + re.escape(key) + r"(?![\w-])", line) for key, _ in pairs)
+
+    for line in text.splitlines():  # no line holds commands of two columns
+        assert sum(names(line, pairs) for pairs in columns.values()) <= 1, line
 
 
 def test_a_pdf_without_bookmarks_takes_its_sections_from_larger_type(tmp_path):

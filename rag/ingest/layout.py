@@ -8,7 +8,7 @@ Pure functions over page texts and lines (no PDF library here; `rag.ingest.loade
 - `listing_kind`: table-of-contents and index pages (most lines end in page numbers, dot leaders);
 - `join_hyphens`: words hyphenated at line ends (`con-` / `figuration`, pdfium's `con\\x02figuration`) joined,
   unless the document itself writes them with a hyphen (`non-zero`);
-- `column_order`: two-column pages read column by column from text-line boxes;
+- `column_order`: two-column pages read column by column from text-line boxes (`column_bands`: three or more);
 - `place_headings` and `section_paths`: outline entries placed at their heading lines, as heading paths.
 
 `clean_pages` runs the page-level steps in order and says what it removed.
@@ -497,6 +497,61 @@ def _gutter(boxes: Sequence[Box], width: float) -> float | None:
             return None
         widths.append(column)
     return x if min(widths) >= 0.6 * max(widths) else None
+
+
+def column_bands(boxes: Sequence[Box], page_width: float) -> list[tuple[float, float]] | None:
+    """The x-ranges of a page set in three columns or more (a reference card, a newsletter), or None.
+
+    The columns are the strips between gutters: bands at least 3% of the page wide that no text box
+    crosses, with text on both sides, the widest taken first (a narrower gap inside a column parts a card's
+    commands from their meanings), so that the strips are about as wide as each other. There are three
+    columns at least, their text about as wide, two
+    of them with 5 lines or more over half the height the page's text spans (a card's front panel may
+    hold only its title). Two columns are
+    `column_order`'s (prose), and a table across the page has rows that no gutter cuts into pieces of
+    equal width with lines of their own in each.
+    """
+    boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]]
+    if len(boxes) < 3 * _MIN_COLUMN_LINES or page_width <= 0:
+        return None
+    if sum(1 for b in boxes if b[2] - b[0] > 0.4 * page_width) > 0.2 * len(boxes):
+        return None  # many lines wider than a third of the page: not three columns (and no need to scan)
+    runs: list[list[int]] = []
+    for step in range(3, 98):
+        x = page_width * step / 100
+        if any(b[0] < x < b[2] for b in boxes):
+            continue
+        if runs and runs[-1][-1] == step - 1:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    runs = [run for run in runs if len(run) >= 3]
+    runs = [run for run in runs if any(b[2] <= page_width * run[0] / 100 for b in boxes)
+            and any(b[0] >= page_width * run[-1] / 100 for b in boxes)]
+    # the widest gaps are the gutters; a narrower one inside a column parts its terms from their meanings
+    runs.sort(key=len, reverse=True)
+    for k in range(len(runs), 1, -1):
+        gutters = sorted(page_width * (run[0] + run[-1]) / 200 for run in runs[:k])
+        edges = [0.0, *gutters, page_width]
+        strips = [x1 - x0 for x0, x1 in zip(edges, edges[1:])]
+        if min(strips) >= 0.7 * max(strips):
+            return _full_columns(boxes, list(zip(edges, edges[1:])))
+    return None
+
+
+def _full_columns(boxes: Sequence[Box], bands: list[tuple[float, float]]) -> list[tuple[float, float]] | None:
+    """`bands` when each holds text, two of them 5 lines or more over half the text's height, all as wide."""
+    height = max(b[3] for b in boxes) - min(b[1] for b in boxes)
+    widths, full = [], 0
+    for x0, x1 in bands:
+        inside = [i for i, b in enumerate(boxes) if x0 <= b[0] and b[2] <= x1]
+        if not inside:
+            return None
+        widths.append(max(boxes[i][2] for i in inside) - min(boxes[i][0] for i in inside))
+        full += (len(box_lines(inside, boxes)) >= _MIN_COLUMN_LINES
+                 and max(boxes[i][3] for i in inside) - min(boxes[i][1] for i in inside) >= 0.5 * height)
+    # two full columns at least (a card's front panel may hold only its title), all about as wide
+    return bands if full >= 2 and min(widths) >= 0.6 * max(widths) else None
 
 
 def box_lines(indexes: Iterable[int], boxes: Sequence[Box]) -> list[list[int]]:

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.core.errors import DocumentError, EmptyDocumentError
-from rag.ingest.layout import clean_pages, column_order, heading_key, listing_kind, place_headings, section_paths
+from rag.ingest.layout import (
+    clean_pages,
+    column_bands,
+    column_order,
+    heading_key,
+    listing_kind,
+    place_headings,
+    section_paths,
+)
 from rag.ingest.loaders.base import (
     MAX_TITLE_CHARS,
     LoadedDocument,
@@ -198,6 +206,8 @@ def _pdfium_page(pdf, index: int) -> tuple[str, bool]:
                 if lines >= _COLUMN_MIN_LINES:  # the text runs' boxes show two columns; tables need the words'
                     boxes = [textpage.get_rect(i) for i in range(textpage.count_rects())]
                     columns = _column_text(textpage, boxes, page.get_width())
+                    if columns is None and (bands := column_bands(boxes, page.get_width())):
+                        columns = _banded_text(textpage, bands, *rules)
                 text = columns or _with_unruled_tables(textpage, text, *rules)
         finally:
             textpage.close()
@@ -212,6 +222,27 @@ def _column_text(textpage, boxes, width: float) -> str | None:
     if order is None:
         return None
     return "\n".join(" ".join(_box_text(textpage, boxes[i]) for i in line) for line in order)
+
+
+def _banded_text(textpage, bands, rules=(), dividers=()) -> str:
+    """The text of a page set in three columns or more (`rag.ingest.layout.column_bands`), column after column,
+    each column's tables set without a grid read within it (a reference card's command / meaning pairs), so
+    that no row joins pairs of neighbouring columns."""
+    from rag.ingest.tables import unruled_tables
+
+    words = _page_words(textpage)
+    parts: list[str] = []
+    for left, right in bands:
+        mine = [w for w in words if left <= (w.left + w.right) / 2 < right]
+        tables = unruled_tables(mine, [r for r in rules if left - 1 <= r[1] and r[2] <= right + 1],
+                                [d for d in dividers if left < d[0] < right])
+        upper: float | None = None
+        for table in tables:
+            parts += [textpage.get_text_bounded(left=left, right=right, top=upper, bottom=table.top + 0.5),
+                      table.markdown()]
+            upper = table.bottom - 0.5
+        parts.append(textpage.get_text_bounded(left=left, right=right, top=upper))
+    return "\n".join(p.strip("\r\n") for p in parts if p.strip())
 
 
 def _with_unruled_tables(textpage, text: str, rules=(), dividers=()) -> str:
