@@ -27,6 +27,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from rag.core.types import SECTION_SEPARATOR
 
@@ -533,9 +534,9 @@ def column_bands(boxes: Sequence[Box], page_width: float) -> list[tuple[float, f
     for k in range(len(runs), 1, -1):
         gutters = sorted(page_width * (run[0] + run[-1]) / 200 for run in runs[:k])
         edges = [0.0, *gutters, page_width]
-        strips = [x1 - x0 for x0, x1 in zip(edges, edges[1:])]
+        strips = [x1 - x0 for x0, x1 in pairwise(edges)]
         if min(strips) >= 0.7 * max(strips):
-            return _full_columns(boxes, list(zip(edges, edges[1:])))
+            return _full_columns(boxes, list(pairwise(edges)))
     return None
 
 

@@ -455,8 +455,8 @@ def _row_units(lines, rules, height: float, dividers=()) -> tuple[list[list], li
     """Lines grouped into the rows that rules mark, and each row's (upper, lower) rule or None.
 
     Consecutive lines between the same two rules, which both run under the whole line, start and end
-    together (`_RULE_EXTENT`) and lie at most `_ROW_RULE_SPAN` line heights apart, are one row (a cell set on two lines, its neighbour centred
-    beside it) where the table is ruled between its rows (`_ruled_rows`) and at most one of the lines
+    together (`_RULE_EXTENT`) and lie at most `_ROW_RULE_SPAN` line heights apart, are one row (a cell set
+    on two lines, its neighbour centred beside it) where the table is ruled between its rows (`_ruled_rows`) and at most one of the lines
     fills every column (those the vertical `dividers` draw, else as many cells as the fullest line; the
     other lines hold pieces of cells). Every other line is a row of its own: between
     a header rule and a bottom rule, each line that fills the columns is a row."""
