@@ -577,6 +577,77 @@ def test_a_reference_card_in_three_columns_is_read_column_by_column(tmp_path):
         assert sum(names(line, pairs) for pairs in columns.values()) <= 1, line
 
 
+def _options_page() -> list[tuple]:
+    """A page of a Texinfo-style manual: a paragraph whose first line is indented, then a list of options, each
+    term at the margin after a little space and its description indented below it."""
+    lines, y = [], 700.0
+
+    def put(x, text, step=13.0):
+        nonlocal y
+        lines.append((x, y, text))
+        y -= step
+
+    put(87, "R accepts the following command-line options, which change how a session")
+    put(72, "starts and ends; the defaults suit most interactive use.", 20)
+    put(72, "--save")
+    put(72, "--no-save")
+    put(130, "Control whether data sets should be saved or not at the end of the R ses-")
+    put(130, "sion. The default is to ask.", 20)
+    put(72, "--no-environ")
+    put(130, "Do not read any user file to set environment variables.", 20)
+    put(72, "--no-readline")
+    put(130, "(UNIX only) Turn off command-line editing via readline. This is useful")
+    put(130, "when running R from within Emacs.", 20)
+    put(72, "--vanilla")
+    put(130, "Combine --no-save, --no-environ and --no-readline.", 20)
+    put(72, "Most options control what happens at the beginning and at the end of a session.")
+    put(72, "The startup mechanism reads the site files first, then the user's own files.")
+    put(72, "Each file may set environment variables for the session.")
+    return lines
+
+
+def test_a_list_of_terms_with_indented_descriptions_reads_term_and_description_on_one_line(tmp_path):
+    """Texinfo's tables of options, Sphinx's and DocBook's definition lists: a description's later sentences
+    ("The default is to ask.") are read with the term they describe, as the HTML loader reads a `<dl>`."""
+    path = tmp_path / "options.pdf"
+    path.write_bytes(typeset_pdf([_options_page()]))
+    text = load_document(path).text
+    assert ("- --save, --no-save: Control whether data sets should be saved or not at the end of the R session. "
+            "The default is to ask.") in text, text
+    assert "- --no-environ: Do not read any user file to set environment variables." in text
+    assert ("- --no-readline: (UNIX only) Turn off command-line editing via readline. This is useful when running R "
+            "from within Emacs.") in text
+    assert "- --vanilla: Combine --no-save, --no-environ and --no-readline." in text
+    # the paragraphs around the list stay as they were
+    assert text.startswith("R accepts the following command-line options, which change how a session\nstarts")
+    assert text.rstrip().endswith("Most options control what happens at the beginning and at the end of a session.\n"
+                                  "The startup mechanism reads the site files first, then the user's own files.\n"
+                                  "Each file may set environment variables for the session.")
+
+
+def test_indented_lines_that_are_no_definition_list_stay_lines():
+    from rag.ingest.layout import definition_lists
+
+    def page(rows):  # (left, text) top down, 13 pt apart, 20 before a row marked with a gap
+        out, y = [], 700.0
+        for left, text, *gap in rows:
+            y -= 20 if gap else 13
+            out.append((left, y, left + 6 * len(text), y + 10, text))
+        return out
+
+    prose = [(87, "A paragraph opens with an indented line and goes on"), (72, "at the margin for its other lines.")] * 4
+    assert definition_lists(page(prose)) == []
+    headings = [(72, "6.1.1. / : Root directory", 1), (110, "On Linux the kernel lives in /boot."),
+                (72, "6.1.2. /bin : Commands", 1), (110, "Every command is a file."),
+                (72, "6.1.3. /dev : Devices", 1), (110, "Devices are files too.")]
+    assert definition_lists(page(headings)) == [], "numbered headings over an indented body are no terms"
+    listing = [(72, "Examples:", 1), (110, "plot sin(x)"), (72, "Second:", 1), (110, "plot cos(x)"),
+               (72, "Third:", 1), (110, "plot tan(x)")]
+    assert definition_lists(page(listing), [False, True] * 3) == [], "code under a caption is no description"
+    assert [d.items for d in definition_lists(page(listing))] == [
+        ["- Examples: plot sin(x)", "- Second: plot cos(x)", "- Third: plot tan(x)"]]
+
+
 def test_a_pdf_without_bookmarks_takes_its_sections_from_larger_type(tmp_path):
     """No outline (a browser's print, a word processor's export without bookmarks): lines set larger than
     the body text are the headings, the largest level 1; the title alone at the top of page 1 is none."""

@@ -9,6 +9,7 @@ Pure functions over page texts and lines (no PDF library here; `rag.ingest.loade
 - `join_hyphens`: words hyphenated at line ends (`con-` / `figuration`, pdfium's `con\\x02figuration`) joined,
   unless the document itself writes them with a hyphen (`non-zero`);
 - `column_order`: two-column pages read column by column from text-line boxes (`column_bands`: three or more);
+- `definition_lists`: lists of terms with their descriptions indented below them, as "- term: description" items;
 - `place_headings` and `section_paths`: outline entries placed at their heading lines, as heading paths.
 
 `clean_pages` runs the page-level steps in order and says what it removed.
@@ -553,6 +554,102 @@ def _full_columns(boxes: Sequence[Box], bands: list[tuple[float, float]]) -> lis
                  and max(boxes[i][3] for i in inside) - min(boxes[i][1] for i in inside) >= 0.5 * height)
     # two full columns at least (a card's front panel may hold only its title), all about as wide
     return bands if full >= 2 and min(widths) >= 0.6 * max(widths) else None
+
+
+_TERM_INDENT = (15.0, 150.0)  # points: how far a definition list's descriptions stand in from its terms
+_TERM_GAP = 1.25  # a term starts after a gap this many line pitches tall (or at the top of the text)
+_TERM_FILL = 0.8  # a term line ends before this share of the text's width
+_MIN_TERMS = 3
+# "6.1.1. / : Root directory", "7. Appendix": a numbered heading, no term
+_SECTION_NUMBER = re.compile(r"\s*(?:\d{1,3}(?:\.\d{1,3})+\.?|\d{1,3}\.)\s+\S")
+
+
+@dataclass(frozen=True)
+class DefinitionList:
+    """Lines `first` to `end` (exclusive) of a page that are a list of terms and descriptions, as items."""
+
+    first: int
+    end: int
+    items: list[str]  # "- term: description", one line each
+
+
+def definition_lists(lines: Sequence[tuple[float, float, float, float, str]],
+                     code: Sequence[bool] = ()) -> list[DefinitionList]:
+    """The definition lists among a page's text lines `(left, bottom, right, top, text)`, top to bottom.
+
+    Texinfo's `@table`, Sphinx's and DocBook's lists of options print each term at the margin, after a
+    little space, and its description indented below it: "--no-readline" / "(UNIX only) Turn off
+    command-line editing …". Read line by line, a description's later sentences lose their term. A list is
+    `_MIN_TERMS` items at least, each one or two short lines at one margin after a gap taller than the
+    lines' pitch, then lines standing in by one indent. A paragraph's indented first line is no
+    description: the lines after it return to the margin, and no gap comes before the line above it. A
+    numbered heading over an indented body ("6.1.1. / : Root directory") is no term, nor is a bare number.
+    Each item becomes "- term: description" (the HTML loader writes a `<dl>` so), terms set on two lines
+    joined by ", ", a line-end hyphen mark kept for `join_hyphens`. A term may be set in a typewriter font
+    (an option, a function); a description may not (`code[i]`: line i is a code listing's).
+    """
+    if len(lines) < 2 * _MIN_TERMS:
+        return []
+    pitches = sorted(a[1] - b[1] for a, b in pairwise(lines) if a[1] > b[1])
+    if not pitches:
+        return []
+    pitch = pitches[len(pitches) // 2]
+    width = max(line[2] for line in lines) - min(line[0] for line in lines)
+    margin = min(line[0] for line in lines)
+    tol = 2.0
+
+    def gap_before(i: int) -> bool:  # a bare number (a page number, a footnote's mark) ends a list too
+        return i == 0 or lines[i - 1][1] - lines[i][1] >= _TERM_GAP * pitch or lines[i][4].strip().isdigit()
+
+    def item_at(i: int, left: float):
+        """(end, indent, terms, description) of an item whose term starts at line i at `left`, or None."""
+        if i >= len(lines) or not gap_before(i) or abs(lines[i][0] - left) > tol:
+            return None
+        j = i
+        while j < len(lines) and j - i < 2 and abs(lines[j][0] - left) <= tol \
+                and not _SECTION_NUMBER.match(lines[j][4]) and lines[j][2] - margin < _TERM_FILL * width \
+                and (j == i or not gap_before(j)):
+            j += 1
+        if j == i or j >= len(lines) or gap_before(j):
+            return None
+        indent = lines[j][0] - left
+        if not _TERM_INDENT[0] <= indent <= _TERM_INDENT[1]:
+            return None
+        k = j
+        while k < len(lines) and abs(lines[k][0] - (left + indent)) <= tol and (k == j or not gap_before(k)) \
+                and not (k < len(code) and code[k]):
+            k += 1
+        if k == j:
+            return None
+        return k, indent, [line[4] for line in lines[i:j]], [line[4] for line in lines[j:k]]
+
+    def joined(parts: list[str]) -> str:
+        out = ""
+        for part in parts:
+            out += part.strip() if not out or out.endswith("\x02") else " " + part.strip()
+        return out
+
+    found: list[DefinitionList] = []
+    i = 0
+    while i < len(lines):
+        first = item_at(i, lines[i][0])
+        if first is None:
+            i += 1
+            continue
+        left, indent = lines[i][0], first[1]
+        items, end, k = [], i, i
+        while (item := item_at(k, left)) is not None and abs(item[1] - indent) <= tol:
+            end, k = item[0], item[0]
+            terms, description = item[2], item[3]
+            term = ", ".join(" ".join(t.split()) for t in terms)
+            sep = " " if term[-1:] in ":.;,?!" else ": "
+            items.append(f"- {term}{sep}{joined(description)}")
+        if len(items) >= _MIN_TERMS:
+            found.append(DefinitionList(i, end, items))
+            i = end
+        else:
+            i += 1
+    return found
 
 
 def box_lines(indexes: Iterable[int], boxes: Sequence[Box]) -> list[list[int]]:

@@ -247,7 +247,8 @@ def _banded_text(textpage, bands, rules=(), dividers=()) -> str:
 
 def _with_unruled_tables(textpage, text: str, rules=(), dividers=()) -> str:
     """The page text with its tables set without a grid of rules as Markdown (`rag.ingest.tables.unruled_tables`;
-    `rules` and `dividers`: the page's horizontal and vertical rules, which may mark rows and columns).
+    `rules` and `dividers`: the page's horizontal and vertical rules, which may mark rows and columns), and its
+    lists of terms with indented descriptions as "- term: description" items (`rag.ingest.layout.definition_lists`).
 
     Every page is read word by word (about 6 ms a page on 2 cores): pdfium's text runs cannot tell a table
     apart, as it joins a row's first cell and the next cell's first word into one run across the gap
@@ -259,16 +260,41 @@ def _with_unruled_tables(textpage, text: str, rules=(), dividers=()) -> str:
 
     if listing_kind(text.splitlines()):
         return text
-    tables = unruled_tables(_page_words(textpage), rules, dividers)
-    if not tables:
+    words = _page_words(textpage)
+    regions = [(table.top, table.bottom, table.markdown()) for table in unruled_tables(words, rules, dividers)]
+    tables = list(regions)
+    regions += [r for r in _definition_regions(words, tables)  # a list beside a table is left as it is
+                if not any(r[1] < top and bottom < r[0] for top, bottom, _ in tables)]
+    if not regions:
         return text
     parts: list[str] = []
     upper: float | None = None
-    for table in tables:  # top to bottom; pdfium keeps the characters whose box lies within the bounds
-        parts += [textpage.get_text_bounded(top=upper, bottom=table.top + 0.5), table.markdown()]
-        upper = table.bottom - 0.5
+    for top, bottom, replacement in sorted(regions, key=lambda r: -r[0]):  # top to bottom; pdfium keeps the
+        parts += [textpage.get_text_bounded(top=upper, bottom=top + 0.5), replacement]  # characters within
+        upper = bottom - 0.5
     parts.append(textpage.get_text_bounded(top=upper))
     return "\n".join(p.strip("\r\n") for p in parts if p.strip())
+
+
+def _definition_regions(words, taken) -> list[tuple[float, float, str]]:
+    """(top, bottom, items) of the page's definition lists outside the regions `taken` (its tables)."""
+    from rag.ingest.layout import box_lines, definition_lists
+
+    free = [w for w in words if w.text.strip() and w.right > w.left and w.top > w.bottom
+            and not any(bottom - 1 <= (w.bottom + w.top) / 2 <= top + 1 for top, bottom, _ in taken)]
+    boxes = [(w.left, w.bottom, w.right, w.top) for w in free]
+    lines, code = [], []
+    for line in box_lines(range(len(boxes)), boxes):
+        ws = [free[i] for i in line]
+        lines.append((ws[0].left, min(w.bottom for w in ws), max(w.right for w in ws), max(w.top for w in ws),
+                      " ".join(w.text for w in ws)))
+        code.append(all(w.fixed for w in ws if len(w.text) > 1))
+    regions = []
+    edge = 2  # the page's first and last two lines may be its running header and footer (`clean_pages` decides)
+    for found in definition_lists(lines[edge:-edge], code[edge:-edge]):
+        chosen = lines[edge + found.first:edge + found.end]
+        regions.append((max(line[3] for line in chosen), min(line[1] for line in chosen), "\n".join(found.items)))
+    return regions
 
 
 def _page_words(textpage):
