@@ -124,6 +124,13 @@ def fetch(doc: dict, dest: Path) -> str:
     return "fetched"
 
 
+def fetch_set(folder: Path, argv: list[str]) -> int:
+    """`main` for another set of this layout (`evals/datasets/postgres`, `specs`): the documents of its
+    documents.json into its own cache folder, `~/.cache/rag-evals/<set>` (a `--dest` in `argv` wins)."""
+    return main(["--documents", str(folder / "documents.json"), "--dest", str(DEFAULT_DEST.parent / folder.name),
+                 *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dest", type=Path, default=DEFAULT_DEST, help=f"cache folder (default {DEFAULT_DEST})")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch the documents of the `postgres` evaluation set (pages of the PostgreSQL 15 manual, HTML) from Debian.
 
-The same script as the manuals set's (`../manuals/fetch.py`), on this set's documents.json and cache folder:
+The manuals set's script (`../manuals/fetch.py`, `fetch_set`) on this set's documents.json and cache folder:
 
     python evals/datasets/postgres/fetch.py                # into ~/.cache/rag-evals/postgres
     python evals/datasets/postgres/fetch.py --dest /data/postgres
@@ -9,21 +9,11 @@ The same script as the manuals set's (`../manuals/fetch.py`), on this set's docu
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-
-def _manuals_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"manuals_{name}", HERE.parent / "manuals" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 if __name__ == "__main__":
-    fetch = _manuals_script("fetch")
-    sys.exit(fetch.main(["--documents", str(HERE / "documents.json"),
-                         "--dest", str(Path.home() / ".cache" / "rag-evals" / HERE.name), *sys.argv[1:]]))
+    sys.exit(runpy.run_path(str(HERE.parent / "manuals" / "fetch.py"))["fetch_set"](HERE, sys.argv[1:]))

@@ -9,11 +9,11 @@ balance that larger set promises.
 
 from __future__ import annotations
 
+import runpy
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fetch import HERE, _manuals_script  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
-    sys.exit(_manuals_script("check").main(folder=HERE, balance=False))
+    sys.exit(runpy.run_path(str(HERE.parent / "manuals" / "check.py"))["main"](folder=HERE, balance=False))
