@@ -236,13 +236,21 @@ def _banded_text(textpage, bands, rules=(), dividers=()) -> str:
         mine = [w for w in words if left <= (w.left + w.right) / 2 < right]
         tables = unruled_tables(mine, [r for r in rules if left - 1 <= r[1] and r[2] <= right + 1],
                                 [d for d in dividers if left < d[0] < right])
-        upper: float | None = None
-        for table in tables:
-            parts += [textpage.get_text_bounded(left=left, right=right, top=upper, bottom=table.top + 0.5),
-                      table.markdown()]
-            upper = table.bottom - 0.5
-        parts.append(textpage.get_text_bounded(left=left, right=right, top=upper))
+        parts += _spliced(textpage, [(t.top, t.bottom, t.markdown()) for t in tables], left, right)
     return "\n".join(p.strip("\r\n") for p in parts if p.strip())
+
+
+def _spliced(textpage, regions, left: float | None = None, right: float | None = None) -> list[str]:
+    """The text between `left` and `right` (the page's width by default) as pieces, top to bottom, each region
+    `(top, bottom, replacement)` read as its replacement (a table's Markdown, a list's items) and the text
+    around the regions as pdfium reads it (it keeps the characters within the bounds)."""
+    parts: list[str] = []
+    upper: float | None = None
+    for top, bottom, replacement in sorted(regions, key=lambda r: -r[0]):
+        parts += [textpage.get_text_bounded(left=left, right=right, top=upper, bottom=top + 0.5), replacement]
+        upper = bottom - 0.5
+    parts.append(textpage.get_text_bounded(left=left, right=right, top=upper))
+    return parts
 
 
 def _with_unruled_tables(textpage, text: str, rules=(), dividers=()) -> str:
@@ -261,19 +269,12 @@ def _with_unruled_tables(textpage, text: str, rules=(), dividers=()) -> str:
     if listing_kind(text.splitlines()):
         return text
     words = _page_words(textpage)
-    regions = [(table.top, table.bottom, table.markdown()) for table in unruled_tables(words, rules, dividers)]
-    tables = list(regions)
-    regions += [r for r in _definition_regions(words, tables)  # a list beside a table is left as it is
-                if not any(r[1] < top and bottom < r[0] for top, bottom, _ in tables)]
+    tables = [(table.top, table.bottom, table.markdown()) for table in unruled_tables(words, rules, dividers)]
+    regions = tables + [r for r in _definition_regions(words, tables)  # a list beside a table is left as it is
+                        if not any(r[1] < top and bottom < r[0] for top, bottom, _ in tables)]
     if not regions:
         return text
-    parts: list[str] = []
-    upper: float | None = None
-    for top, bottom, replacement in sorted(regions, key=lambda r: -r[0]):  # top to bottom; pdfium keeps the
-        parts += [textpage.get_text_bounded(top=upper, bottom=top + 0.5), replacement]  # characters within
-        upper = bottom - 0.5
-    parts.append(textpage.get_text_bounded(top=upper))
-    return "\n".join(p.strip("\r\n") for p in parts if p.strip())
+    return "\n".join(p.strip("\r\n") for p in _spliced(textpage, regions) if p.strip())
 
 
 def _definition_regions(words, taken) -> list[tuple[float, float, str]]:
