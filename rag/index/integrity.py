@@ -10,9 +10,10 @@ What is verified on any home (embedded or a Chroma server):
 
 `repair` re-ingests incomplete documents whose files still exist, keeps the
 last complete version of the others (or removes what is left of them when
-there is none), and rebuilds BM25 and the manifest from the store. A sentence
-view (rag.index.sentence_view) that Chroma can no longer read, which a process
-killed mid-write can leave, is dropped and embedded again from the chunks.
+there is none), and rebuilds BM25 and the manifest from the store. A vector
+index that Chroma can no longer load, which a process killed mid-write can
+leave, is embedded again from the stored chunks (`recover`, which every ingest
+runs first too); so is the sentence view (rag.index.sentence_view).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Problem:
     kind: str  # incomplete-document, bm25-stale, bm25-missing, bm25-orphan, bm25-source, bm25-postings, dense-missing,
-    # sentences-missing, sentences-orphan, sentences-unreadable (rag.index.sentence_view), manifest
-    # (rag.index.manifest), changed
+    # vectors-unreadable, vectors-rebuilding (recover), sentences-missing, sentences-orphan, sentences-unreadable,
+    # sentences-rebuilding (rag.index.sentence_view), manifest (rag.index.manifest), changed
     detail: str
     source: str = ""
 
@@ -51,6 +52,8 @@ class CheckReport:
 
     def summary(self) -> str:
         head = f"{self.documents} documents, {self.chunks} chunks in the store, {self.bm25_chunks} in BM25"
+        if any(p.kind == "vectors-unreadable" for p in self.problems):
+            head = "the store's vector index cannot be read (nothing else was checked)"
         if self.ok:
             return f"{head}: consistent"
         kinds = defaultdict(int)
@@ -70,6 +73,14 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
     from rag.index.store import document_complete, source_summaries
 
     report = CheckReport(writer_active=lexical.writer_active())
+    reason = store.vectors_unreadable()
+    if reason:  # nothing else can be read through Chroma until it is rebuilt
+        report.problems.append(Problem("vectors-unreadable", f"Chroma cannot load the vector index ({reason}); "
+                                       "the chunks are safe: `rag check --repair` (or the next ingest) embeds them "
+                                       "again"))
+        return report
+    if store.rebuilding:
+        report.problems.append(Problem("vectors-rebuilding", "a rebuild of the vector index was cut short"))
     generation = store.generation
     chunks = {sc.chunk.chunk_id: sc for sc in store.scan()}
     by_source: dict[str, list] = defaultdict(list)
@@ -109,6 +120,8 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
         report.problems.append(Problem("sentences-unreadable", f"the sentence vectors cannot be read "
                                        f"({type(exc).__name__}: {exc}); repair embeds them again"))
         found = []
+    if getattr(store, "sentences", None) is not None and store.sentences.rebuilding:
+        report.problems.append(Problem("sentences-rebuilding", "a rebuild of the sentence vectors was cut short"))
     for kind, cid in found:
         text = ("chunk {} has no sentence vectors (rag.index.sentence_view)" if kind == "sentences-missing"
                 else "sentence vectors of chunk {}, which is not stored")
@@ -119,7 +132,7 @@ def check(store, lexical, *, index_text, tokenize) -> CheckReport:
     if listed is not None and listed != source_summaries(by_source):
         report.problems.append(Problem("manifest", "the list of documents kept beside the store differs from "
                                                    "the store (changed by something other than this tool?)"))
-    for cid in _probe_dense(store, sorted(chunks)[:: max(1, len(chunks) // 20)][:20]):
+    for cid in _probe_dense(store, _sample(chunks)):
         report.problems.append(Problem("dense-missing", f"chunk {cid} is stored but its vector is not found",
                                        chunks[cid].chunk.source))
     if store.generation != generation:
@@ -138,12 +151,29 @@ def sentence_problems(store, chunks: dict) -> list[tuple[str, str]]:
     return missing + [("sentences-orphan", cid) for cid in sorted(have - set(chunks))]
 
 
+def _sample(ids) -> list[str]:
+    """Up to 20 chunk ids spread over the sorted ids, for `_probe_dense`."""
+    ids = sorted(ids)
+    return ids[:: max(1, len(ids) // 20)][:20]
+
+
 def _probe_dense(store, ids: list[str]) -> list[str]:
     """Of a sample of chunks, those the vector index cannot find by their own stored vector."""
     if not ids:
         return []
-    lost = []
-    for cid, vector in store.vectors(ids).items():
+    from chromadb.errors import InternalError
+
+    try:
+        vectors = store.vectors(ids)
+    except InternalError:  # Chroma fails the whole read when one has no vector (a rebuild cut short): one by one
+        vectors = {}
+        for cid in ids:
+            try:
+                vectors.update(store.vectors([cid]))
+            except InternalError:
+                pass
+    lost = [cid for cid in ids if cid not in vectors]
+    for cid, vector in vectors.items():
         hits = store.nearest(vector, 10)
         # identical texts have identical vectors: finding one at similarity 1 is enough
         if cid not in {h for h, _ in hits} and not (hits and hits[0][1] > 0.999):
@@ -156,6 +186,14 @@ def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) 
     from rag.index.store import document_complete
 
     done: list[str] = []
+    with ingestor._locked(lock_timeout):  # which first embeds again what Chroma cannot read (`recover`)
+        done += ingestor.recovered
+        sample = _sample(store.all_ids())
+        lost = _probe_dense(store, sample)
+        if lost:  # an index Chroma loads but whose vectors are gone or damaged: a new one from the stored text
+            count = store.rebuild_vectors(ingestor.embeddings.embed_documents, index_text, fresh=True)
+            done.append(f"{len(lost)} of {len(sample)} chunks probed were not found in the vector index: embedded "
+                        f"the {count} stored chunks again")
     if getattr(store, "manifest", None) is not None:  # it may hide the damage from ingest: rebuilt at the end
         store.manifest.invalidate()
     incomplete: dict[str, list] = defaultdict(list)
@@ -193,21 +231,42 @@ def repair(store, lexical, ingestor, *, index_text, lock_timeout: float = 30.0) 
     return done
 
 
+def recover(store, embeddings, *, index_text) -> list[str]:
+    """Embed again what Chroma cannot read, before anything else reads or writes; one line per thing done.
+
+    A process killed while Chroma writes a vector index's files can leave the collection unloadable (every read
+    and write fails, `rag.index.damage.unreadable`); the records themselves are safe. The chunks' index is then
+    rebuilt from their stored text, and the sentence view (rag.index.sentence_view) from the chunks. A rebuild
+    cut short is marked in its collection and done again. Called by every writer holding the ingest lock, so a
+    plain re-ingest after a crash converges, and by `rag check --repair`.
+    """
+    done: list[str] = []
+    reason = store.vectors_unreadable()
+    if reason or store.rebuilding:
+        log.debug("vector index: %s", reason or "rebuild cut short")
+        count = store.rebuild_vectors(embeddings.embed_documents, index_text)
+        done.append(("Chroma could not load the vector index (a process stopped while writing it?)" if reason else
+                     "a rebuild of the vector index was cut short") + f": embedded the {count} stored chunks again")
+    sentences = getattr(store, "sentences", None)
+    if sentences is not None:
+        reason = sentences.unreadable()
+        if reason or sentences.rebuilding:
+            log.debug("sentence view: %s", reason or "rebuild cut short")
+            sentences.reset()
+            done.append("Chroma could not load the sentence vectors: embedding them again" if reason else
+                        "a rebuild of the sentence vectors was cut short")
+            done += _repair_sentences(store, embeddings)
+            sentences.rebuilt()
+    return done
+
+
 def _repair_sentences(store, embeddings) -> list[str]:
     """Remove sentence vectors of chunks that are gone; embed those a chunk lacks (an interrupted write)."""
     from rag.index.sentence_view import embed_with_sentences
 
     chunks = {sc.chunk.chunk_id: sc for sc in store.scan()}
-    from chromadb.errors import InternalError
-
     done = []
-    try:
-        found = sentence_problems(store, chunks)
-    except InternalError as exc:  # unreadable (see check): start the view again from the chunks
-        log.warning("the sentence vectors cannot be read (%s): embedding them again", exc)
-        store.sentences.reset()
-        done.append(f"the sentence vectors could not be read ({type(exc).__name__}): dropped them")
-        found = sentence_problems(store, chunks)
+    found = sentence_problems(store, chunks)
     orphans = [cid for kind, cid in found if kind == "sentences-orphan"]
     missing = [chunks[cid].chunk for kind, cid in found if kind == "sentences-missing"]
     if orphans:

@@ -24,9 +24,11 @@ none: `rag check` reports them and `--repair` embeds them.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Sequence
 
 from rag.core.types import Chunk
+from rag.index.damage import REBUILD_KEY, set_aside, unreadable
 from rag.text.sentences import sentence_spans
 
 SUFFIX = "__sentences"
@@ -75,17 +77,40 @@ class SentenceVectors:
         self._of = chunks_name
         self._collection = self._open()
 
-    def _open(self):
+    def _open(self, rebuilding: bool = False):
         return self._client.get_or_create_collection(
             self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
-            metadata={OF_KEY: self._of},
+            metadata={OF_KEY: self._of, **({REBUILD_KEY: True} if rebuilding else {})},
         )
 
+    def unreadable(self) -> str:
+        """Chroma's error when it cannot read these records (rag.index.damage.unreadable), else "". Any error of
+        Chroma's counts: the view is derived from the chunks, so what cannot be read is embedded again."""
+        from chromadb.errors import InternalError
+
+        try:
+            return unreadable(self._collection)
+        except InternalError as exc:
+            return str(exc) or type(exc).__name__
+
+    @property
+    def rebuilding(self) -> bool:
+        """`reset` began a new collection whose records were not all written yet (`rebuilt` was not called)."""
+        return bool((self._client.get_collection(self.name, embedding_function=None).metadata or {}).get(REBUILD_KEY))
+
     def reset(self) -> None:
-        """Drop every sentence record and start an empty collection (`rag check --repair`, when the records cannot
-        be read: Chroma can leave a collection it cannot load after a process is killed mid-write)."""
+        """Drop every sentence record and start an empty collection, marked as being rebuilt until `rebuilt`
+        (when the records cannot be read: Chroma can leave a collection it cannot load after a process is killed
+        mid-write). The index's folder is set aside first, then removed (Chroma leaves it behind otherwise)."""
+        moved = set_aside(self._client, self._collection)
         self._client.delete_collection(self.name)
-        self._collection = self._open()
+        self._collection = self._open(rebuilding=True)
+        for folder in moved:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def rebuilt(self) -> None:
+        """Every chunk's sentences are written again after `reset`."""
+        self._collection.modify(metadata={OF_KEY: self._of, REBUILD_KEY: False})
 
     def upsert(self, items: Sequence[tuple[str, str, Sequence[Sequence[float]]]]) -> None:
         """Write the sentence vectors of chunks: [(chunk_id, source, [vector per sentence]), ...]."""

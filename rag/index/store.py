@@ -9,6 +9,7 @@ incremental ingest and the BM25 index are all derived from it.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import uuid
 from collections import defaultdict
@@ -19,6 +20,7 @@ from urllib.parse import urlparse
 
 from rag.core.errors import ConfigError, IndexMismatchError, StoreDamagedError, StoreUnavailableError
 from rag.core.types import Chunk, SourceInfo
+from rag.index.damage import REBUILD_KEY, set_aside, unreadable
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
@@ -162,7 +164,8 @@ class ChunkStore:
         """Stored chunks; counted once per generation (a count is a round trip, a query needs it)."""
         generation = self.generation
         if self._counted is None or self._counted[0] != generation:
-            self._counted = (generation, self._collection.count())
+            with _damage_reported("read"):
+                self._counted = (generation, self._collection.count())
         return self._counted[1]
 
     @property
@@ -175,7 +178,8 @@ class ChunkStore:
         include = ["metadatas", "documents"] if include_text else ["metadatas"]
         offset = 0
         while True:
-            got = self._collection.get(include=include, where=where, limit=_PAGE, offset=offset)
+            with _damage_reported("read"):
+                got = self._collection.get(include=include, where=where, limit=_PAGE, offset=offset)
             ids = got["ids"]
             if not ids:
                 return
@@ -321,10 +325,11 @@ class ChunkStore:
         self.follow_other_writers()
         try:
             # Chroma returns what there is when asked for more (or from an empty collection)
-            got = self._collection.query(
-                query_embeddings=[embedding], n_results=n, where=source_filter(sources),
-                include=["distances"],
-            )
+            with _damage_reported("search"):
+                got = self._collection.query(
+                    query_embeddings=[embedding], n_results=n, where=source_filter(sources),
+                    include=["distances"],
+                )
         except Exception as exc:
             if "Nothing found on disk" not in str(exc):
                 raise
@@ -458,18 +463,74 @@ class ChunkStore:
                 at = after
         return chain if at == current else None
 
-    def _bump(self) -> None:
+    def _bump(self, **also) -> None:
         if self.before_write is not None:
             self.before_write()
         self.follow_other_writers()  # never write through a client that missed another process's writes
         # the metadata as stored now, not as cached when opened: it also holds the writer lease (rag.index.lease)
-        meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
+        meta = {**(self._client.get_collection(self.name, embedding_function=None).metadata or {}), **also}
         meta[GEN_KEY] = _LOADED[self._loaded_key] = uuid.uuid4().hex  # ours: known before anyone can read it
+        self._collection.modify(metadata=meta)
+
+    # --- recovery ----------------------------------------------------------------------
+    def vectors_unreadable(self) -> str:
+        """Chroma's error when it cannot load this collection's vector index (see `unreadable`), else ""."""
+        with _damage_reported("read"):  # another error of Chroma's: said as one line, with what to run
+            return unreadable(self._collection)
+
+    @property
+    def rebuilding(self) -> bool:
+        """A rebuild of the vector index (`rebuild_vectors`) began and did not finish."""
+        return bool((self._client.get_collection(self.name, embedding_function=None).metadata or {}).get(REBUILD_KEY))
+
+    def rebuild_vectors(self, embed, text_of, *, fresh: bool = False, batch: int = 256) -> int:
+        """Embed every stored chunk again into a new vector index; the number of chunks.
+
+        For an index Chroma cannot load (or any, `fresh`: one that loads but has lost vectors): its folder is
+        set aside (`set_aside`), Chroma starts an empty one, and each record (id, text, metadata, all unchanged)
+        is written again with a vector computed from its text (`embed(texts)`, `text_of(chunk)` the text ingest
+        embeds). The collection is marked while this runs, so that a rebuild cut short is done again
+        (`rebuilding`). A Chroma server's index cannot be set aside from here: that raises `StoreDamagedError`.
+        """
+        anew = fresh or bool(self.vectors_unreadable())
+        if anew and not self._client.get_settings().is_persistent:
+            raise StoreDamagedError(
+                f"the Chroma server cannot use the vector index of collection {self.name!r}: restore the server's "
+                "data folder from a backup, or re-index into a new collection with "
+                "`rag ingest <paths> --collection <new name>`")
+        self._mark(REBUILD_KEY, True)
+        moved = []
+        if anew:
+            moved = set_aside(self._client, self._collection)
+            self._reload()  # this process may hold the old index in memory: read the folder again
+        ids = sorted(self.all_ids())
+        for i in range(0, len(ids), batch):
+            got = self._collection.get(ids=ids[i:i + batch], include=["documents", "metadatas"])
+            records = [from_record(cid, text or "", meta)
+                       for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"])]
+            self._collection.upsert(ids=got["ids"], embeddings=embed([text_of(r.chunk) for r in records]),
+                                    documents=got["documents"], metadatas=got["metadatas"])
+        self._bump(**{REBUILD_KEY: False})
+        for folder in moved:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(ids)
+
+    def _mark(self, key: str, value) -> None:
+        meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
+        meta[key] = value
         self._collection.modify(metadata=meta)
 
     @property
     def _loaded_key(self) -> tuple[int, str]:
         return id(getattr(self._client, "_server", self._client)), self.name
+
+    def _reload(self) -> None:
+        """Have the embedded client load the vector index from disk again (Chroma keeps what it loaded)."""
+        with _REOPEN_LOCK:
+            server = getattr(self._client, "_server", None)
+            if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
+                server.start()
+            self._collection = self._client.get_collection(self.name, embedding_function=None)
 
     def follow_other_writers(self) -> None:
         """Reload the embedded client's vector index when another process wrote to the collection.
@@ -502,7 +563,7 @@ def _damage_reported(action: str):
     except InternalError as exc:
         raise StoreDamagedError(
             f"Chroma could not {action} the collection ({exc}); what was stored before is kept: run "
-            "`rag check` to see what is damaged, `rag check --repair` to rebuild it, then ingest again") from exc
+            "`rag check --repair` (or `rag ingest` again) to rebuild what is damaged") from exc
 
 
 def source_filter(sources: Iterable[str] | None) -> dict | None:

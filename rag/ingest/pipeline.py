@@ -10,6 +10,7 @@ One writer at a time per collection (a file lock).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -23,9 +24,12 @@ from pathlib import Path
 
 from rag.core.errors import DocumentError, IngestLockedError, RagError
 from rag.core.types import SECTION_SEPARATOR, Chunk, FileResult, IngestReport
+from rag.index.integrity import recover
 from rag.index.retrieve import index_text
 from rag.index.sentence_view import embed_with_sentences
 from rag.index.store import INCOMPLETE, ChunkStore, StoredChunk
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 _MAX_TITLE_CHARS = 200
@@ -88,6 +92,7 @@ class Ingestor:
         self._chunker = None
         self.stop = threading.Event()
         self.stop_reason = ""
+        self.recovered: list[str] = []  # what the last lock taken had to embed again (rag.index.integrity.recover)
 
     # --- public --------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -244,6 +249,13 @@ class Ingestor:
                         lock.release()
                         raise
                     self.store.before_write = lease.renew
+                try:  # what a process killed mid-write left unreadable is embedded again before anything is read
+                    self.recovered = recover(self.store, self.embeddings, index_text=index_text)
+                except BaseException:
+                    _self.__exit__(None, None, None)
+                    raise
+                for line in self.recovered:
+                    log.warning("%s", line)
 
             def __exit__(_self, *exc):
                 if lease is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import time
 
@@ -169,3 +170,99 @@ def test_rag_check_command_reports_and_repairs(tmp_path, fake_env):
     fixed = runner.invoke(app, ["check", "--repair"])
     assert fixed.exit_code == 0, fixed.output
     assert "re-ingested" in fixed.output and "consistent" in fixed.output
+
+
+def _many_chunks(folder):
+    """60 documents of about 20 chunks each: Chroma writes an index's files to disk once it holds 1,000 records."""
+    folder.mkdir(parents=True)
+    for i in range(60):
+        sentences = " ".join(f"Entry {i}-{j} records the reading value{i}x{j} for unit{j}." for j in range(150))
+        (folder / f"d{i}.txt").write_text(f"Document {i}\n\n{sentences}")
+    return folder
+
+
+def _cut_short_id_maps(home) -> int:
+    """Cut every vector index's id map in half, as a kill while Chroma writes it leaves it; how many."""
+    maps = list((home / "chroma").glob("*/index_metadata.pickle"))
+    for path in maps:
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    return len(maps)
+
+
+def _dense_finds_its_chunks(qa) -> None:
+    from rag.index.retrieve import index_text
+
+    stored = list(qa.store.scan())
+    assert stored
+    for sc in stored[:: max(1, len(stored) // 25)]:
+        assert qa.retrieve(index_text(sc.chunk), k=1, mode="dense")[0].text == sc.chunk.text
+
+
+def test_a_vector_index_chroma_cannot_load_is_embedded_again_by_the_next_ingest(tmp_path):
+    """Chroma cannot load a collection whose index files a kill cut short: every read and write fails. The
+    records are safe, so a plain ingest embeds them again, for the chunks and the sentence view alike."""
+    folder = _many_chunks(tmp_path / "docs")
+    reference_home, home = tmp_path / "reference", tmp_path / "home"
+    for h in (reference_home, home):
+        done = run_rag(h, "ingest", str(folder), **SENTENCE_VIEW)
+        assert done.returncode == 0, done.stderr
+    reference = snapshot(open_qa(reference_home))
+    assert _cut_short_id_maps(home) == 2  # the chunks' index and the sentence view's
+
+    searched = run_rag(home, "search", "Which reading does entry 7-12 record?", **SENTENCE_VIEW)
+    assert searched.returncode != 0 and "rag check --repair" in searched.stderr, searched.stderr
+    checked = run_rag(home, "check", **SENTENCE_VIEW)
+    assert checked.returncode == 1 and "vectors-unreadable" in checked.stdout, checked.stdout + checked.stderr
+    again = run_rag(home, "ingest", str(folder), **SENTENCE_VIEW)
+    assert again.returncode == 0, again.stderr
+    assert "embedded the" in again.stderr and "stored chunks again" in again.stderr, again.stderr
+    assert "60 unchanged" in again.stdout, again.stdout  # nothing was read or chunked again
+
+    qa = open_qa(home)
+    assert qa.check().ok, qa.check().problems[:5]
+    assert snapshot(qa) == reference
+    _dense_finds_its_chunks(qa)
+    assert not list((home / "chroma").glob("*.unreadable")), "the unreadable index's folder is removed"
+
+
+def test_a_rebuild_of_the_vector_index_cut_short_is_done_again(tmp_path):
+    """Killed while embedding the chunks again, a rebuild leaves an index Chroma loads but that lacks most
+    vectors; the collection's mark says so, `rag check` reports it and the next ingest finishes it."""
+    from rag.index.damage import REBUILD_KEY, set_aside
+
+    folder = _many_chunks(tmp_path / "docs")
+    home = tmp_path / "home"
+    assert run_rag(home, "ingest", str(folder), **SENTENCE_VIEW).returncode == 0
+    qa = open_qa(home)
+    count = qa.store.count()
+    qa.store._mark(REBUILD_KEY, True)  # the state a kill mid-rebuild leaves: marked, the chunks' index begun anew
+    for folder_of_index in set_aside(qa.store._client, qa.store._collection):
+        shutil.rmtree(folder_of_index)
+    del qa
+    checked = run_rag(home, "check", **SENTENCE_VIEW)
+    assert checked.returncode == 1 and "vectors-rebuilding" in checked.stdout, checked.stdout + checked.stderr
+    again = run_rag(home, "ingest", str(folder), **SENTENCE_VIEW)
+    assert again.returncode == 0, again.stderr
+    assert f"embedded the {count} stored chunks again" in again.stderr, again.stderr
+    qa = open_qa(home)
+    assert qa.check().ok and not qa.store.rebuilding
+    _dense_finds_its_chunks(qa)
+
+
+def test_check_repair_rebuilds_a_vector_index_that_lost_its_vectors(tmp_path):
+    """An index Chroma still loads but whose vectors are cut short finds nothing for most chunks: `rag check`
+    probes it, and `--repair` embeds the stored chunks into a new one."""
+    folder = _many_chunks(tmp_path / "docs")
+    home = tmp_path / "home"
+    assert run_rag(home, "ingest", str(folder)).returncode == 0
+    (vectors,) = (home / "chroma").glob("*/data_level0.bin")
+    vectors.write_bytes(vectors.read_bytes()[:1000])
+    checked = run_rag(home, "check")
+    assert checked.returncode == 1 and "dense-missing" in checked.stdout, checked.stdout + checked.stderr
+    repaired = run_rag(home, "check", "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "stored chunks again" in repaired.stdout and "consistent" in repaired.stdout, repaired.stdout
+    qa = support.open_qa(home)
+    assert qa.check().ok
+    _dense_finds_its_chunks(qa)
