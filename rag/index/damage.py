@@ -44,9 +44,12 @@ def set_aside(client, collection) -> list[Path]:
     if not settings.is_persistent or not settings.persist_directory:
         return []
     root = Path(settings.persist_directory)
-    with closing(sqlite3.connect(root / "chroma.sqlite3")) as db:
-        segments = [row[0] for row in db.execute(
-            "SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'", (str(collection.id),))]
+    try:  # Chroma 1.x's catalogue: which segment (folder) holds the collection's vectors
+        with closing(sqlite3.connect(root / "chroma.sqlite3")) as db:
+            segments = [row[0] for row in db.execute(
+                "SELECT id FROM segments WHERE collection = ? AND scope = 'VECTOR'", (str(collection.id),))]
+    except sqlite3.Error:  # another layout: nothing is moved (the caller says what to do)
+        return []
     moved = []
     for segment in segments:
         folder = root / segment

@@ -498,11 +498,17 @@ class ChunkStore:
                 f"the Chroma server cannot use the vector index of collection {self.name!r}: restore the server's "
                 "data folder from a backup, or re-index into a new collection with "
                 "`rag ingest <paths> --collection <new name>`")
-        self._mark(REBUILD_KEY, True)
+        self._mark(REBUILD_KEY, True)  # before the folder moves: a kill from here on leaves the mark
         moved = []
         if anew:
             moved = set_aside(self._client, self._collection)
             self._reload()  # this process may hold the old index in memory: read the folder again
+            if not moved and unreadable(self._collection):
+                self._mark(REBUILD_KEY, False)  # nothing was begun
+                raise StoreDamagedError(
+                    f"Chroma cannot load the vector index of collection {self.name!r} and its folder was not found "
+                    "under the data directory: re-index into a new collection with "
+                    "`rag ingest <paths> --collection <new name>`")
         ids = sorted(self.all_ids())
         for i in range(0, len(ids), batch):
             got = self._collection.get(ids=ids[i:i + batch], include=["documents", "metadatas"])

@@ -266,3 +266,20 @@ def test_check_repair_rebuilds_a_vector_index_that_lost_its_vectors(tmp_path):
     qa = support.open_qa(home)
     assert qa.check().ok
     _dense_finds_its_chunks(qa)
+
+
+def test_an_unloadable_index_whose_folder_cannot_be_found_says_what_to_do(tmp_path, monkeypatch):
+    """When the index's folder cannot be set aside (a Chroma whose files are laid out otherwise), the writer
+    stops with one line that says how to go on, and the stored records stay as they are."""
+    import rag.index.store
+    from rag.core.errors import StoreDamagedError
+
+    folder = _many_chunks(tmp_path / "docs")
+    home = tmp_path / "home"
+    assert run_rag(home, "ingest", str(folder)).returncode == 0
+    assert _cut_short_id_maps(home) == 1
+    monkeypatch.setattr(rag.index.store, "set_aside", lambda client, collection: [])
+    qa = support.open_qa(home)
+    with pytest.raises(StoreDamagedError, match="--collection <new name>"):
+        qa.ingest([folder])
+    assert not qa.store.rebuilding  # nothing was begun that the next writer would take for a rebuild cut short
