@@ -648,6 +648,38 @@ def test_indented_lines_that_are_no_definition_list_stay_lines():
         ["- Examples: plot sin(x)", "- Second: plot cos(x)", "- Third: plot tan(x)"]]
 
 
+def test_a_term_of_several_names_shares_its_description_and_a_labelled_term_may_have_none():
+    """Texinfo's @itemx sets each further name of an option (or form of a call) on a line of its own, with no gap:
+    up to four such lines are one term. A term that carries its own value ("selected: "off" | "on"", a property
+    and its values) is an item by itself; the term right under it is the next item, not another name."""
+    from rag.ingest.layout import definition_lists
+
+    def page(rows):  # (left, text) top down, 13 pt apart, 20 before a row marked with a gap
+        out, y = [], 700.0
+        for left, text, *gap in rows:
+            y -= 20 if gap else 13
+            out.append((left, y, left + 6 * len(text), y + 10, text))
+        return out
+
+    options = [(72, "--restore", 1), (72, "--no-restore"), (72, "--no-restore-data"),
+               (130, "Control whether saved images should be restored at startup."),
+               (72, "--no-restore-history", 1), (130, "Control whether the history file should be restored."),
+               (72, "--no-Rconsole", 1), (130, "(Windows only) Prevent loading the Rconsole file.")]
+    assert [d.items for d in definition_lists(page(options))] == [[
+        "- --restore, --no-restore, --no-restore-data: Control whether saved images should be restored at startup.",
+        "- --no-restore-history: Control whether the history file should be restored.",
+        "- --no-Rconsole: (Windows only) Prevent loading the Rconsole file."]]
+    properties = [(72, 'resize: "off" | {"on"}', 1), (130, "Control whether the figure can be resized."),
+                  (72, 'selected: {"off"} | "on"', 1), (72, 'selectionhighlight: "off" | {"on"}'),
+                  (72, 'selectiontype: "alt" | {"normal"}'), (130, "Selection type of the latest mouse click."),
+                  (72, "tag: string", 1), (130, "A user-defined string to label the object.")]
+    assert [d.items for d in definition_lists(page(properties))] == [[
+        '- resize: "off" | {"on"}: Control whether the figure can be resized.',
+        '- selected: {"off"} | "on"', '- selectionhighlight: "off" | {"on"}',
+        '- selectiontype: "alt" | {"normal"}: Selection type of the latest mouse click.',
+        "- tag: string: A user-defined string to label the object."]]
+
+
 def test_a_pdf_without_bookmarks_takes_its_sections_from_larger_type(tmp_path):
     """No outline (a browser's print, a word processor's export without bookmarks): lines set larger than
     the body text are the headings, the largest level 1; the title alone at the top of page 1 is none."""

@@ -560,6 +560,10 @@ _TERM_INDENT = (15.0, 150.0)  # points: how far a definition list's descriptions
 _TERM_GAP = 1.25  # a term starts after a gap this many line pitches tall (or at the top of the text)
 _TERM_FILL = 0.8  # a term line ends before this share of the text's width
 _MIN_TERMS = 3
+# a term that carries its own value ("selected: {"off"} | "on"", "type (read-only): string") is an item by itself:
+# the next term line is another item (which may have no description), not another name for this one
+_LABELLED = re.compile(r"^\s*[^\s:]+(?: \([^)]*\))?: \S")
+_MAX_TERM_LINES = 4  # Texinfo's @itemx sets each alternative name of an option on a line of its own
 # "6.1.1. / : Root directory", "7. Appendix": a numbered heading, no term
 _SECTION_NUMBER = re.compile(r"\s*(?:\d{1,3}(?:\.\d{1,3})+\.?|\d{1,3}\.)\s+\S")
 
@@ -580,12 +584,14 @@ def definition_lists(lines: Sequence[tuple[float, float, float, float, str]],
     Texinfo's `@table`, Sphinx's and DocBook's lists of options print each term at the margin, after a
     little space, and its description indented below it: "--no-readline" / "(UNIX only) Turn off
     command-line editing …". Read line by line, a description's later sentences lose their term. A list is
-    `_MIN_TERMS` items at least, each one or two short lines at one margin after a gap taller than the
-    lines' pitch, then lines standing in by one indent. A paragraph's indented first line is no
-    description: the lines after it return to the margin, and no gap comes before the line above it. A
-    numbered heading over an indented body ("6.1.1. / : Root directory") is no term, nor is a bare number.
-    Each item becomes "- term: description" (the HTML loader writes a `<dl>` so), terms set on two lines
-    joined by ", ", a line-end hyphen mark kept for `join_hyphens`. A term may be set in a typewriter font
+    `_MIN_TERMS` items at least, each one to `_MAX_TERM_LINES` short lines at one margin after a gap taller
+    than the lines' pitch (Texinfo's @itemx: "--restore" / "--no-restore" / "--no-restore-data"), then lines
+    standing in by one indent. A term line that carries its own value (`_LABELLED`: "selected: {"off"} |
+    "on"") is a term by itself, and may have no description: the next term follows at once. A paragraph's
+    indented first line is no description: the lines after it return to the margin, and no gap comes before
+    the line above it. A numbered heading over an indented body ("6.1.1. / : Root directory") is no term, nor
+    is a bare number. Each item becomes "- term: description" (the HTML loader writes a `<dl>` so), the lines
+    of a term joined by ", ", a line-end hyphen mark kept for `join_hyphens`. A term may be set in a typewriter font
     (an option, a function); a description may not (`code[i]`: line i is a code listing's).
     """
     if len(lines) < 2 * _MIN_TERMS:
@@ -601,14 +607,15 @@ def definition_lists(lines: Sequence[tuple[float, float, float, float, str]],
     def gap_before(i: int) -> bool:  # a bare number (a page number, a footnote's mark) ends a list too
         return i == 0 or lines[i - 1][1] - lines[i][1] >= _TERM_GAP * pitch or lines[i][4].strip().isdigit()
 
-    def item_at(i: int, left: float):
-        """(end, indent, terms, description) of an item whose term starts at line i at `left`, or None."""
-        if i >= len(lines) or not gap_before(i) or abs(lines[i][0] - left) > tol:
+    def item_at(i: int, left: float, gap: bool = True):
+        """(end, indent, terms, description) of an item whose term starts at line i at `left`, or None
+        (`gap`: after a gap, as an item starts, unless right after a labelled term with no description)."""
+        if i >= len(lines) or gap and not gap_before(i) or abs(lines[i][0] - left) > tol:
             return None
         j = i
-        while j < len(lines) and j - i < 2 and abs(lines[j][0] - left) <= tol \
+        while j < len(lines) and j - i < _MAX_TERM_LINES and abs(lines[j][0] - left) <= tol \
                 and not _SECTION_NUMBER.match(lines[j][4]) and lines[j][2] - margin < _TERM_FILL * width \
-                and (j == i or not gap_before(j)):
+                and (j == i or not gap_before(j) and not _LABELLED.match(lines[j - 1][4])):
             j += 1
         if j == i or j >= len(lines) or gap_before(j):
             return None
@@ -622,6 +629,12 @@ def definition_lists(lines: Sequence[tuple[float, float, float, float, str]],
         if k == j:
             return None
         return k, indent, [line[4] for line in lines[i:j]], [line[4] for line in lines[j:k]]
+
+    def bare_term(k: int, left: float, gap: bool) -> bool:
+        """Line k is a labelled term ("selected: {"off"} | "on"") that the next term follows at once."""
+        return (not gap or gap_before(k)) and abs(lines[k][0] - left) <= tol and bool(_LABELLED.match(lines[k][4])) \
+            and abs(lines[k + 1][0] - left) <= tol and not gap_before(k + 1) \
+            and lines[k][2] - margin < _TERM_FILL * width
 
     def joined(parts: list[str]) -> str:
         out = ""
@@ -638,7 +651,16 @@ def definition_lists(lines: Sequence[tuple[float, float, float, float, str]],
             continue
         left, indent = lines[i][0], first[1]
         items, end, k = [], i, i
-        while (item := item_at(k, left)) is not None and abs(item[1] - indent) <= tol:
+        bare = False  # the last item was a labelled term with no description: the next term follows it at once
+        while True:
+            item = item_at(k, left, gap=not bare)
+            bare = item is None and k + 1 < len(lines) and bare_term(k, left, gap=not bare)
+            if bare:
+                items.append(f"- {' '.join(lines[k][4].split())}")
+                end, k = k + 1, k + 1
+                continue
+            if item is None or abs(item[1] - indent) > tol:
+                break
             end, k = item[0], item[0]
             terms, description = item[2], item[3]
             term = ", ".join(" ".join(t.split()) for t in terms)
