@@ -625,26 +625,29 @@ def test_a_list_of_terms_with_indented_descriptions_reads_term_and_description_o
                                   "Each file may set environment variables for the session.")
 
 
+def _text_lines(rows):
+    """(left, bottom, right, top, text) lines from (left, text[, gap]) rows, top down, 13 pt apart and 20 before
+    a row marked with a gap, as `definition_lists` reads a page."""
+    out, y = [], 700.0
+    for left, text, *gap in rows:
+        y -= 20 if gap else 13
+        out.append((left, y, left + 6 * len(text), y + 10, text))
+    return out
+
+
 def test_indented_lines_that_are_no_definition_list_stay_lines():
     from rag.ingest.layout import definition_lists
 
-    def page(rows):  # (left, text) top down, 13 pt apart, 20 before a row marked with a gap
-        out, y = [], 700.0
-        for left, text, *gap in rows:
-            y -= 20 if gap else 13
-            out.append((left, y, left + 6 * len(text), y + 10, text))
-        return out
-
     prose = [(87, "A paragraph opens with an indented line and goes on"), (72, "at the margin for its other lines.")] * 4
-    assert definition_lists(page(prose)) == []
+    assert definition_lists(_text_lines(prose)) == []
     headings = [(72, "6.1.1. / : Root directory", 1), (110, "On Linux the kernel lives in /boot."),
                 (72, "6.1.2. /bin : Commands", 1), (110, "Every command is a file."),
                 (72, "6.1.3. /dev : Devices", 1), (110, "Devices are files too.")]
-    assert definition_lists(page(headings)) == [], "numbered headings over an indented body are no terms"
+    assert definition_lists(_text_lines(headings)) == [], "numbered headings over an indented body are no terms"
     listing = [(72, "Examples:", 1), (110, "plot sin(x)"), (72, "Second:", 1), (110, "plot cos(x)"),
                (72, "Third:", 1), (110, "plot tan(x)")]
-    assert definition_lists(page(listing), [False, True] * 3) == [], "code under a caption is no description"
-    assert [d.items for d in definition_lists(page(listing))] == [
+    assert definition_lists(_text_lines(listing), [False, True] * 3) == [], "code under a caption is no description"
+    assert [d.items for d in definition_lists(_text_lines(listing))] == [
         ["- Examples: plot sin(x)", "- Second: plot cos(x)", "- Third: plot tan(x)"]]
 
 
@@ -654,18 +657,11 @@ def test_a_term_of_several_names_shares_its_description_and_a_labelled_term_may_
     and its values) is an item by itself; the term right under it is the next item, not another name."""
     from rag.ingest.layout import definition_lists
 
-    def page(rows):  # (left, text) top down, 13 pt apart, 20 before a row marked with a gap
-        out, y = [], 700.0
-        for left, text, *gap in rows:
-            y -= 20 if gap else 13
-            out.append((left, y, left + 6 * len(text), y + 10, text))
-        return out
-
     options = [(72, "--restore", 1), (72, "--no-restore"), (72, "--no-restore-data"),
                (130, "Control whether saved images should be restored at startup."),
                (72, "--no-restore-history", 1), (130, "Control whether the history file should be restored."),
                (72, "--no-Rconsole", 1), (130, "(Windows only) Prevent loading the Rconsole file.")]
-    assert [d.items for d in definition_lists(page(options))] == [[
+    assert [d.items for d in definition_lists(_text_lines(options))] == [[
         "- --restore, --no-restore, --no-restore-data: Control whether saved images should be restored at startup.",
         "- --no-restore-history: Control whether the history file should be restored.",
         "- --no-Rconsole: (Windows only) Prevent loading the Rconsole file."]]
@@ -673,7 +669,7 @@ def test_a_term_of_several_names_shares_its_description_and_a_labelled_term_may_
                   (72, 'selected: {"off"} | "on"', 1), (72, 'selectionhighlight: "off" | {"on"}'),
                   (72, 'selectiontype: "alt" | {"normal"}'), (130, "Selection type of the latest mouse click."),
                   (72, "tag: string", 1), (130, "A user-defined string to label the object.")]
-    assert [d.items for d in definition_lists(page(properties))] == [[
+    assert [d.items for d in definition_lists(_text_lines(properties))] == [[
         '- resize: "off" | {"on"}: Control whether the figure can be resized.',
         '- selected: {"off"} | "on"', '- selectionhighlight: "off" | {"on"}',
         '- selectiontype: "alt" | {"normal"}: Selection type of the latest mouse click.',
