@@ -15,6 +15,11 @@ from pathlib import Path
 REBUILD_KEY = "rag:rebuilding"  # collection metadata: True while its records are embedded again into a new index
 
 
+def marked(client, name: str) -> bool:
+    """Whether collection `name` carries the mark of a rebuild that began and has not finished (REBUILD_KEY)."""
+    return bool((client.get_collection(name, embedding_function=None).metadata or {}).get(REBUILD_KEY))
+
+
 def unreadable(collection) -> str:
     """Chroma's error when it cannot load `collection`'s vector index, else "".
 

@@ -244,7 +244,7 @@ def recover(store, embeddings, *, index_text) -> list[str]:
     reason = store.vectors_unreadable()
     if reason or store.rebuilding:
         log.debug("vector index: %s", reason or "rebuild cut short")
-        count = store.rebuild_vectors(embeddings.embed_documents, index_text)
+        count = store.rebuild_vectors(embeddings.embed_documents, index_text, fresh=bool(reason))  # read once
         done.append(("Chroma could not load the vector index (a process stopped while writing it?)" if reason else
                      "a rebuild of the vector index was cut short") + f": embedded the {count} stored chunks again")
     sentences = getattr(store, "sentences", None)

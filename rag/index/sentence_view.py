@@ -28,7 +28,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 
 from rag.core.types import Chunk
-from rag.index.damage import REBUILD_KEY, set_aside, unreadable
+from rag.index.damage import REBUILD_KEY, marked, set_aside, unreadable
 from rag.text.sentences import sentence_spans
 
 SUFFIX = "__sentences"
@@ -96,7 +96,7 @@ class SentenceVectors:
     @property
     def rebuilding(self) -> bool:
         """`reset` began a new collection whose records were not all written yet (`rebuilt` was not called)."""
-        return bool((self._client.get_collection(self.name, embedding_function=None).metadata or {}).get(REBUILD_KEY))
+        return marked(self._client, self.name)
 
     def reset(self) -> None:
         """Drop every sentence record and start an empty collection, marked as being rebuilt until `rebuilt`

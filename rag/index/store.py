@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from rag.core.errors import ConfigError, IndexMismatchError, StoreDamagedError, StoreUnavailableError
 from rag.core.types import Chunk, SourceInfo
-from rag.index.damage import REBUILD_KEY, set_aside, unreadable
+from rag.index.damage import REBUILD_KEY, marked, set_aside, unreadable
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _PAGE = 1000  # records fetched per round trip when scanning the collection
@@ -468,7 +468,7 @@ class ChunkStore:
             self.before_write()
         self.follow_other_writers()  # never write through a client that missed another process's writes
         # the metadata as stored now, not as cached when opened: it also holds the writer lease (rag.index.lease)
-        meta = {**(self._client.get_collection(self.name, embedding_function=None).metadata or {}), **also}
+        meta = {**self._stored_metadata(), **also}
         meta[GEN_KEY] = _LOADED[self._loaded_key] = uuid.uuid4().hex  # ours: known before anyone can read it
         self._collection.modify(metadata=meta)
 
@@ -481,7 +481,7 @@ class ChunkStore:
     @property
     def rebuilding(self) -> bool:
         """A rebuild of the vector index (`rebuild_vectors`) began and did not finish."""
-        return bool((self._client.get_collection(self.name, embedding_function=None).metadata or {}).get(REBUILD_KEY))
+        return marked(self._client, self.name)
 
     def rebuild_vectors(self, embed, text_of, *, fresh: bool = False, batch: int = 256) -> int:
         """Embed every stored chunk again into a new vector index; the number of chunks.
@@ -522,9 +522,11 @@ class ChunkStore:
         return len(ids)
 
     def _mark(self, key: str, value) -> None:
-        meta = dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
-        meta[key] = value
-        self._collection.modify(metadata=meta)
+        self._collection.modify(metadata={**self._stored_metadata(), key: value})
+
+    def _stored_metadata(self) -> dict:
+        """The collection's metadata as stored now, not as cached when opened (it also holds the writer lease)."""
+        return dict(self._client.get_collection(self.name, embedding_function=None).metadata or {})
 
     @property
     def _loaded_key(self) -> tuple[int, str]:
@@ -533,10 +535,15 @@ class ChunkStore:
     def _reload(self) -> None:
         """Have the embedded client load the vector index from disk again (Chroma keeps what it loaded)."""
         with _REOPEN_LOCK:
-            server = getattr(self._client, "_server", None)
-            if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
-                server.start()
+            self._restart_client()
             self._collection = self._client.get_collection(self.name, embedding_function=None)
+
+    def _restart_client(self) -> None:
+        """New bindings for an embedded client (they load indexes from disk again); calls in flight keep the old
+        object alive. A client of a Chroma server has nothing to restart."""
+        server = getattr(self._client, "_server", None)
+        if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
+            server.start()
 
     def follow_other_writers(self) -> None:
         """Reload the embedded client's vector index when another process wrote to the collection.
@@ -552,9 +559,7 @@ class ChunkStore:
             return
         with _REOPEN_LOCK:
             if generation != _LOADED.get(self._loaded_key):
-                server = getattr(self._client, "_server", None)
-                if getattr(server, "bindings", None) is not None and hasattr(server, "start"):
-                    server.start()  # new bindings; calls in flight keep the old object alive
+                self._restart_client()
                 _LOADED[self._loaded_key] = generation
 
 
